@@ -1,0 +1,45 @@
+/* ig_stage: one pipeline stage = one file exposing one `const struct
+ * ig_stage_ops`, listed in the table in stages.c. The engine (pipeline.c)
+ * parses the stage's YAML mapping with the ops' option table into a conf
+ * struct of conf_size bytes, then calls init(); it frees the conf (with
+ * ig_cfg_free) after free().
+ *
+ * process() sees each metric in order. It returns IG_STAGE_PASS to hand the
+ * (possibly modified) metric to the next stage, IG_STAGE_DROP to discard it,
+ * or IG_STAGE_CONSUMED when it kept what it needed (a rollup); such stages
+ * emit their own metrics later from tick() or flush() through `out`, which
+ * runs the rest of the pipeline. */
+#ifndef IG_STAGE_H
+#define IG_STAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ig_config.h"
+#include "ig_err.h"
+#include "ig_metric.h"
+
+enum ig_stage_result { IG_STAGE_PASS = 0, IG_STAGE_DROP = 1, IG_STAGE_CONSUMED = 2 };
+
+struct ig_emit {
+	void (*fn)(void *ctx, struct ig_metric *m);
+	void *ctx;
+};
+
+struct ig_stage_ops {
+	const char *type;    /* the `type:` value in YAML */
+	const char *summary; /* one line for the docs */
+	const struct ig_opt *opts;
+	size_t conf_size;
+	int (*init)(void **state, const void *conf, struct ig_err *err);
+	enum ig_stage_result (*process)(void *state, struct ig_metric *m, const struct ig_emit *out);
+	void (*tick)(void *state, uint64_t now_ns, const struct ig_emit *out); /* may be NULL */
+	void (*flush)(void *state, const struct ig_emit *out);		       /* may be NULL */
+	void (*free)(void *state);
+};
+
+/* NULL-terminated table of every stage type (stages.c). */
+extern const struct ig_stage_ops *const ig_stage_table[];
+const struct ig_stage_ops *ig_stage_find(const char *type);
+
+#endif

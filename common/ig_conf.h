@@ -1,0 +1,109 @@
+/* ig_conf: ingrain's configuration file, shared by the agent and the aggregator.
+ *
+ * One YAML file, five top-level sections (docs/configuration.md):
+ *   agent:       the node agent (where to send, batching, queue bounds)
+ *   aggregator:  the aggregator (listen address, control socket, state)
+ *   probes:      one section per probe kind (files, ...), each naming the
+ *                pipelines its records feed
+ *   pipelines:   name -> {stages: [...], backends: [...]}
+ *   backends:    name -> {type: console|statsd|..., options}
+ * Both binaries load the whole file with the same checks; `pipelines` and
+ * `backends` are kept as YAML nodes here and validated by the aggregator's
+ * stage and backend tables (ig_conf does check that they are mappings).
+ * The default configuration is compiled in (ig_conf_default_yaml).
+ */
+#ifndef IG_CONF_H
+#define IG_CONF_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "ig_config.h"
+#include "ig_err.h"
+#include "ig_yaml.h"
+
+struct ig_agent_conf {
+	char *node_name;      /* default: $NODE_NAME, else hostname */
+	char *agent_id;	      /* default: node name */
+	char *aggregator;     /* nng URL */
+	uint64_t batch_max_records;
+	uint64_t batch_max_age_ns;
+	uint64_t queue_max_batches;
+	uint64_t queue_max_bytes;
+	uint64_t ack_timeout_ns;
+	uint64_t reconnect_min_ns, reconnect_max_ns;
+	uint64_t ringbuf_bytes;
+	uint64_t wakeup_records; /* ring buffer consumer woken every N records */
+	uint64_t poll_interval_ns; /* ... or at least this often */
+	uint64_t shutdown_timeout_ns;
+	bool mount_tracefs, mount_bpffs;
+	char *cgroup_root; /* "auto" or a path to the cgroup v2 hierarchy */
+	int log_level;	   /* enum ig_log_level */
+	int log_format;	   /* enum ig_log_format */
+	char *metrics_listen; /* HTTP /metrics address, "" = off */
+};
+
+struct ig_aggregator_conf {
+	char *listen;  /* nng URL agents dial */
+	char *control; /* ingrainctl control socket URL */
+	char *state_dir;
+	uint64_t max_msg_bytes;
+	int log_level;
+	int log_format;
+	char *metrics_listen;
+};
+
+/* Settings every probe has. */
+struct ig_probe_common {
+	bool enabled;
+	struct ig_strlist pipelines;
+};
+
+struct ig_files_conf {
+	struct ig_probe_common c;
+	struct ig_strlist monitor_dirs; /* absolute prefixes; ["/"] = everything */
+	bool include_failed;		/* also report opens that failed */
+};
+
+/* Probe kinds known to the configuration. The order is the order of
+ * enum ig_probe_kind. */
+enum ig_probe_kind { IG_PROBE_FILES = 0, IG_PROBE__COUNT };
+
+struct ig_probe_desc {
+	const char *name;
+	const char *summary;
+	const struct ig_opt *opts;
+	size_t conf_size;
+	size_t common_offset; /* where struct ig_probe_common sits in the conf */
+};
+extern const struct ig_probe_desc ig_probe_descs[IG_PROBE__COUNT];
+
+struct ig_conf {
+	char *source; /* file path, or "<default>" */
+	struct ig_ydoc *doc;
+	struct ig_agent_conf agent;
+	struct ig_aggregator_conf aggregator;
+	void *probes[IG_PROBE__COUNT]; /* conf structs; NULL when the section is absent */
+	const struct ig_ynode *pipelines; /* mapping or NULL */
+	const struct ig_ynode *backends;  /* mapping or NULL */
+};
+
+extern const char ig_conf_default_yaml[];
+
+/* Loads path (NULL = the embedded default). 0, or -EINVAL/-ENOENT with every
+ * problem in err. On success the caller owns *out (ig_conf_free). */
+int ig_conf_load(const char *path, struct ig_conf **out, struct ig_err *err);
+int ig_conf_load_string(const char *name, const char *yaml, size_t len, struct ig_conf **out,
+			struct ig_err *err);
+void ig_conf_free(struct ig_conf *c);
+static inline struct ig_probe_common *ig_conf_probe_common(const struct ig_conf *c, int kind)
+{
+	return c->probes[kind] ? (struct ig_probe_common *)((char *)c->probes[kind] +
+							    ig_probe_descs[kind].common_offset)
+			       : NULL;
+}
+/* Markdown reference of agent, aggregator and probe options. */
+void ig_conf_doc(FILE *out);
+
+#endif

@@ -1,0 +1,69 @@
+/* ig_metric: what a pipeline works on and a backend receives.
+ *
+ * Each record entering a pipeline becomes one metric: name = the record's kind
+ * ("file.open"), kind = counter, value = 1, and tags = the record's identity,
+ * process and body fields rendered as strings (see ig_metric_from_record for
+ * the exact list and order). Stages then whitelist, rewrite, filter and roll
+ * up tags; metric backends (StatsD, Datadog) send name/value/tags, archive
+ * backends (console, S3) also keep the timestamp and the record it came from.
+ *
+ * Strings (tag keys and values) are static, point into the source record, or
+ * live in the metric's arena (ig_metric_strdup).
+ */
+#ifndef IG_METRIC_H
+#define IG_METRIC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ig_record.h"
+
+#define IG_MAX_TAGS 48
+#define IG_METRIC_ARENA 8192
+
+enum ig_metric_kind { IG_M_COUNTER, IG_M_GAUGE, IG_M_HISTOGRAM, IG_M_SET };
+
+/* A tag's value kept its numeric origin (pid, ret, flags...) so JSON output
+ * can print numbers; stages treat every value as a string. */
+enum ig_tag_type { IG_TAG_STR = 0, IG_TAG_NUM = 1 };
+
+struct ig_tag {
+	const char *key;
+	const char *val;
+	enum ig_tag_type type;
+};
+
+struct ig_metric {
+	const char *name;
+	enum ig_metric_kind kind;
+	double value;
+	const char *set_member; /* IG_M_SET: the distinct value counted */
+	uint64_t ts_ns;
+	uint32_t ntags;
+	struct ig_tag tags[IG_MAX_TAGS];
+	const struct ig_record *rec; /* source record, NULL for rolled-up metrics */
+	size_t arena_used;
+	char arena[IG_METRIC_ARENA];
+};
+
+const char *ig_metric_kind_name(enum ig_metric_kind k);
+void ig_metric_reset(struct ig_metric *m);
+const char *ig_metric_strndup(struct ig_metric *m, const char *s, size_t len);
+const char *ig_metric_strdup(struct ig_metric *m, const char *s);
+/* Appends a tag (key and val must outlive m; use ig_metric_strdup). -ENOSPC when full. */
+int ig_metric_add_tag(struct ig_metric *m, const char *key, const char *val, enum ig_tag_type type);
+/* NULL when absent. */
+const char *ig_metric_tag(const struct ig_metric *m, const char *key);
+/* Removes tag i, keeping order. */
+void ig_metric_del_tag(struct ig_metric *m, uint32_t i);
+/* Builds a counter(1) metric from a record. Tags, in order: node, scope,
+ * namespace, pod, container, container_id, runtime, image, owner_kind,
+ * owner_name, pod_uid, label_<k> per label, process (comm), pid, tid, ppid,
+ * uid, gid, cgroup_id, then every body field by its key. Absent identity
+ * members produce no tag. -ENOSPC if the tags did not all fit (the metric
+ * holds those that did). */
+int ig_metric_from_record(struct ig_metric *m, const struct ig_record *r);
+/* Copies src into dst, re-homing every string into dst's arena. */
+int ig_metric_copy(struct ig_metric *dst, const struct ig_metric *src);
+
+#endif

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Installs ingrain's build (and, with --test, test/bench) dependencies from
+# Debian 12's archive and the npm registry. Used by README's Quick start and by
+# .ci/run alike, so a fresh machine needs nothing else.
+#
+#   scripts/install-deps.sh          build + run dependencies
+#   scripts/install-deps.sh --test   also test, sanitizer, fuzz and benchmark tools
+set -euo pipefail
+
+want_test=0
+for a in "$@"; do
+	case "$a" in
+	--test) want_test=1 ;;
+	-h | --help)
+		sed -n '2,8p' "$0"
+		exit 0
+		;;
+	*)
+		echo "install-deps: unknown option '$a' (try --help)" >&2
+		exit 2
+		;;
+	esac
+done
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "install-deps: must run as root (apt-get install)" >&2
+	exit 1
+fi
+
+build_pkgs=(
+	build-essential cmake pkg-config clang llvm
+	libbpf-dev libelf-dev zlib1g-dev bpftool
+	libnng-dev libmsgpack-dev libyaml-dev
+	libcurl4-openssl-dev libssl-dev libjson-c-dev libpcre2-dev
+)
+test_pkgs=(
+	libcmocka-dev libclang-rt-14-dev python3 python3-botocore
+	libbpf-tools bpftrace iproute2 util-linux procps psmisc
+)
+# Node.js may already come from another repository whose nodejs conflicts with
+# Debian's npm: only ask apt for them when they are not there at all.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+	test_pkgs+=(nodejs npm)
+fi
+
+pkgs=("${build_pkgs[@]}")
+[ "$want_test" -eq 1 ] && pkgs+=("${test_pkgs[@]}")
+
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ "$want_test" -eq 1 ]; then
+	# The real Etsy StatsD daemon, used by the end-to-end tests.
+	here=$(cd "$(dirname "$0")/.." && pwd)
+	tooldir="$here/build/testtools"
+	if [ ! -f "$tooldir/node_modules/statsd/stats.js" ]; then
+		mkdir -p "$tooldir"
+		(cd "$tooldir" && npm install --silent --no-audit --no-fund statsd@0.9 >/dev/null)
+	fi
+fi
+echo "install-deps: ok"
