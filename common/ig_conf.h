@@ -1,7 +1,8 @@
 /* ig_conf: ingrain's configuration file, shared by the agent and the aggregator.
  *
- * One YAML file, five top-level sections (docs/configuration.md):
+ * One YAML file, six top-level sections (docs/configuration.md):
  *   agent:       the node agent (where to send, batching, queue bounds)
+ *   kubernetes:  how the agent finds pod metadata (API server, labels kept)
  *   aggregator:  the aggregator (listen address, control socket, state)
  *   probes:      one section per probe kind (files, ...), each naming the
  *                pipelines its records feed
@@ -54,6 +55,20 @@ struct ig_aggregator_conf {
 	char *metrics_listen;
 };
 
+/* Identity enrichment (node agent): cgroup id -> container -> pod. */
+struct ig_kube_conf {
+	int enabled;	       /* 0 auto (in-cluster env or kubeconfig present), 1 on, 2 off */
+	char *api_server;      /* https://host:port; "" = from KUBERNETES_SERVICE_HOST/PORT */
+	char *token_file;      /* default /var/run/secrets/kubernetes.io/serviceaccount/token */
+	char *ca_file;	       /* default .../serviceaccount/ca.crt */
+	char *kubeconfig;      /* out-of-cluster: path to a kubeconfig ("" = none) */
+	struct ig_strlist label_allowlist; /* pod labels copied onto events (default []) */
+	uint64_t watch_timeout_ns;	   /* server-side watch timeout (default 5m) */
+	uint64_t relist_backoff_max_ns;	   /* reconnect backoff cap (default 30s) */
+	uint64_t cgroup_rescan_ns;	   /* full cgroup rescan interval (default 30s) */
+	uint64_t cache_max_entries;	   /* cgroup id -> identity entries (default 65536) */
+};
+
 /* Settings every probe has. */
 struct ig_probe_common {
 	bool enabled;
@@ -84,6 +99,7 @@ struct ig_conf {
 	struct ig_ydoc *doc;
 	struct ig_agent_conf agent;
 	struct ig_aggregator_conf aggregator;
+	struct ig_kube_conf kubernetes;
 	void *probes[IG_PROBE__COUNT]; /* conf structs; NULL when the section is absent */
 	const struct ig_ynode *pipelines; /* mapping or NULL */
 	const struct ig_ynode *backends;  /* mapping or NULL */
