@@ -32,6 +32,10 @@ struct ig_backend_ops {
 	int (*write)(void *state, const struct ig_metric *m);
 	void (*tick)(void *state, uint64_t now_ns); /* may be NULL */
 	void (*flush)(void *state);		   /* may be NULL */
+	/* Called after each accepted envelope, before it is acked: a backend
+	 * whose writes can be made durable cheaply (console to a file: fflush)
+	 * does so here. May be NULL. */
+	void (*sync)(void *state);
 	void (*stats)(void *state, struct ig_backend_stats *st);
 	void (*free)(void *state);
 };

@@ -29,6 +29,8 @@ void ig_graph_free(struct ig_graph *g);
 void ig_graph_process(struct ig_graph *g, const struct ig_record *r);
 void ig_graph_tick(struct ig_graph *g, uint64_t now_ns);
 void ig_graph_flush(struct ig_graph *g);
+/* Calls every backend's sync (see ig_backend.h) before an envelope is acked. */
+void ig_graph_sync(struct ig_graph *g);
 
 struct ig_graph_stats {
 	uint64_t records_in;   /* records given to ig_graph_process */

@@ -1,0 +1,365 @@
+/* agent: see agent.h. */
+#include "agent.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "ig_log.h"
+#include "ig_time.h"
+#include "ig_wire.h"
+#include "probe.h"
+#include "sender.h"
+#include "sysprep.h"
+
+#define STATS_LOG_INTERVAL_NS (60 * IG_NSEC_PER_SEC)
+#define ENVELOPE_MAX_BYTES (4u << 20)
+
+struct probe_inst {
+	const struct ig_probe_ops *ops;
+	void *state;
+};
+
+struct ig_agent {
+	struct ig_conf *conf;
+	char *config_path;
+	int epfd, sigfd;
+	struct probe_inst probes[IG_PROBE__COUNT];
+	int nprobes;
+	struct ig_wire_enc *enc;
+	struct ig_sender *sender;
+	uint64_t boot_id, seq;
+	uint64_t batch_started_ns; /* mono time of the first record in the open batch */
+	uint64_t records;	   /* records encoded */
+	uint64_t lost_encode;	   /* records that could not be encoded */
+	uint64_t ringbuf_full_closed, other_lost_closed; /* from probes closed by a reload */
+	uint64_t last_stats_ns;
+	bool stopping;
+	struct ig_ratelimit rl_encode;
+};
+
+static void close_probes(struct ig_agent *a)
+{
+	for (int i = 0; i < a->nprobes; i++) {
+		struct ig_probe_stats st = { 0 };
+		a->probes[i].ops->stats(a->probes[i].state, &st);
+		a->ringbuf_full_closed += st.ringbuf_full;
+		a->other_lost_closed += st.other_lost;
+		int fd = a->probes[i].ops->epoll_fd(a->probes[i].state);
+		if (fd >= 0)
+			epoll_ctl(a->epfd, EPOLL_CTL_DEL, fd, NULL);
+		a->probes[i].ops->close(a->probes[i].state);
+	}
+	a->nprobes = 0;
+}
+
+static void sink_emit(void *ctx, struct ig_record *r);
+
+static int open_probes(struct ig_agent *a, const struct ig_conf *conf, struct ig_err *err)
+{
+	static struct ig_sink sink;
+	sink.emit = sink_emit;
+	sink.ctx = a;
+	for (int i = 0; ig_probe_table[i]; i++) {
+		const struct ig_probe_ops *ops = ig_probe_table[i];
+		struct ig_probe_common *pc = ig_conf_probe_common(conf, (int)ops->kind);
+		if (!pc || !pc->enabled)
+			continue;
+		void *state = NULL;
+		int rv = ops->open(&state, conf->probes[ops->kind], &conf->agent, &sink, err);
+		if (rv < 0) {
+			ig_err_add(err, "probe %s: cannot start (%s)", ops->name, strerror(-rv));
+			close_probes(a);
+			return rv;
+		}
+		int fd = ops->epoll_fd(state);
+		if (fd >= 0) {
+			struct epoll_event ev = { .events = EPOLLIN, .data.u32 = 1 + (uint32_t)a->nprobes };
+			epoll_ctl(a->epfd, EPOLL_CTL_ADD, fd, &ev);
+		}
+		a->probes[a->nprobes].ops = ops;
+		a->probes[a->nprobes].state = state;
+		a->nprobes++;
+		ig_info("probe started", "probe=%s", ops->name);
+	}
+	if (a->nprobes == 0) {
+		ig_err_add(err, "no probe is enabled: enable at least one under probes: (e.g. files)");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void lost_totals(struct ig_agent *a, uint64_t *ringbuf, uint64_t *other)
+{
+	*ringbuf = a->ringbuf_full_closed;
+	*other = a->other_lost_closed;
+	for (int i = 0; i < a->nprobes; i++) {
+		struct ig_probe_stats st = { 0 };
+		a->probes[i].ops->stats(a->probes[i].state, &st);
+		*ringbuf += st.ringbuf_full;
+		*other += st.other_lost;
+	}
+}
+
+static void seal_batch(struct ig_agent *a)
+{
+	struct ig_envelope_hdr h = { 0 };
+	struct ig_sender_stats ss;
+	uint64_t rb, other;
+	void *buf = NULL;
+	size_t len = 0;
+	uint32_t n = ig_wire_enc_count(a->enc);
+
+	if (n == 0)
+		return;
+	ig_sender_stats(a->sender, &ss);
+	lost_totals(a, &rb, &other);
+	h.v = IG_WIRE_VERSION;
+	h.agent_id = a->conf->agent.agent_id;
+	h.node = a->conf->agent.node_name;
+	h.boot_id = a->boot_id;
+	h.seq = ++a->seq;
+	h.sent_ns = ig_wall_ns();
+	h.lost[h.nlost++] = (struct ig_wire_lost){ "ringbuf_full", rb };
+	h.lost[h.nlost++] = (struct ig_wire_lost){ "probe_other", other };
+	h.lost[h.nlost++] = (struct ig_wire_lost){ "queue_overflow", ss.lost_queue_overflow };
+	h.lost[h.nlost++] = (struct ig_wire_lost){ "rejected", ss.lost_rejected };
+	h.lost[h.nlost++] = (struct ig_wire_lost){ "encode", a->lost_encode };
+	if (ig_wire_enc_finish(a->enc, &h, &buf, &len) < 0) {
+		a->lost_encode += n;
+		ig_error("cannot build envelope (out of memory); records lost", "records=%u", n);
+	} else {
+		ig_sender_enqueue(a->sender, h.seq, buf, len, n);
+	}
+	ig_wire_enc_reset(a->enc);
+	a->batch_started_ns = 0;
+}
+
+static void sink_emit(void *ctx, struct ig_record *r)
+{
+	struct ig_agent *a = ctx;
+
+	r->node = a->conf->agent.node_name;
+	if (ig_wire_enc_add(a->enc, r) < 0) {
+		uint64_t sup = 0;
+		a->lost_encode++;
+		if (ig_ratelimit_ok(&a->rl_encode, &sup))
+			ig_error("cannot encode record; counted as lost", "kind=%s suppressed=%llu",
+				 r->kind, (unsigned long long)sup);
+		return;
+	}
+	a->records++;
+	if (!a->batch_started_ns)
+		a->batch_started_ns = ig_mono_ns();
+	if (ig_wire_enc_count(a->enc) >= a->conf->agent.batch_max_records ||
+	    ig_wire_enc_bytes(a->enc) >= ENVELOPE_MAX_BYTES)
+		seal_batch(a);
+}
+
+static void log_stats(struct ig_agent *a)
+{
+	struct ig_sender_stats ss;
+	uint64_t rb, other;
+	ig_sender_stats(a->sender, &ss);
+	lost_totals(a, &rb, &other);
+	ig_info("stats",
+		"records=%llu acked=%llu envelopes=%llu resends=%llu duplicates=%llu queued=%llu "
+		"connected=%d lost_ringbuf_full=%llu lost_probe_other=%llu lost_queue_overflow=%llu "
+		"lost_rejected=%llu lost_encode=%llu",
+		(unsigned long long)a->records, (unsigned long long)ss.records_acked,
+		(unsigned long long)ss.batches_sent, (unsigned long long)ss.resends,
+		(unsigned long long)ss.duplicates, (unsigned long long)ss.queued_records,
+		ss.connected, (unsigned long long)rb, (unsigned long long)other,
+		(unsigned long long)ss.lost_queue_overflow, (unsigned long long)ss.lost_rejected,
+		(unsigned long long)a->lost_encode);
+}
+
+static void drain_probes(struct ig_agent *a)
+{
+	for (int i = 0; i < a->nprobes; i++) {
+		int rv = a->probes[i].ops->consume(a->probes[i].state);
+		if (rv < 0 && rv != -EINTR)
+			ig_warn("probe consume failed", "probe=%s err=\"%s\"", a->probes[i].ops->name,
+				strerror(-rv));
+	}
+}
+
+/* SIGHUP: load and validate the file again; on success restart the probes
+ * with the new settings (a short gap in coverage while they reload); on
+ * failure keep everything as it is. */
+static void reload(struct ig_agent *a)
+{
+	struct ig_conf *nc = NULL;
+	struct ig_err err;
+
+	ig_err_init(&err);
+	if (ig_conf_load(a->config_path, &nc, &err) < 0) {
+		ig_error("reload rejected: configuration invalid; keeping the running one",
+			 "file=%s errors=\"%s\"", a->config_path ? a->config_path : "<default>",
+			 ig_err_str(&err));
+		return;
+	}
+	if (strcmp(nc->agent.aggregator, a->conf->agent.aggregator) != 0)
+		ig_warn("agent.aggregator changed; restart the agent to apply it", "old=%s new=%s",
+			a->conf->agent.aggregator, nc->agent.aggregator);
+	drain_probes(a);
+	seal_batch(a);
+	close_probes(a);
+	ig_err_init(&err);
+	if (open_probes(a, nc, &err) < 0) {
+		ig_error("reload failed to start probes; restoring the previous configuration",
+			 "errors=\"%s\"", ig_err_str(&err));
+		ig_conf_free(nc);
+		ig_err_init(&err);
+		if (open_probes(a, a->conf, &err) < 0)
+			ig_error("previous probes failed to restart too", "errors=\"%s\"",
+				 ig_err_str(&err));
+		return;
+	}
+	/* Keep node identity and sender settings of the running instance. */
+	free(nc->agent.node_name);
+	nc->agent.node_name = strdup(a->conf->agent.node_name);
+	free(nc->agent.agent_id);
+	nc->agent.agent_id = strdup(a->conf->agent.agent_id);
+	ig_log_set_level((enum ig_log_level)nc->agent.log_level);
+	ig_log_set_format((enum ig_log_format)nc->agent.log_format);
+	ig_conf_free(a->conf);
+	a->conf = nc;
+	ig_info("configuration reloaded", "file=%s probes=%d",
+		a->config_path ? a->config_path : "<default>", a->nprobes);
+}
+
+int ig_agent_new(struct ig_agent **out, struct ig_conf *conf, const char *config_path,
+		 struct ig_err *err)
+{
+	struct ig_agent *a = calloc(1, sizeof(*a));
+	sigset_t mask;
+	int rv;
+
+	if (!a)
+		return -ENOMEM;
+	a->conf = conf;
+	a->config_path = config_path ? strdup(config_path) : NULL;
+	a->epfd = -1;
+	a->sigfd = -1;
+	a->rl_encode = (struct ig_ratelimit)IG_RATELIMIT_INIT(10 * IG_NSEC_PER_SEC);
+	if (getrandom(&a->boot_id, sizeof(a->boot_id), 0) != sizeof(a->boot_id))
+		a->boot_id = ig_wall_ns() ^ ((uint64_t)getpid() << 32);
+	a->enc = ig_wire_enc_new();
+	a->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (!a->enc || a->epfd < 0) {
+		rv = -ENOMEM;
+		goto fail;
+	}
+	/* The caller blocked these signals before any thread started. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	a->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = 0 };
+	epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->sigfd, &ev);
+
+	if ((rv = ig_sysprep(&conf->agent, err)) < 0)
+		goto fail;
+	struct ig_sender_opts so = {
+		.url = conf->agent.aggregator,
+		.queue_max_batches = conf->agent.queue_max_batches,
+		.queue_max_bytes = conf->agent.queue_max_bytes,
+		.ack_timeout_ns = conf->agent.ack_timeout_ns,
+		.reconnect_min_ns = conf->agent.reconnect_min_ns,
+		.reconnect_max_ns = conf->agent.reconnect_max_ns,
+	};
+	if ((rv = ig_sender_new(&a->sender, &so, err)) < 0)
+		goto fail;
+	if ((rv = open_probes(a, conf, err)) < 0)
+		goto fail;
+	*out = a;
+	return 0;
+fail:
+	a->conf = NULL; /* the caller still owns conf on failure */
+	ig_agent_free(a);
+	return rv;
+}
+
+int ig_agent_run(struct ig_agent *a)
+{
+	struct epoll_event evs[16];
+	const struct ig_agent_conf *ac = &a->conf->agent;
+
+	ig_info("agent running", "node=%s agent_id=%s aggregator=%s boot_id=%016llx",
+		ac->node_name, ac->agent_id, ac->aggregator, (unsigned long long)a->boot_id);
+	a->last_stats_ns = ig_mono_ns();
+	while (!a->stopping) {
+		ac = &a->conf->agent;
+		int timeout_ms = (int)(ac->poll_interval_ns / IG_NSEC_PER_MSEC);
+		if (a->batch_started_ns) {
+			uint64_t age = ig_mono_ns() - a->batch_started_ns;
+			int left = age >= ac->batch_max_age_ns
+					   ? 0
+					   : (int)((ac->batch_max_age_ns - age) / IG_NSEC_PER_MSEC);
+			if (left < timeout_ms)
+				timeout_ms = left;
+		}
+		if (timeout_ms < 1)
+			timeout_ms = 1;
+		int n = epoll_wait(a->epfd, evs, 16, timeout_ms);
+		for (int i = 0; i < n; i++) {
+			if (evs[i].data.u32 != 0)
+				continue; /* a ring buffer: drained below */
+			struct signalfd_siginfo si;
+			while (read(a->sigfd, &si, sizeof(si)) == sizeof(si)) {
+				if (si.ssi_signo == SIGHUP) {
+					ig_info("SIGHUP: reloading configuration", NULL);
+					reload(a);
+				} else {
+					ig_info("shutting down", "signal=%u", si.ssi_signo);
+					a->stopping = true;
+				}
+			}
+		}
+		drain_probes(a);
+		uint64_t now = ig_mono_ns();
+		if (a->batch_started_ns && now - a->batch_started_ns >= a->conf->agent.batch_max_age_ns)
+			seal_batch(a);
+		if (now - a->last_stats_ns >= STATS_LOG_INTERVAL_NS) {
+			a->last_stats_ns = now;
+			log_stats(a);
+		}
+	}
+	/* Detach first so no new events arrive, then drain what the kernel has,
+	 * send it, and wait (bounded) for the acks. */
+	drain_probes(a);
+	close_probes(a);
+	seal_batch(a);
+	uint64_t left = ig_sender_drain(a->sender, a->conf->agent.shutdown_timeout_ns);
+	log_stats(a);
+	if (left)
+		ig_warn("shutdown timeout: records not acknowledged by the aggregator are lost",
+			"records=%llu", (unsigned long long)left);
+	else
+		ig_info("all records acknowledged; bye", NULL);
+	return 0;
+}
+
+void ig_agent_free(struct ig_agent *a)
+{
+	if (!a)
+		return;
+	close_probes(a);
+	ig_sender_free(a->sender);
+	ig_wire_enc_free(a->enc);
+	if (a->sigfd >= 0)
+		close(a->sigfd);
+	if (a->epfd >= 0)
+		close(a->epfd);
+	ig_conf_free(a->conf);
+	free(a->config_path);
+	free(a);
+}

@@ -1,0 +1,320 @@
+/* sender: see sender.h for the delivery design. */
+#include "sender.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "ig_log.h"
+#include "ig_time.h"
+#include "ig_wire.h"
+
+struct batch {
+	struct batch *next;
+	uint64_t seq;
+	void *buf;
+	size_t len;
+	uint32_t nrecords;
+	uint32_t attempts;
+};
+
+struct ig_sender {
+	struct ig_sender_opts o;
+	char *url;
+	nng_socket sock;
+	nng_dialer dialer;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;	 /* queue became non-empty, or stop */
+	pthread_cond_t drained; /* queue became empty */
+	struct batch *head, *tail;
+	uint64_t nbatches, nbytes, nrecords;
+	bool stop;
+	struct ig_sender_stats st;
+	int connected;
+	struct ig_ratelimit rl_timeout, rl_reject;
+};
+
+static void batch_free(struct batch *b)
+{
+	free(b->buf);
+	free(b);
+}
+
+static void pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	struct ig_sender *s = arg;
+	(void)p;
+	if (ev == NNG_PIPE_EV_ADD_POST) {
+		__atomic_add_fetch(&s->connected, 1, __ATOMIC_RELAXED);
+		ig_info("connected to aggregator", "url=%s", s->url);
+	} else if (ev == NNG_PIPE_EV_REM_POST) {
+		__atomic_sub_fetch(&s->connected, 1, __ATOMIC_RELAXED);
+		ig_warn("disconnected from aggregator; will redial", "url=%s", s->url);
+	}
+}
+
+/* Removes the head if it is still the batch with this seq (it may have been
+ * dropped by an overflow meanwhile). Called with the lock held. */
+static void pop_if_head(struct ig_sender *s, uint64_t seq)
+{
+	struct batch *b = s->head;
+	if (!b || b->seq != seq)
+		return;
+	s->head = b->next;
+	if (!s->head)
+		s->tail = NULL;
+	s->nbatches--;
+	s->nbytes -= b->len;
+	s->nrecords -= b->nrecords;
+	batch_free(b);
+	if (!s->head)
+		pthread_cond_broadcast(&s->drained);
+}
+
+/* One round trip for the batch at the head of the queue. Returns after an
+ * ack or a timeout. */
+static void send_one(struct ig_sender *s, uint64_t seq, const void *buf, size_t len, uint32_t nrec,
+		     uint32_t attempt)
+{
+	nng_msg *msg = NULL, *reply = NULL;
+	int rv;
+
+	if (nng_msg_alloc(&msg, len) != 0) {
+		nng_msleep(10);
+		return;
+	}
+	memcpy(nng_msg_body(msg), buf, len);
+	if (attempt > 0)
+		__atomic_add_fetch(&s->st.resends, 1, __ATOMIC_RELAXED);
+	rv = nng_sendmsg(s->sock, msg, 0);
+	if (rv != 0) {
+		nng_msg_free(msg);
+		nng_msleep(50);
+		return;
+	}
+	for (;;) {
+		rv = nng_recvmsg(s->sock, &reply, 0);
+		if (rv != 0)
+			break;
+		uint64_t aseq = 0;
+		enum ig_ack_status ast;
+		char emsg[256];
+		int drv = ig_wire_ack_decode(nng_msg_body(reply), nng_msg_len(reply), &aseq, &ast,
+					     emsg, sizeof(emsg));
+		nng_msg_free(reply);
+		if (drv < 0 || aseq != seq)
+			continue; /* a stray or malformed reply: keep waiting for ours */
+		pthread_mutex_lock(&s->mu);
+		if (ast == IG_ACK_REJECTED) {
+			s->st.lost_rejected += nrec;
+			uint64_t sup = 0;
+			if (ig_ratelimit_ok(&s->rl_reject, &sup))
+				ig_error("aggregator rejected an envelope; its records are lost",
+					 "seq=%llu records=%u reason=\"%s\" suppressed=%llu",
+					 (unsigned long long)seq, nrec, emsg,
+					 (unsigned long long)sup);
+		} else {
+			s->st.batches_sent++;
+			s->st.records_acked += nrec;
+			if (ast == IG_ACK_DUPLICATE)
+				s->st.duplicates++;
+		}
+		pop_if_head(s, seq);
+		pthread_mutex_unlock(&s->mu);
+		return;
+	}
+	if (rv == NNG_ETIMEDOUT) {
+		uint64_t sup = 0;
+		if (ig_ratelimit_ok(&s->rl_timeout, &sup))
+			ig_warn("no ack from aggregator in time; resending",
+				"url=%s seq=%llu connected=%d suppressed=%llu", s->url,
+				(unsigned long long)seq,
+				__atomic_load_n(&s->connected, __ATOMIC_RELAXED),
+				(unsigned long long)sup);
+	} else if (rv != NNG_ECLOSED) {
+		nng_msleep(50);
+	}
+}
+
+static void *sender_main(void *arg)
+{
+	struct ig_sender *s = arg;
+
+	for (;;) {
+		pthread_mutex_lock(&s->mu);
+		while (!s->head && !s->stop)
+			pthread_cond_wait(&s->cv, &s->mu);
+		if (s->stop) {
+			pthread_mutex_unlock(&s->mu);
+			return NULL;
+		}
+		/* Copy what we need: the batch may be dropped by an overflow
+		 * while we wait for the ack unlocked. */
+		struct batch *b = s->head;
+		uint64_t seq = b->seq;
+		size_t len = b->len;
+		uint32_t nrec = b->nrecords, attempt = b->attempts++;
+		void *copy = malloc(len);
+		if (copy)
+			memcpy(copy, b->buf, len);
+		pthread_mutex_unlock(&s->mu);
+		if (!copy) {
+			nng_msleep(10);
+			continue;
+		}
+		send_one(s, seq, copy, len, nrec, attempt);
+		free(copy);
+	}
+}
+
+int ig_sender_new(struct ig_sender **out, const struct ig_sender_opts *o, struct ig_err *err)
+{
+	struct ig_sender *s = calloc(1, sizeof(*s));
+	int rv;
+
+	if (!s)
+		return -ENOMEM;
+	s->o = *o;
+	s->url = strdup(o->url);
+	s->rl_timeout = (struct ig_ratelimit)IG_RATELIMIT_INIT(10 * IG_NSEC_PER_SEC);
+	s->rl_reject = (struct ig_ratelimit)IG_RATELIMIT_INIT(10 * IG_NSEC_PER_SEC);
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	pthread_cond_init(&s->drained, NULL);
+	if ((rv = nng_req0_open(&s->sock)) != 0) {
+		ig_err_add(err, "cannot open nng REQ socket: %s", nng_strerror(rv));
+		goto fail;
+	}
+	nng_socket_set_ms(s->sock, NNG_OPT_RECVTIMEO, (nng_duration)(o->ack_timeout_ns / 1000000));
+	nng_socket_set_ms(s->sock, NNG_OPT_SENDTIMEO, (nng_duration)(o->ack_timeout_ns / 1000000));
+	/* nng's own resend (on a pipe loss) complements ours (on timeout). */
+	nng_socket_set_ms(s->sock, NNG_OPT_REQ_RESENDTIME, (nng_duration)(o->ack_timeout_ns / 1000000));
+	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, 1 << 20);
+	nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_POST, pipe_cb, s);
+	nng_pipe_notify(s->sock, NNG_PIPE_EV_REM_POST, pipe_cb, s);
+	if ((rv = nng_dialer_create(&s->dialer, s->sock, s->url)) != 0) {
+		ig_err_add(err,
+			   "agent.aggregator: cannot use '%s': %s (expected an nng URL like "
+			   "tcp://aggregator:7700)",
+			   s->url, nng_strerror(rv));
+		goto fail;
+	}
+	nng_dialer_set_ms(s->dialer, NNG_OPT_RECONNMINT, (nng_duration)(o->reconnect_min_ns / 1000000));
+	nng_dialer_set_ms(s->dialer, NNG_OPT_RECONNMAXT, (nng_duration)(o->reconnect_max_ns / 1000000));
+	/* Non-blocking: the aggregator may come up after us; nng keeps redialing. */
+	if ((rv = nng_dialer_start(s->dialer, NNG_FLAG_NONBLOCK)) != 0) {
+		ig_err_add(err, "cannot dial %s: %s", s->url, nng_strerror(rv));
+		goto fail;
+	}
+	if (pthread_create(&s->thread, NULL, sender_main, s) != 0) {
+		ig_err_add(err, "cannot start sender thread");
+		goto fail;
+	}
+	*out = s;
+	return 0;
+fail:
+	nng_close(s->sock);
+	free(s->url);
+	free(s);
+	return -EINVAL;
+}
+
+void ig_sender_enqueue(struct ig_sender *s, uint64_t seq, void *buf, size_t len, uint32_t nrecords)
+{
+	struct batch *b = calloc(1, sizeof(*b));
+	if (!b) {
+		free(buf);
+		pthread_mutex_lock(&s->mu);
+		s->st.lost_queue_overflow += nrecords;
+		pthread_mutex_unlock(&s->mu);
+		return;
+	}
+	b->seq = seq;
+	b->buf = buf;
+	b->len = len;
+	b->nrecords = nrecords;
+	pthread_mutex_lock(&s->mu);
+	/* Make room: drop the oldest envelopes, counting their records. */
+	while (s->head && (s->nbatches + 1 > s->o.queue_max_batches ||
+			   s->nbytes + len > s->o.queue_max_bytes)) {
+		struct batch *old = s->head;
+		s->head = old->next;
+		if (!s->head)
+			s->tail = NULL;
+		s->nbatches--;
+		s->nbytes -= old->len;
+		s->nrecords -= old->nrecords;
+		s->st.lost_queue_overflow += old->nrecords;
+		batch_free(old);
+	}
+	if (s->tail)
+		s->tail->next = b;
+	else
+		s->head = b;
+	s->tail = b;
+	s->nbatches++;
+	s->nbytes += len;
+	s->nrecords += nrecords;
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
+uint64_t ig_sender_drain(struct ig_sender *s, uint64_t timeout_ns)
+{
+	struct timespec ts;
+	uint64_t left;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t deadline = (uint64_t)ts.tv_sec * IG_NSEC_PER_SEC + (uint64_t)ts.tv_nsec + timeout_ns;
+	ts.tv_sec = (time_t)(deadline / IG_NSEC_PER_SEC);
+	ts.tv_nsec = (long)(deadline % IG_NSEC_PER_SEC);
+	pthread_mutex_lock(&s->mu);
+	while (s->head) {
+		if (pthread_cond_timedwait(&s->drained, &s->mu, &ts) == ETIMEDOUT)
+			break;
+	}
+	left = s->nrecords;
+	pthread_mutex_unlock(&s->mu);
+	return left;
+}
+
+void ig_sender_stats(struct ig_sender *s, struct ig_sender_stats *st)
+{
+	pthread_mutex_lock(&s->mu);
+	*st = s->st;
+	st->resends = __atomic_load_n(&s->st.resends, __ATOMIC_RELAXED);
+	st->queued_batches = s->nbatches;
+	st->queued_bytes = s->nbytes;
+	st->queued_records = s->nrecords;
+	st->connected = __atomic_load_n(&s->connected, __ATOMIC_RELAXED) > 0;
+	pthread_mutex_unlock(&s->mu);
+}
+
+void ig_sender_free(struct ig_sender *s)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->mu);
+	s->stop = true;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	/* Closing the socket aborts a pending recv in the thread. */
+	nng_close(s->sock);
+	pthread_join(s->thread, NULL);
+	while (s->head) {
+		struct batch *b = s->head;
+		s->head = b->next;
+		batch_free(b);
+	}
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->cv);
+	pthread_cond_destroy(&s->drained);
+	free(s->url);
+	free(s);
+}
