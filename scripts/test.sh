@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole test suite: installs test dependencies, builds, runs every test
+# (unit, integration on this kernel, fuzz corpus replay), then builds again with
+# AddressSanitizer + UndefinedBehaviorSanitizer and runs the suite again.
+# .ci/run runs exactly this (README's second Quick start command).
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+bash scripts/install-deps.sh --test
+jobs=$(nproc)
+
+echo "== build (RelWithDebInfo) =="
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$jobs"
+echo "== tests =="
+(cd build && ctest --output-on-failure --no-tests=error)
+
+echo "== build (ASan + UBSan) =="
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DIG_SANITIZE=ON -DCMAKE_C_COMPILER=clang >/dev/null
+cmake --build build-asan -j"$jobs"
+echo "== tests under ASan + UBSan =="
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	ctest --output-on-failure --no-tests=error)

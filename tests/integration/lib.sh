@@ -1,0 +1,143 @@
+# lib.sh: shared helpers for ingrain's integration tests (bash, run by ctest).
+#
+# Each test sources this file, then uses:
+#   ig_require_root / ig_require_cmd CMD   prerequisite checks: under CI=true a missing
+#                                          prerequisite FAILS the test; elsewhere it skips (77)
+#   ig_free_port                           a free TCP/UDP port on 127.0.0.1
+#   ig_start_aggregator CONFIG [ARGS]      starts the real binary, waits until it listens
+#   ig_start_agent CONFIG [ARGS]           starts the real binary, waits until probes run
+#   ig_wait_for DESC TIMEOUT CMD...        polls CMD until it succeeds or fails the test
+#   ig_pass MSG / ig_fail MSG / ig_check DESC CMD...
+# Everything started is killed and every temp dir removed on exit.
+set -euo pipefail
+
+IG_SOURCE_DIR=${IG_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+IG_BUILD_DIR=${IG_BUILD_DIR:-$IG_SOURCE_DIR/build}
+IG_AGGREGATOR=${IG_AGGREGATOR:-$IG_BUILD_DIR/aggregator/ingrain-aggregator}
+IG_AGENT=${IG_AGENT:-$IG_BUILD_DIR/node-agent/ingrain-agent}
+IG_SEND=${IG_SEND:-$IG_BUILD_DIR/tests/ig_send}
+IG_TEST_NAME=$(basename "$0" .sh)
+IG_TMP=$(mktemp -d "/tmp/ingrain-${IG_TEST_NAME}.XXXXXX")
+IG_PIDS=()
+IG_CHECKS=0
+
+ig_log() { printf '[%s] %s\n' "$IG_TEST_NAME" "$*"; }
+
+ig_cleanup() {
+	local rc=$?
+	for pid in "${IG_PIDS[@]}"; do
+		kill -TERM "$pid" 2>/dev/null || true
+	done
+	for pid in "${IG_PIDS[@]}"; do
+		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$pid" 2>/dev/null || true
+	done
+	if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
+		for f in "$IG_TMP"/*.log; do
+			[ -f "$f" ] || continue
+			echo "----- $f (last 40 lines) -----"
+			tail -n 40 "$f"
+		done
+	fi
+	rm -rf "$IG_TMP"
+	exit "$rc"
+}
+trap ig_cleanup EXIT
+
+ig_fail() {
+	echo "[$IG_TEST_NAME] FAIL: $*" >&2
+	exit 1
+}
+
+ig_pass() { ig_log "ok: $*"; IG_CHECKS=$((IG_CHECKS + 1)); }
+
+# ig_check DESC CMD...: runs CMD; fails the test with DESC when it fails.
+ig_check() {
+	local desc=$1
+	shift
+	if "$@"; then ig_pass "$desc"; else ig_fail "$desc"; fi
+}
+
+ig_skip_or_fail() {
+	if [ "${CI:-}" = "true" ]; then
+		ig_fail "prerequisite missing under CI=true: $*"
+	fi
+	echo "[$IG_TEST_NAME] SKIP: $* (set CI=true to make this a failure)" >&2
+	exit 77
+}
+
+ig_require_root() {
+	[ "$(id -u)" -eq 0 ] || ig_skip_or_fail "must run as root (loads BPF programs)"
+}
+
+ig_require_cmd() {
+	command -v "$1" >/dev/null 2>&1 || [ -x "$1" ] || ig_skip_or_fail "command '$1' not found (scripts/install-deps.sh --test installs it)"
+}
+
+ig_require_built() {
+	for b in "$IG_AGGREGATOR" "$IG_AGENT" "$IG_SEND"; do
+		[ -x "$b" ] || ig_fail "binary $b not built"
+	done
+}
+
+ig_free_port() {
+	python3 -c 'import socket
+s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# ig_wait_for DESC TIMEOUT_S CMD...
+ig_wait_for() {
+	local desc=$1 timeout=$2
+	shift 2
+	local deadline=$((SECONDS + timeout))
+	until "$@"; do
+		[ "$SECONDS" -lt "$deadline" ] || ig_fail "timed out after ${timeout}s waiting for: $desc"
+		sleep 0.1
+	done
+}
+
+# ig_start NAME LOGFILE MARKER BIN ARGS...: start in background, wait for MARKER in the log.
+ig_start() {
+	local name=$1 log=$2 marker=$3
+	shift 3
+	"$@" >>"$log" 2>&1 &
+	local pid=$!
+	IG_PIDS+=("$pid")
+	eval "IG_PID_${name}=$pid"
+	local deadline=$((SECONDS + 20))
+	until grep -q "$marker" "$log" 2>/dev/null; do
+		kill -0 "$pid" 2>/dev/null || ig_fail "$name exited during start-up (log: $(tail -n 20 "$log"))"
+		[ "$SECONDS" -lt "$deadline" ] || ig_fail "$name did not start in 20s"
+		sleep 0.05
+	done
+}
+
+ig_start_aggregator() {
+	local cfg=$1
+	shift
+	ig_start aggregator "$IG_TMP/aggregator.log" "aggregator listening" "$IG_AGGREGATOR" -c "$cfg" "$@"
+}
+
+ig_start_agent() {
+	local cfg=$1
+	shift
+	ig_start agent "$IG_TMP/agent.log" "agent running" "$IG_AGENT" -c "$cfg" "$@"
+}
+
+# ig_stop PID: SIGTERM and wait (max 15 s); fails when the process does not exit 0.
+ig_stop() {
+	local pid=$1 rc=0
+	kill -TERM "$pid"
+	wait "$pid" || rc=$?
+	[ "$rc" -eq 0 ] || ig_fail "process $pid exited with $rc after SIGTERM"
+}
+
+# A python3 helper that opens files and prints what it did as JSON lines.
+ig_opener() {
+	python3 "$IG_SOURCE_DIR/tests/integration/opener.py" "$@"
+}
+
+ig_done() {
+	[ "$IG_CHECKS" -gt 0 ] || ig_fail "no check ran"
+	ig_log "PASS ($IG_CHECKS checks)"
+}

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# End to end on this kernel: the real aggregator and agent as separate
+# processes; a test process opens files inside and outside the monitored
+# directory; the exact events (path, pid, tid, flags, result) must reach the
+# aggregator's JSON output, and events outside must not.
+source "$(dirname "$0")/lib.sh"
+ig_require_root
+ig_require_cmd python3
+ig_require_built
+
+port=$(ig_free_port)
+mon="$IG_TMP/mon"
+out="$IG_TMP/out.jsonl"
+mkdir -p "$mon/sub" "$IG_TMP/outside"
+echo secret >"$mon/passwd"
+cat >"$IG_TMP/config.yaml" <<YAML
+agent:
+  aggregator: tcp://127.0.0.1:$port
+  batch_max_age: 50ms
+aggregator:
+  listen: tcp://127.0.0.1:$port
+  state_dir: $IG_TMP/state
+probes:
+  files:
+    monitor_dirs: ["$mon"]
+    pipelines: [archive]
+pipelines:
+  archive:
+    stages: []
+    backends: [out]
+backends:
+  out:
+    type: console
+    format: json
+    output: $out
+YAML
+
+ig_start_aggregator "$IG_TMP/config.yaml"
+ig_start_agent "$IG_TMP/config.yaml"
+
+ig_opener open "$mon/passwd" r -- open "$mon/new" creat -- open "$mon/missing" r \
+	-- openat "$mon" passwd -- chdir-open "$mon/sub" ../passwd \
+	-- open "$IG_TMP/outside/x" creat -- open "${mon}etera" creat >"$IG_TMP/opened.jsonl"
+
+ig_wait_for "5 monitored events in the output" 15 \
+	bash -c "[ \$(grep -c file.open '$out' 2>/dev/null || echo 0) -ge 5 ]"
+sleep 0.5 # anything unexpected would arrive by now
+
+python3 - "$IG_TMP/opened.jsonl" "$out" "$mon" <<'PY'
+import json, sys, os
+opened = [json.loads(l) for l in open(sys.argv[1])]
+events = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
+mon = sys.argv[3]
+mine = [e for e in events if e["tags"].get("pid") == opened[0]["pid"]]
+def fail(msg):
+    print("events:", json.dumps(events, indent=1)[:4000]); sys.exit("FAIL: " + msg)
+if len(mine) != 5:
+    fail("expected exactly 5 events from pid %d, got %d" % (opened[0]["pid"], len(mine)))
+for e in mine:
+    t = e["tags"]
+    if e["name"] != "file.open": fail("name %r" % e["name"])
+    for k in ("node", "process", "pid", "tid", "uid", "gid", "cgroup_id", "path", "flags", "ret", "syscall"):
+        if k not in t: fail("tag %s missing in %r" % (k, t))
+    if not t["path"].startswith(mon + "/"): fail("outside path reported: %r" % t["path"])
+    if t["tid"] != opened[0]["tid"]: fail("tid %r != %r" % (t["tid"], opened[0]["tid"]))
+# The order of opens is the order of events (one thread).
+want = [(o["path"], o["flags"], o["ret"]) for o in opened[:5]]
+# openat via a dirfd and chdir+relative are resolved to absolute paths in the kernel
+want[4] = (os.path.join(mon, "passwd"), want[4][1], want[4][2])
+got = [(e["tags"]["path"], e["tags"]["flags"] & 0o3777777 & ~0o2000000 & ~0o100000, e["tags"]["ret"]) for e in mine]
+for w, g in zip(want, got):
+    wp, wf, wr = w
+    gp, gf, gr = g
+    if gp != wp: fail("path %r != %r" % (gp, wp))
+    if (gf & 0o3) != (wf & 0o3) or (gf & 0o100) != (wf & 0o100): fail("flags %o vs %o for %s" % (gf, wf, wp))
+    if (wr >= 0) != (gr >= 0) or (wr < 0 and wr != gr): fail("ret %r vs %r for %s" % (gr, wr, wp))
+miss = [e for e in mine if e["tags"]["ret"] < 0]
+if len(miss) != 1 or miss[0]["tags"].get("error") != "ENOENT": fail("ENOENT event wrong: %r" % miss)
+print("checked %d events" % len(mine))
+PY
+ig_pass "exact events for opens inside $mon (absolute, O_CREAT, ENOENT, dirfd, cwd-relative)"
+ig_check "no event for files outside (incl. the ${mon}etera prefix sibling)" \
+	bash -c "! grep -q -e '/outside/' -e 'monetera' '$out'"
+
+ig_stop "$IG_PID_agent"
+ig_check "agent logged a clean drain" grep -q "all records acknowledged" "$IG_TMP/agent.log"
+ig_stop "$IG_PID_aggregator"
+ig_done

@@ -1,0 +1,190 @@
+/* ig_send: a test client that speaks the agent's side of the wire protocol.
+ *
+ *   ig_send URL --raw FILE...        send each file's bytes as one envelope
+ *   ig_send URL --random N SEED      send N random/truncated/garbled messages
+ *   ig_send URL --valid N RECORDS [AGENT_ID]  send N valid envelopes of RECORDS
+ *                                    file.open records each (seq 1..N)
+ *
+ * Prints one line per reply: "ack seq=<n> st=<ok|duplicate|rejected> err=<text>"
+ * and exits 0 when every request got a well-formed ack. Used by the
+ * bad-input integration test and by bench/. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "ig_record.h"
+#include "ig_time.h"
+#include "ig_wire.h"
+
+static const char *st_name(enum ig_ack_status st)
+{
+	return st == IG_ACK_OK ? "ok" : st == IG_ACK_DUPLICATE ? "duplicate" : "rejected";
+}
+
+static int roundtrip(nng_socket s, const void *buf, size_t len, int quiet)
+{
+	nng_msg *m = NULL;
+	if (nng_msg_alloc(&m, len) != 0)
+		return -1;
+	memcpy(nng_msg_body(m), buf, len);
+	int rv = nng_sendmsg(s, m, 0);
+	if (rv) {
+		nng_msg_free(m);
+		fprintf(stderr, "ig_send: send: %s\n", nng_strerror(rv));
+		return -1;
+	}
+	if ((rv = nng_recvmsg(s, &m, 0)) != 0) {
+		fprintf(stderr, "ig_send: no reply: %s\n", nng_strerror(rv));
+		return -1;
+	}
+	uint64_t seq;
+	enum ig_ack_status st;
+	char err[512];
+	rv = ig_wire_ack_decode(nng_msg_body(m), nng_msg_len(m), &seq, &st, err, sizeof(err));
+	nng_msg_free(m);
+	if (rv < 0) {
+		fprintf(stderr, "ig_send: malformed ack\n");
+		return -1;
+	}
+	for (char *p = err; *p; p++)
+		if (*p == '\n')
+			*p = ' ';
+	if (!quiet)
+		printf("ack seq=%llu st=%s err=%s\n", (unsigned long long)seq, st_name(st), err);
+	return (int)st;
+}
+
+static void *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	long n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	void *b = malloc(n ? (size_t)n : 1);
+	if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
+		free(b);
+		b = NULL;
+	}
+	fclose(f);
+	*len = (size_t)n;
+	return b;
+}
+
+static int build_valid(uint64_t seq, uint32_t nrec, const char *agent_id, void **buf, size_t *len)
+{
+	struct ig_wire_enc *e = ig_wire_enc_new();
+	struct ig_record *r = malloc(sizeof(*r));
+	char path[64];
+	if (!e || !r)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < nrec; i++) {
+		ig_record_reset(r);
+		r->kind = "file.open";
+		r->probe = "files";
+		r->ts_ns = ig_wall_ns();
+		r->pid = r->tid = 4242;
+		r->ppid = 1;
+		r->comm = "ig_send";
+		r->cgroup_id = 1;
+		snprintf(path, sizeof(path), "/etc/ig-send/%llu/%u", (unsigned long long)seq, i);
+		ig_record_add_str(r, "path", path, strlen(path));
+		ig_record_add_uint(r, "flags", 0);
+		ig_record_add_int(r, "ret", 3);
+		ig_wire_enc_add(e, r);
+	}
+	struct ig_envelope_hdr h = { .v = IG_WIRE_VERSION, .agent_id = agent_id, .node = "ig-send",
+				     .boot_id = 0x1234, .seq = seq, .sent_ns = ig_wall_ns() };
+	int rv = ig_wire_enc_finish(e, &h, buf, len);
+	ig_wire_enc_free(e);
+	free(r);
+	return rv;
+}
+
+int main(int argc, char **argv)
+{
+	nng_socket s;
+	int bad = 0;
+
+	if (argc < 3) {
+		fprintf(stderr, "usage: ig_send URL --raw FILE... | --random N SEED | --valid N RECORDS [AGENT_ID]\n");
+		return 2;
+	}
+	ig_time_init();
+	nng_req0_open(&s);
+	nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 5000);
+	nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, 5000);
+	if (nng_dial(s, argv[1], NULL, 0) != 0) {
+		fprintf(stderr, "ig_send: cannot dial %s\n", argv[1]);
+		return 1;
+	}
+	if (!strcmp(argv[2], "--raw")) {
+		for (int i = 3; i < argc; i++) {
+			size_t len;
+			void *b = slurp(argv[i], &len);
+			if (!b) {
+				fprintf(stderr, "ig_send: cannot read %s\n", argv[i]);
+				return 1;
+			}
+			bad |= roundtrip(s, b, len, 0) < 0;
+			free(b);
+		}
+	} else if (!strcmp(argv[2], "--random") && argc >= 5) {
+		int n = atoi(argv[3]);
+		srand((unsigned)atoi(argv[4]));
+		void *valid;
+		size_t vlen;
+		build_valid(1, 5, "ig-send-random", &valid, &vlen);
+		for (int i = 0; i < n; i++) {
+			size_t len = (size_t)(rand() % 512);
+			uint8_t *b = malloc(len + vlen + 1);
+			switch (i % 3) {
+			case 0: /* random bytes */
+				for (size_t j = 0; j < len; j++)
+					b[j] = (uint8_t)rand();
+				break;
+			case 1: /* a valid envelope truncated */
+				len = (size_t)rand() % vlen;
+				memcpy(b, valid, len);
+				break;
+			default: /* a valid envelope with bytes flipped */
+				memcpy(b, valid, vlen);
+				len = vlen;
+				for (int k = 0; k < 4; k++)
+					b[(size_t)rand() % vlen] ^= (uint8_t)(1 + rand() % 255);
+				break;
+			}
+			bad |= roundtrip(s, b, len, 0) < 0;
+			free(b);
+		}
+		free(valid);
+	} else if (!strcmp(argv[2], "--valid") && argc >= 5) {
+		int n = atoi(argv[3]);
+		uint32_t nrec = (uint32_t)atoi(argv[4]);
+		const char *aid = argc > 5 ? argv[5] : "ig-send";
+		uint64_t t0 = ig_mono_ns();
+		for (int i = 1; i <= n; i++) {
+			void *b;
+			size_t len;
+			if (build_valid((uint64_t)i, nrec, aid, &b, &len) < 0)
+				return 1;
+			int st = roundtrip(s, b, len, 1);
+			bad |= st != IG_ACK_OK;
+			free(b);
+		}
+		double secs = (double)(ig_mono_ns() - t0) / 1e9;
+		printf("sent envelopes=%d records=%llu seconds=%.3f records_per_s=%.0f\n", n,
+		       (unsigned long long)n * nrec, secs, (double)n * nrec / secs);
+	} else {
+		fprintf(stderr, "ig_send: unknown mode %s\n", argv[2]);
+		return 2;
+	}
+	nng_close(s);
+	return bad ? 1 : 0;
+}
