@@ -1,0 +1,100 @@
+/* spool: a bounded disk spool and retry engine for batching backends (S3,
+ * Datadog API).
+ *
+ * A backend closes a batch (an opaque payload plus a destination key and a
+ * record count) and pushes it here. With a spool directory the batch is
+ * first written to disk (write to a temporary name, fsync, rename), so it
+ * survives a crash or a restart; then a worker thread delivers batches oldest
+ * first through the backend's deliver callback, which answers:
+ *
+ *   OK     delivered: the file is removed;
+ *   RETRY  transient failure (5xx, timeout, refused): retried after an
+ *          exponential backoff with jitter, the batch stays first in line;
+ *   HALT   needs an operator (bad credentials, no such bucket): the batch is
+ *          kept and deliveries stop until the backend restarts (reload or
+ *          process restart), with one clear error in the log;
+ *   DROP   this batch can never be delivered (rejected as malformed): it is
+ *          removed and counted as dropped.
+ *
+ * The spool is bounded by max_bytes of payload: pushing past the bound drops
+ * the oldest batches (not the one being sent), counted. At start the
+ * directory is scanned and what earlier runs left is queued first. Several
+ * instances never share a directory at once: each takes an flock on
+ * <dir>/.lock (a reload's new instance waits for the old one to let go,
+ * then adopts its files). Without a directory, batches are kept in memory
+ * under the same bound and are lost (counted) if still queued at exit.
+ *
+ * Delivery is at least once: a batch whose upload succeeded but whose
+ * acknowledgement was lost is sent again. Callers that can make redelivery
+ * idempotent (S3: the object key is chosen when the batch closes and stored
+ * with it) do so.
+ */
+#ifndef IG_SPOOL_H
+#define IG_SPOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ig_err.h"
+
+struct ig_batch {
+	char *key;	     /* destination (object key, endpoint path...) */
+	uint64_t records;    /* metrics it holds, for counting */
+	uint64_t created_ns; /* wall clock when it was closed */
+	void *data;	     /* payload */
+	size_t len;
+};
+
+enum ig_deliver { IG_DELIVER_OK = 0, IG_DELIVER_RETRY, IG_DELIVER_HALT, IG_DELIVER_DROP };
+
+/* Called from the worker thread (or from ig_spool_step). `why` receives a
+ * one-line reason for anything but OK. */
+typedef enum ig_deliver (*ig_deliver_fn)(void *ctx, const struct ig_batch *b, char *why,
+					 size_t whylen);
+
+struct ig_spool_conf {
+	const char *name;	 /* backend name, for logs */
+	const char *dir;	 /* NULL or "" = memory only */
+	uint64_t max_bytes;	 /* bound on queued payload bytes */
+	uint64_t backoff_min_ns; /* first retry delay (0 = 1 s) */
+	uint64_t backoff_max_ns; /* cap (0 = 5 min) */
+	bool fsync;		 /* fsync each spooled file before it counts as stored */
+	bool manual;		 /* no worker thread: the caller runs ig_spool_step (tests) */
+	unsigned seed;		 /* jitter PRNG seed; 0 = from the clock */
+};
+
+struct ig_spool_stats {
+	uint64_t queued_batches, queued_bytes, queued_records;
+	uint64_t delivered_batches, delivered_records;
+	uint64_t dropped_batches, dropped_records; /* over the bound, rejected, corrupt */
+	uint64_t failed_attempts;		   /* RETRY/HALT answers */
+	uint64_t recovered_batches;		   /* found on disk at start */
+	bool halted;
+};
+
+struct ig_spool;
+
+/* Creates the directory if needed. Errors (directory not creatable/writable)
+ * are reported in err with what to do; returns -errno. */
+int ig_spool_new(const struct ig_spool_conf *conf, ig_deliver_fn fn, void *ctx,
+		 struct ig_spool **out, struct ig_err *err);
+/* Queues b (takes ownership of b->key and b->data, also on error; b is
+ * cleared). Returns 0, or -errno when the spool file could not be written
+ * (the batch is then kept in memory, still bounded). */
+int ig_spool_push(struct ig_spool *s, struct ig_batch *b);
+/* Manual mode: makes at most one delivery attempt if the oldest batch is due
+ * at now_ns. Returns 1 when it attempted, 0 when nothing was due. */
+int ig_spool_step(struct ig_spool *s, uint64_t now_ns);
+/* Monotonic time at which the next attempt is due; UINT64_MAX when none. */
+uint64_t ig_spool_next_due(struct ig_spool *s);
+/* Waits up to timeout_ns for the queue to empty; returns early when the
+ * spool halts or an attempt fails (what is left stays spooled). 0 when
+ * empty, -ETIMEDOUT/-EAGAIN otherwise. */
+int ig_spool_drain(struct ig_spool *s, uint64_t timeout_ns);
+void ig_spool_stats(struct ig_spool *s, struct ig_spool_stats *st);
+/* Stops the worker after its current attempt and frees; spooled files stay. */
+void ig_spool_free(struct ig_spool *s);
+void ig_batch_clear(struct ig_batch *b);
+
+#endif
