@@ -44,6 +44,11 @@ void ig_graph_foreach_backend(struct ig_graph *g,
 			      void (*fn)(void *ctx, const char *name, const char *type,
 					 const struct ig_backend_stats *st),
 			      void *ctx);
+/* The graph as JSON, for `ingrainctl pipelines`:
+ * {"routes": {probe: [pipeline...]}, "pipelines": [{"name", "stages": [{"type",
+ *  "in", "out", "dropped"}], "backends": [name...]}], "backends": [{"name","type"}]}
+ * (a new json-c object owned by the caller). */
+struct json_object *ig_graph_describe(const struct ig_graph *g);
 /* Markdown reference of every stage and backend type's options. */
 void ig_graph_doc(FILE *out);
 /* Validates pipelines/backends of conf without keeping anything. */
