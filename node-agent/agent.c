@@ -11,7 +11,9 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "ig_httpd.h"
 #include "ig_log.h"
+#include "ig_prom.h"
 #include "ig_time.h"
 #include "ig_wire.h"
 #include "probe.h"
@@ -39,7 +41,8 @@ struct ig_agent {
 	uint64_t records;	   /* records encoded */
 	uint64_t lost_encode;	   /* records that could not be encoded */
 	uint64_t ringbuf_full_closed, other_lost_closed; /* from probes closed by a reload */
-	uint64_t last_stats_ns;
+	uint64_t last_stats_ns, last_publish_ns;
+	struct ig_httpd *httpd;
 	bool stopping;
 	struct ig_ratelimit rl_encode;
 };
@@ -180,6 +183,53 @@ static void log_stats(struct ig_agent *a)
 		(unsigned long long)a->lost_encode);
 }
 
+/* The /metrics snapshot (ig_httpd), rendered about once a second. */
+static void publish_metrics(struct ig_agent *a)
+{
+	struct ig_sender_stats ss;
+	struct ig_prom p;
+
+	if (!a->httpd)
+		return;
+	ig_sender_stats(a->sender, &ss);
+	ig_prom_init(&p);
+	ig_prom_family(&p, "ingrain_agent_probe_events_total", "counter",
+		       "Events read from a probe's ring buffer.");
+	for (int i = 0; i < a->nprobes; i++) {
+		struct ig_probe_stats st = { 0 };
+		a->probes[i].ops->stats(a->probes[i].state, &st);
+		ig_prom_sample(&p, "ingrain_agent_probe_events_total", "probe", a->probes[i].ops->name,
+			       (double)st.events);
+	}
+	uint64_t rb, other;
+	lost_totals(a, &rb, &other);
+	ig_prom_family(&p, "ingrain_agent_lost_records_total", "counter",
+		       "Records lost before reaching the aggregator, by cause.");
+	ig_prom_sample(&p, "ingrain_agent_lost_records_total", "cause", "ringbuf_full", (double)rb);
+	ig_prom_sample(&p, "ingrain_agent_lost_records_total", "cause", "probe_other", (double)other);
+	ig_prom_sample(&p, "ingrain_agent_lost_records_total", "cause", "queue_overflow",
+		       (double)ss.lost_queue_overflow);
+	ig_prom_sample(&p, "ingrain_agent_lost_records_total", "cause", "rejected",
+		       (double)ss.lost_rejected);
+	ig_prom_sample(&p, "ingrain_agent_lost_records_total", "cause", "encode",
+		       (double)a->lost_encode);
+	ig_prom_family(&p, "ingrain_agent_records_total", "counter", "Records encoded for sending.");
+	ig_prom_sample(&p, "ingrain_agent_records_total", NULL, NULL, (double)a->records);
+	ig_prom_family(&p, "ingrain_agent_records_acked_total", "counter",
+		       "Records the aggregator acknowledged.");
+	ig_prom_sample(&p, "ingrain_agent_records_acked_total", NULL, NULL, (double)ss.records_acked);
+	ig_prom_family(&p, "ingrain_agent_resends_total", "counter", "Envelopes sent again.");
+	ig_prom_sample(&p, "ingrain_agent_resends_total", NULL, NULL, (double)ss.resends);
+	ig_prom_family(&p, "ingrain_agent_queue_records", "gauge", "Records waiting for an ack.");
+	ig_prom_sample(&p, "ingrain_agent_queue_records", NULL, NULL, (double)ss.queued_records);
+	ig_prom_family(&p, "ingrain_agent_queue_bytes", "gauge", "Bytes waiting for an ack.");
+	ig_prom_sample(&p, "ingrain_agent_queue_bytes", NULL, NULL, (double)ss.queued_bytes);
+	ig_prom_family(&p, "ingrain_agent_connected", "gauge", "1 when connected to the aggregator.");
+	ig_prom_sample(&p, "ingrain_agent_connected", NULL, NULL, ss.connected ? 1 : 0);
+	ig_httpd_publish(a->httpd, p.buf ? p.buf : "", p.len);
+	ig_prom_free(&p);
+}
+
 static void drain_probes(struct ig_agent *a)
 {
 	for (int i = 0; i < a->nprobes; i++) {
@@ -280,6 +330,12 @@ int ig_agent_new(struct ig_agent **out, struct ig_conf *conf, const char *config
 		goto fail;
 	if ((rv = open_probes(a, conf, err)) < 0)
 		goto fail;
+	if (conf->agent.metrics_listen && *conf->agent.metrics_listen) {
+		if ((rv = ig_httpd_new(&a->httpd, conf->agent.metrics_listen, err)) < 0)
+			goto fail;
+		publish_metrics(a);
+		ig_httpd_set_ready(a->httpd, true);
+	}
 	*out = a;
 	return 0;
 fail:
@@ -328,6 +384,10 @@ int ig_agent_run(struct ig_agent *a)
 		uint64_t now = ig_mono_ns();
 		if (a->batch_started_ns && now - a->batch_started_ns >= a->conf->agent.batch_max_age_ns)
 			seal_batch(a);
+		if (now - a->last_publish_ns >= IG_NSEC_PER_SEC) {
+			a->last_publish_ns = now;
+			publish_metrics(a);
+		}
 		if (now - a->last_stats_ns >= STATS_LOG_INTERVAL_NS) {
 			a->last_stats_ns = now;
 			log_stats(a);
@@ -353,6 +413,7 @@ void ig_agent_free(struct ig_agent *a)
 	if (!a)
 		return;
 	close_probes(a);
+	ig_httpd_free(a->httpd);
 	ig_sender_free(a->sender);
 	ig_wire_enc_free(a->enc);
 	if (a->sigfd >= 0)
