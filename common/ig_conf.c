@@ -247,7 +247,8 @@ static int finish_agent(struct ig_agent_conf *a, const struct ig_ynode *sec, str
 	}
 	rc |= check_url(sec, "agent", "aggregator", a->aggregator, 0, err);
 	rc |= check_abs(sec, "agent", "cgroup_root", a->cgroup_root, "auto", err);
-	if (a->reconnect_min_ns > a->reconnect_max_ns) {
+	/* A field that failed to parse is 0: skip the cross-field rules then. */
+	if (a->reconnect_max_ns && a->reconnect_min_ns > a->reconnect_max_ns) {
 		key_err(err, sec, "agent", "reconnect_min",
 			"must not exceed reconnect_max; lower it or raise reconnect_max");
 		rc = -1;
@@ -497,22 +498,27 @@ static int conf_from_doc(struct ig_ydoc *doc, struct ig_conf **out, struct ig_er
 		}
 	}
 
+	/* The finish_* checks run even when the table reported problems: they
+	 * only look at fields that were set, so the operator sees everything. */
 	sec = ig_ymap_get(root, "agent");
 	if (ig_cfg_apply(agent_opts, sec, &c->agent, "agent", NULL, err) < 0)
 		rc = -EINVAL;
-	else if ((r = finish_agent(&c->agent, sec, err)) < 0)
-		rc = r == -ENOMEM ? r : -EINVAL;
-	if (rc == -ENOMEM)
+	r = finish_agent(&c->agent, sec, err);
+	if (r == -ENOMEM)
 		goto oom;
+	if (r < 0)
+		rc = -EINVAL;
 
 	sec = ig_ymap_get(root, "kubernetes");
-	if (ig_cfg_apply(kube_opts, sec, &c->kubernetes, "kubernetes", NULL, err) < 0 ||
-	    finish_kube(&c->kubernetes, sec, err) < 0)
+	if (ig_cfg_apply(kube_opts, sec, &c->kubernetes, "kubernetes", NULL, err) < 0)
+		rc = -EINVAL;
+	if (finish_kube(&c->kubernetes, sec, err) < 0)
 		rc = -EINVAL;
 
 	sec = ig_ymap_get(root, "aggregator");
-	if (ig_cfg_apply(aggregator_opts, sec, &c->aggregator, "aggregator", NULL, err) < 0 ||
-	    finish_aggregator(&c->aggregator, sec, err) < 0)
+	if (ig_cfg_apply(aggregator_opts, sec, &c->aggregator, "aggregator", NULL, err) < 0)
+		rc = -EINVAL;
+	if (finish_aggregator(&c->aggregator, sec, err) < 0)
 		rc = -EINVAL;
 
 	sec = ig_ymap_get(root, "probes");
