@@ -56,8 +56,6 @@ struct ig_spool {
 	int lock_fd;
 	struct entry *head, *tail;
 	unsigned rng;
-	uint64_t attempts_seq; /* bumped after every attempt */
-	uint64_t failures_seq; /* bumped after every failed attempt */
 	struct ig_spool_stats st;
 };
 
@@ -443,7 +441,6 @@ static int attempt(struct ig_spool *s, uint64_t now_ns)
 	pthread_mutex_lock(&s->mu);
 	e->inflight = false;
 	e->attempts++;
-	s->attempts_seq++;
 	switch (res) {
 	case IG_DELIVER_OK:
 		list_remove(s, e);
@@ -461,7 +458,6 @@ static int attempt(struct ig_spool *s, uint64_t now_ns)
 		if (s->conf.manual)
 			e->due_ns = now_ns + d;
 		s->st.failed_attempts++;
-		s->failures_seq++;
 		ig_warn("batch delivery failed, will retry",
 			"backend=%s key=%s attempt=%u retry_in_ms=%" PRIu64 " reason=\"%s\"", s->name,
 			e->key, e->attempts, d / 1000000, why);
@@ -469,7 +465,6 @@ static int attempt(struct ig_spool *s, uint64_t now_ns)
 	}
 	case IG_DELIVER_HALT:
 		s->st.failed_attempts++;
-		s->failures_seq++;
 		s->st.halted = true;
 		ig_error("delivery stopped: the destination refused the request; batches are kept "
 			 "in the spool and sent after the configuration is fixed and the backend "
@@ -603,17 +598,20 @@ int ig_spool_new(const struct ig_spool_conf *conf, ig_deliver_fn fn, void *ctx,
 			return rc;
 		}
 		free(lock);
-		if (conf->manual) {
-			if (flock(s->lock_fd, LOCK_EX | LOCK_NB)) {
-				ig_err_add(err,
-					   "backends.%s: spool directory '%s' is in use by another "
-					   "instance (give each backend its own spool_dir)",
-					   s->name, s->dir);
-				ig_spool_free(s);
-				return -EBUSY;
-			}
+		/* Usually the directory is free: adopt its batches now, so
+		 * they count as queued from the start. Otherwise (a reload
+		 * whose previous instance is still flushing) the worker
+		 * waits for it. */
+		if (!flock(s->lock_fd, LOCK_EX | LOCK_NB)) {
 			s->locked = true;
 			recover(s);
+		} else if (conf->manual) {
+			ig_err_add(err,
+				   "backends.%s: spool directory '%s' is in use by another instance "
+				   "(give each backend its own spool_dir)",
+				   s->name, s->dir);
+			ig_spool_free(s);
+			return -EBUSY;
 		}
 	}
 	if (!conf->manual) {
@@ -689,13 +687,12 @@ int ig_spool_drain(struct ig_spool *s, uint64_t timeout_ns)
 	int rc;
 
 	pthread_mutex_lock(&s->mu);
-	uint64_t failures = s->failures_seq;
 	for (;;) {
 		if (!s->head) {
 			rc = 0;
 			break;
 		}
-		if (s->st.halted || s->failures_seq != failures || !s->have_worker) {
+		if (s->st.halted || !s->have_worker) {
 			rc = -EAGAIN;
 			break;
 		}
@@ -703,12 +700,6 @@ int ig_spool_drain(struct ig_spool *s, uint64_t timeout_ns)
 		if (now >= deadline) {
 			rc = -ETIMEDOUT;
 			break;
-		}
-		/* A batch waiting out a backoff is retried now: the process is
-		 * about to stop. */
-		if (!s->head->inflight && s->head->due_ns > now) {
-			s->head->due_ns = now;
-			pthread_cond_signal(&s->wake);
 		}
 		struct timespec ts;
 		clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -88,9 +88,9 @@ int ig_spool_push(struct ig_spool *s, struct ig_batch *b);
 int ig_spool_step(struct ig_spool *s, uint64_t now_ns);
 /* Monotonic time at which the next attempt is due; UINT64_MAX when none. */
 uint64_t ig_spool_next_due(struct ig_spool *s);
-/* Waits up to timeout_ns for the queue to empty; returns early when the
- * spool halts or an attempt fails (what is left stays spooled). 0 when
- * empty, -ETIMEDOUT/-EAGAIN otherwise. */
+/* Waits up to timeout_ns for the queue to empty (retries keep their
+ * backoff); returns early when the spool halts. What is left stays spooled.
+ * 0 when empty, -ETIMEDOUT or -EAGAIN (halted, or manual mode) otherwise. */
 int ig_spool_drain(struct ig_spool *s, uint64_t timeout_ns);
 void ig_spool_stats(struct ig_spool *s, struct ig_spool_stats *st);
 /* Stops the worker after its current attempt and frees; spooled files stay. */

@@ -396,13 +396,8 @@ static void test_worker_delivers_in_background_and_drain_waits(void **state)
 		snprintf(key, sizeof(key), "k%d", i);
 		push(s, key, "payload", 10, (uint64_t)i + 1);
 	}
-	/* The first failures end a drain early (the rest stays spooled)... */
-	int rc = ig_spool_drain(s, 5 * IG_NSEC_PER_SEC);
-	assert_true(rc == -EAGAIN || rc == 0);
-	/* ...a second drain sees the backoff cut short and everything sent. */
-	while ((rc = ig_spool_drain(s, 5 * IG_NSEC_PER_SEC)) == -EAGAIN)
-		;
-	assert_int_equal(rc, 0);
+	/* Drain rides out the failures (their backoff is short here). */
+	assert_int_equal(ig_spool_drain(s, 5 * IG_NSEC_PER_SEC), 0);
 	assert_int_equal(k.delivered, 20);
 	struct ig_spool_stats st;
 	ig_spool_stats(s, &st);
