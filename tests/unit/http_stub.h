@@ -53,7 +53,7 @@ struct stub {
 };
 
 /* Value of a request header (case-insensitive name) into out; false if absent. */
-static bool stub_header(const struct stub_req *r, const char *name, char *out, size_t cap)
+static inline bool stub_header(const struct stub_req *r, const char *name, char *out, size_t cap)
 {
 	size_t nl = strlen(name);
 
@@ -226,7 +226,7 @@ static void stub_start(struct stub *s)
 	pthread_create(&s->th, NULL, stub_main, s);
 }
 
-static int stub_count(struct stub *s)
+static inline int stub_count(struct stub *s)
 {
 	pthread_mutex_lock(&s->mu);
 	int n = s->nreq;
@@ -235,7 +235,7 @@ static int stub_count(struct stub *s)
 }
 
 /* Waits up to ms for at least n requests. */
-static bool stub_wait(struct stub *s, int n, int ms)
+static inline bool stub_wait(struct stub *s, int n, int ms)
 {
 	for (int i = 0; i < ms / 5; i++) {
 		if (stub_count(s) >= n)
