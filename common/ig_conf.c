@@ -40,7 +40,8 @@ static const char *const kube_modes[] = { "auto", "on", "off", NULL };
 static const struct ig_opt agent_opts[] = {
 	{ "node_name", IG_OPT_STR, "", A(node_name),
 	  "Name of this node in records. Empty: $NODE_NAME (set it from the downward API), "
-	  "else the host name.", .flags = 0 },
+	  "else the host name.",
+	  .flags = 0 },
 	{ "agent_id", IG_OPT_STR, "", A(agent_id),
 	  "Identity the aggregator tracks delivery under. Empty: the node name.", .flags = 0 },
 	{ "aggregator", IG_OPT_STR, "tcp://127.0.0.1:7700", A(aggregator),
@@ -64,8 +65,7 @@ static const struct ig_opt agent_opts[] = {
 	{ "reconnect_max", IG_OPT_DURATION, "5s", A(reconnect_max_ns),
 	  "Cap of the exponential redial delay.", .min = (int64_t)MS, .max = (int64_t)(600 * SEC) },
 	{ "ringbuf_bytes", IG_OPT_SIZE, "8MiB", A(ringbuf_bytes),
-	  "Size of each probe's BPF ring buffer (a power of two).", .min = 64 * KIB,
-	  .max = GIB },
+	  "Size of each probe's BPF ring buffer (a power of two).", .min = 64 * KIB, .max = GIB },
 	{ "wakeup_records", IG_OPT_UINT, "64", A(wakeup_records),
 	  "The ring buffer consumer is woken every this many records...", .min = 1,
 	  .max = 1048576 },
@@ -117,11 +117,12 @@ static const struct ig_opt kube_opts[] = {
 	  "on (fail if the API server is unreachable at start), off.",
 	  .choices = kube_modes },
 	{ "api_server", IG_OPT_STR, "", K(api_server),
-	  "https://host:port of the API server. Empty: from KUBERNETES_SERVICE_HOST/PORT.", .flags = 0 },
+	  "https://host:port of the API server. Empty: from KUBERNETES_SERVICE_HOST/PORT.",
+	  .flags = 0 },
 	{ "token_file", IG_OPT_STR, "/var/run/secrets/kubernetes.io/serviceaccount/token",
 	  K(token_file), "Service-account bearer token (re-read when it rotates).", .flags = 0 },
-	{ "ca_file", IG_OPT_STR, "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt",
-	  K(ca_file), "CA bundle that signs the API server's certificate.", .flags = 0 },
+	{ "ca_file", IG_OPT_STR, "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt", K(ca_file),
+	  "CA bundle that signs the API server's certificate.", .flags = 0 },
 	{ "kubeconfig", IG_OPT_STR, "", K(kubeconfig),
 	  "Out-of-cluster: path to a kubeconfig. Empty: none.", .flags = 0 },
 	{ "label_allowlist", IG_OPT_STRLIST, "[]", K(label_allowlist),
@@ -148,7 +149,8 @@ static const struct ig_opt files_opts[] = {
 	  "Pipelines (names under pipelines:) its records feed.", .flags = 0 },
 	{ "monitor_dirs", IG_OPT_STRLIST, "[/]", F(monitor_dirs),
 	  "Only opens under these absolute directories are reported (filtered in the kernel; "
-	  "at most 16, each at most 255 bytes). [/] = everything.", .flags = 0 },
+	  "at most 16, each at most 255 bytes). [/] = everything.",
+	  .flags = 0 },
 	{ "include_failed", IG_OPT_BOOL, "true", F(include_failed),
 	  "Also report opens that failed (EACCES, ENOENT, ...).", .flags = 0 },
 	{ 0 }
@@ -156,7 +158,8 @@ static const struct ig_opt files_opts[] = {
 #undef F
 
 const struct ig_probe_desc ig_probe_descs[IG_PROBE__COUNT] = {
-	[IG_PROBE_FILES] = { "files", "File opens (openat/openat2): who opened what, and the result.",
+	[IG_PROBE_FILES] = { "files",
+			     "File opens (openat/openat2): who opened what, and the result.",
 			     files_opts, sizeof(struct ig_files_conf),
 			     offsetof(struct ig_files_conf, c) },
 };
@@ -209,8 +212,8 @@ static int is_url(const char *s)
 	return strstr(s, "://") && s[0] != ':';
 }
 
-static int check_url(const struct ig_ynode *sec, const char *where, const char *key,
-		     const char *v, int empty_ok, struct ig_err *err)
+static int check_url(const struct ig_ynode *sec, const char *where, const char *key, const char *v,
+		     int empty_ok, struct ig_err *err)
 {
 	if (!v || (empty_ok && !*v) || is_url(v))
 		return 0;
@@ -221,8 +224,8 @@ static int check_url(const struct ig_ynode *sec, const char *where, const char *
 	return -1;
 }
 
-static int check_abs(const struct ig_ynode *sec, const char *where, const char *key,
-		     const char *v, const char *also, struct ig_err *err)
+static int check_abs(const struct ig_ynode *sec, const char *where, const char *key, const char *v,
+		     const char *also, struct ig_err *err)
 {
 	if (!v || (also && !strcmp(v, also)) || v[0] == '/')
 		return 0;
@@ -410,9 +413,9 @@ static int load_probes(struct ig_conf *c, const struct ig_ynode *probes, struct 
 			rc = -EINVAL;
 		pc = ig_conf_probe_common(c, k);
 		if (pc->enabled && pc->pipelines.n == 0) {
-			ig_err_add(err, "%s: %s: enabled but feeds no pipeline; add pipelines: [name]",
-				   ig_ynode_pos(sec->plain_null ? key : sec, pos, sizeof(pos)),
-				   where);
+			ig_err_add(
+				err, "%s: %s: enabled but feeds no pipeline; add pipelines: [name]",
+				ig_ynode_pos(sec->plain_null ? key : sec, pos, sizeof(pos)), where);
 			rc = -EINVAL;
 		}
 	}
@@ -420,8 +423,8 @@ static int load_probes(struct ig_conf *c, const struct ig_ynode *probes, struct 
 }
 
 /* pipelines:/backends: a mapping, or absent/empty (NULL). */
-static int keep_mapping(const struct ig_ynode *root, const char *name,
-			const struct ig_ynode **out, struct ig_err *err)
+static int keep_mapping(const struct ig_ynode *root, const char *name, const struct ig_ynode **out,
+			struct ig_err *err)
 {
 	const struct ig_ynode *n = ig_ymap_get(root, name);
 	char pos[300];

@@ -149,7 +149,7 @@ static const char *fmt_duration(uint64_t ns, char *buf, size_t len)
 {
 	static const struct unit show[] = {
 		{ "h", 3600000000000ULL }, { "m", 60000000000ULL }, { "s", 1000000000ULL },
-		{ "ms", 1000000ULL },	   { "us", 1000ULL },	     { "ns", 1ULL },
+		{ "ms", 1000000ULL },	   { "us", 1000ULL },	    { "ns", 1ULL },
 	};
 	size_t i;
 
@@ -169,7 +169,9 @@ static const char *fmt_duration(uint64_t ns, char *buf, size_t len)
 static const char *fmt_size(uint64_t b, char *buf, size_t len)
 {
 	static const struct unit show[] = {
-		{ "TiB", 1ULL << 40 }, { "GiB", 1ULL << 30 }, { "MiB", 1ULL << 20 },
+		{ "TiB", 1ULL << 40 },
+		{ "GiB", 1ULL << 30 },
+		{ "MiB", 1ULL << 20 },
 		{ "KiB", 1ULL << 10 },
 	};
 	size_t i;
@@ -287,8 +289,8 @@ const char *ig_did_you_mean(const char *word, const char *const *candidates, siz
 }
 
 /* Names of a table (plus ignored keys) as a candidates array. */
-static size_t table_names(const struct ig_opt *table, const char *const *ignore,
-			  const char **names, size_t max)
+static size_t table_names(const struct ig_opt *table, const char *const *ignore, const char **names,
+			  size_t max)
 {
 	size_t n = 0;
 
@@ -314,8 +316,7 @@ static void report_unknown_key(const struct ig_opt *table, const char *const *ig
 		return;
 	}
 	for (i = 0; i < n && used < sizeof(list); i++) {
-		int w = snprintf(list + used, sizeof(list) - used, "%s%s", i ? ", " : "",
-				 names[i]);
+		int w = snprintf(list + used, sizeof(list) - used, "%s%s", i ? ", " : "", names[i]);
 		if (w < 0)
 			break;
 		used += (size_t)w;
@@ -417,7 +418,8 @@ static int check_bounds(const struct ctx *c, const struct ig_ynode *n, uint64_t 
 	if (o->type == IG_OPT_INT)
 		out = sv < o->min || sv > o->max;
 	else
-		out = (o->min > 0 && uv < (uint64_t)o->min) || (o->max >= 0 && uv > (uint64_t)o->max);
+		out = (o->min > 0 && uv < (uint64_t)o->min) ||
+		      (o->max >= 0 && uv > (uint64_t)o->max);
 	if (!out)
 		return 0;
 	fmt_value(o, o->min, lo, sizeof(lo));
@@ -585,8 +587,8 @@ static int set_value(const struct ctx *c, const struct ig_ynode *n, void *p)
 		break;
 	case IG_OPT_DURATION:
 	case IG_OPT_SIZE:
-		rc = o->type == IG_OPT_DURATION ? ig_parse_duration(n->scalar, &uv)
-						: ig_parse_size(n->scalar, &uv);
+		rc = o->type == IG_OPT_DURATION ? ig_parse_duration(n->scalar, &uv) :
+						  ig_parse_size(n->scalar, &uv);
 		if (rc == -ERANGE) {
 			bad(c, "'%.40s' is too large", n->scalar);
 			return -1;
@@ -723,7 +725,7 @@ int ig_cfg_apply(const struct ig_opt *table, const struct ig_ynode *map, void *d
 		struct ctx c = { .o = o, .where = where, .err = err };
 		void *p = (char *)dst + o->offset;
 
-		if (v && v->type == IG_Y_SCALAR && v->plain_null && o->type != IG_OPT_NODE)
+		if (v && v->type == IG_Y_SCALAR && v->plain_null)
 			v = NULL; /* "key:" / "key: ~" = not set */
 		if (v) {
 			c.pos = ig_ynode_pos(v, pos, sizeof(pos));
@@ -731,7 +733,8 @@ int ig_cfg_apply(const struct ig_opt *table, const struct ig_ynode *map, void *d
 				failed = 1;
 		} else if (o->flags & IG_OPTF_REQUIRED) {
 			if (map)
-				ig_err_add(err, "%s: %s.%s: required option missing; add '%s: <%s>'",
+				ig_err_add(err,
+					   "%s: %s.%s: required option missing; add '%s: <%s>'",
 					   ig_ynode_pos(map, pos, sizeof(pos)), where, o->name,
 					   o->name, type_expect(o));
 			else
@@ -783,10 +786,10 @@ static void md_cell(FILE *out, const char *s)
 static void doc_type(FILE *out, const struct ig_opt *o)
 {
 	static const char *const names[] = {
-		[IG_OPT_STR] = "string",	  [IG_OPT_BOOL] = "boolean",
-		[IG_OPT_INT] = "integer",	  [IG_OPT_UINT] = "unsigned integer",
+		[IG_OPT_STR] = "string",	[IG_OPT_BOOL] = "boolean",
+		[IG_OPT_INT] = "integer",	[IG_OPT_UINT] = "unsigned integer",
 		[IG_OPT_DURATION] = "duration", [IG_OPT_SIZE] = "size",
-		[IG_OPT_ENUM] = "enum",		  [IG_OPT_STRLIST] = "list of strings",
+		[IG_OPT_ENUM] = "enum",		[IG_OPT_STRLIST] = "list of strings",
 		[IG_OPT_NODE] = "YAML",
 	};
 	size_t k;
@@ -838,9 +841,8 @@ void ig_cfg_doc(FILE *out, const char *title, const char *intro, const struct ig
 			fputs("(none)", out);
 		fputs(" | ", out);
 		md_cell(out, o->desc);
-		if (o->min < o->max &&
-		    (o->type == IG_OPT_INT || o->type == IG_OPT_UINT ||
-		     o->type == IG_OPT_DURATION || o->type == IG_OPT_SIZE))
+		if (o->min < o->max && (o->type == IG_OPT_INT || o->type == IG_OPT_UINT ||
+					o->type == IG_OPT_DURATION || o->type == IG_OPT_SIZE))
 			fprintf(out, " Range: %s to %s.", fmt_value(o, o->min, lo, sizeof(lo)),
 				fmt_value(o, o->max, hi, sizeof(hi)));
 		fputs(" |\n", out);

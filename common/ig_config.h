@@ -4,10 +4,13 @@
  *
  *   static const struct ig_opt statsd_opts[] = {
  *       { "address", IG_OPT_STR, "127.0.0.1:8125", offsetof(struct statsd_conf, address),
- *         "StatsD server host:port (UDP)." },
+ *         "StatsD server host:port (UDP).", .flags = 0 },
  *       { "mtu", IG_OPT_SIZE, "1432", offsetof(struct statsd_conf, mtu),
  *         "Largest datagram sent.", .min = 512, .max = 65507 },
  *       { 0 } };
+ *
+ * (Each entry needs at least one designated field, e.g. `.flags = 0`, or
+ * -Wextra's -Wmissing-field-initializers fails the build.)
  *
  * ig_cfg_apply() then fills the struct from a YAML mapping, applies defaults,
  * checks types and bounds, rejects unknown keys with a did-you-mean, and
@@ -35,7 +38,8 @@ enum ig_opt_type {
 	IG_OPT_ENUM,	 /* int: index into .choices */
 	IG_OPT_STRLIST,	 /* struct ig_strlist; a YAML sequence of scalars */
 	IG_OPT_NODE,	 /* const struct ig_ynode *: left for the component to interpret
-			    (sub-sections whose schema depends on a type: key) */
+			    (sub-sections whose schema depends on a type: key); NULL when
+			    absent: .def is shown in the docs only */
 };
 
 #define IG_OPTF_REQUIRED 0x1
@@ -57,7 +61,8 @@ struct ig_opt {
 	const char *doc_type;	    /* IG_OPT_NODE: what it holds, for the docs */
 };
 
-/* Fills dst from map (NULL map = all defaults). `where` names the section in
+/* Fills dst from map (NULL map, or an empty "section:", = all defaults; a key
+ * with no value, "key:" or "key: ~", takes its default too). `where` names the section in
  * messages ("backends.out"). Keys listed in `ignore` (NULL-terminated, may be
  * NULL) are accepted without being in the table (e.g. "type" handled by the
  * caller). Returns 0 or -EINVAL after adding every problem to err. Fields

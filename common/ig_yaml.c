@@ -146,12 +146,13 @@ static void fail_syntax(struct builder *b)
 	}
 	if (p->error == YAML_READER_ERROR) {
 		offset_pos(b, p->problem_offset, &line, &col);
-		ig_err_add(b->err, "%s:%zu:%zu: YAML syntax error: %s (the file must be UTF-8 text)",
+		ig_err_add(b->err,
+			   "%s:%zu:%zu: YAML syntax error: %s (the file must be UTF-8 text)",
 			   b->file, line, col, problem);
 	} else if (p->context) {
 		ig_err_add(b->err, "%s:%zu:%zu: YAML syntax error: %s (%s at line %zu)", b->file,
-			   p->problem_mark.line + 1, p->problem_mark.column + 1, problem, p->context,
-			   p->context_mark.line + 1);
+			   p->problem_mark.line + 1, p->problem_mark.column + 1, problem,
+			   p->context, p->context_mark.line + 1);
 	} else {
 		ig_err_add(b->err, "%s:%zu:%zu: YAML syntax error: %s", b->file,
 			   p->problem_mark.line + 1, p->problem_mark.column + 1, problem);
@@ -435,8 +436,8 @@ static struct ig_ynode *build_node(struct builder *b, yaml_event_t *ev, int dept
 	const yaml_char_t *anchor = NULL;
 
 	if (depth > IG_Y_MAX_DEPTH) {
-		fail_at(b, ev->start_mark, "nesting deeper than %d levels; flatten the configuration",
-			IG_Y_MAX_DEPTH);
+		fail_at(b, ev->start_mark,
+			"nesting deeper than %d levels; flatten the configuration", IG_Y_MAX_DEPTH);
 		return NULL;
 	}
 	switch (ev->type) {
@@ -511,10 +512,11 @@ static int parse_doc(struct builder *b, struct ig_ynode **root)
 		return -1;
 	if (n->type != IG_Y_MAP) {
 		if (n->type == IG_Y_SCALAR && n->plain_null)
-			ig_err_add(b->err,
-				   "%s:%u:%u: the configuration is empty; it must be a YAML mapping "
-				   "such as 'agent: {...}' (see --print-default-config)",
-				   b->file, n->line, n->col);
+			ig_err_add(
+				b->err,
+				"%s:%u:%u: the configuration is empty; it must be a YAML mapping "
+				"such as 'agent: {...}' (see --print-default-config)",
+				b->file, n->line, n->col);
 		else
 			ig_err_add(b->err,
 				   "%s:%u:%u: the configuration must be a YAML mapping of sections "

@@ -25,10 +25,10 @@
 #define MS 1000000ULL
 #define SEC (1000 * MS)
 
-#define assert_has(hay, needle)                                                                  \
-	do {                                                                                     \
-		if (!strstr((hay), (needle)))                                                    \
-			fail_msg("expected '%s' in:\n%s", (needle), (hay));                      \
+#define assert_has(hay, needle)                                             \
+	do {                                                                \
+		if (!strstr((hay), (needle)))                               \
+			fail_msg("expected '%s' in:\n%s", (needle), (hay)); \
 	} while (0)
 
 /* ---- ig_config with a table exercising every type ---- */
@@ -64,10 +64,9 @@ static const struct ig_opt topts[] = {
 	{ 0 }
 };
 
-static const struct ig_opt treq[] = {
-	{ "must", IG_OPT_STR, NULL, 0, "Required.", .flags = IG_OPTF_REQUIRED },
-	{ 0 }
-};
+static const struct ig_opt treq[] = { { "must", IG_OPT_STR, NULL, 0, "Required.",
+					.flags = IG_OPTF_REQUIRED },
+				      { 0 } };
 
 struct applied {
 	struct ig_ydoc *doc;
@@ -141,9 +140,10 @@ static void test_null_values_and_empty_section_take_defaults(void **state)
 	assert_string_equal(a.c.name, "anon");
 	applied_free(&a);
 
-	apply(&a, "sec:\n  name:\n  count: ~\n  tags:\n", NULL);
+	apply(&a, "sec:\n  name:\n  count: ~\n  tags:\n  extra:\n", NULL);
 	assert_int_equal(a.rc, 0);
 	assert_string_equal(a.c.name, "anon");
+	assert_null(a.c.extra);
 	assert_int_equal(a.c.count, 5);
 	assert_int_equal(a.c.tags.n, 2);
 	applied_free(&a);
@@ -197,8 +197,9 @@ static void test_booleans_accept_yaml_spellings(void **state)
 
 static void test_bad_bool_names_the_accepted_spellings(void **state)
 {
-	expect_one("sec:\n  on: maybe\n",
-		   "t.yaml:2:7: sec.on: expected a boolean (true/false, yes/no, on/off); got 'maybe'");
+	expect_one(
+		"sec:\n  on: maybe\n",
+		"t.yaml:2:7: sec.on: expected a boolean (true/false, yes/no, on/off); got 'maybe'");
 	expect_one("sec:\n  on: 1\n",
 		   "t.yaml:2:7: sec.on: expected a boolean (true/false, yes/no, on/off); got '1'");
 }
@@ -215,7 +216,8 @@ static void test_bad_duration_shows_examples(void **state)
 
 static void test_duration_bounds_are_shown_in_units(void **state)
 {
-	expect_one("sec:\n  wait: 2m\n", "t.yaml:2:9: sec.wait: must be between 1ms and 1m; got 2m");
+	expect_one("sec:\n  wait: 2m\n",
+		   "t.yaml:2:9: sec.wait: must be between 1ms and 1m; got 2m");
 	expect_one("sec:\n  wait: 500us\n",
 		   "t.yaml:2:9: sec.wait: must be between 1ms and 1m; got 500us");
 }
@@ -226,14 +228,16 @@ static void test_bad_size_shows_examples_and_bounds(void **state)
 		   "t.yaml:2:9: sec.size: expected a size like 512, 64KiB, 4MiB, 1GiB; got 'big'");
 	expect_one("sec:\n  size: 2GiB\n",
 		   "t.yaml:2:9: sec.size: must be between 1KiB and 1GiB; got 2GiB");
-	expect_one("sec:\n  size: 100\n", "t.yaml:2:9: sec.size: must be between 1KiB and 1GiB; got 100");
+	expect_one("sec:\n  size: 100\n",
+		   "t.yaml:2:9: sec.size: must be between 1KiB and 1GiB; got 100");
 	expect_one("sec:\n  size: 99999999999999999999\n",
 		   "t.yaml:2:9: sec.size: '99999999999999999999' is too large");
 }
 
 static void test_integers_check_type_and_bounds(void **state)
 {
-	expect_one("sec:\n  count: 0\n", "t.yaml:2:10: sec.count: must be between 1 and 100; got 0");
+	expect_one("sec:\n  count: 0\n",
+		   "t.yaml:2:10: sec.count: must be between 1 and 100; got 0");
 	expect_one("sec:\n  count: 101\n",
 		   "t.yaml:2:10: sec.count: must be between 1 and 100; got 101");
 	expect_one("sec:\n  count: -1\n",
@@ -245,7 +249,8 @@ static void test_integers_check_type_and_bounds(void **state)
 		   "integer");
 	expect_one("sec:\n  delta: -11\n",
 		   "t.yaml:2:10: sec.delta: must be between -10 and 10; got -11");
-	expect_one("sec:\n  delta: 1.5\n", "t.yaml:2:10: sec.delta: expected an integer; got '1.5'");
+	expect_one("sec:\n  delta: 1.5\n",
+		   "t.yaml:2:10: sec.delta: expected an integer; got '1.5'");
 	expect_one("sec:\n  delta: \"\"\n", "t.yaml:2:10: sec.delta: expected an integer; got ''");
 }
 
@@ -262,7 +267,8 @@ static void test_bad_enum_lists_choices_and_suggests(void **state)
 
 static void test_strings_and_lists_reject_wrong_shapes(void **state)
 {
-	expect_one("sec:\n  name: [a]\n", "t.yaml:2:9: sec.name: expected a string; got a sequence");
+	expect_one("sec:\n  name: [a]\n",
+		   "t.yaml:2:9: sec.name: expected a string; got a sequence");
 	expect_one("sec:\n  tags: a\n",
 		   "t.yaml:2:9: sec.tags: expected a list of strings like [a, b]; got 'a'");
 	expect_one("sec:\n  tags: [a, [b], c]\n",
@@ -338,12 +344,13 @@ static void test_required_option_missing_is_reported(void **state)
 	ig_err_init(&err);
 	/* The unknown key and the missing one are both reported. */
 	static const char *const ignore[] = { "x", NULL };
-	assert_int_equal(ig_cfg_apply(treq, ig_ymap_get(d->root, "sec"), &must, "sec", ignore,
-				      &err),
-			 -EINVAL);
+	assert_int_equal(
+		ig_cfg_apply(treq, ig_ymap_get(d->root, "sec"), &must, "sec", ignore, &err),
+		-EINVAL);
 	assert_null(must);
-	assert_string_equal(ig_err_str(&err),
-			    "t.yaml:2:3: sec.must: required option missing; add 'must: <a string>'\n");
+	assert_string_equal(
+		ig_err_str(&err),
+		"t.yaml:2:3: sec.must: required option missing; add 'must: <a string>'\n");
 	ig_err_init(&err);
 	assert_int_equal(ig_cfg_apply(treq, NULL, &must, "top", NULL, &err), -EINVAL);
 	assert_string_equal(ig_err_str(&err),
@@ -440,8 +447,8 @@ static void test_parse_size_binary_and_decimal_units(void **state)
 
 static void test_did_you_mean_distance_rules(void **state)
 {
-	static const char *const c[] = { "address", "aggregator", "log_level", "monitor_dirs",
-					 "on",	    "tls" };
+	static const char *const c[] = { "address",	 "aggregator", "log_level",
+					 "monitor_dirs", "on",	       "tls" };
 	const size_t n = sizeof(c) / sizeof(c[0]);
 
 	assert_string_equal(ig_did_you_mean("adress", c, n), "address");
@@ -488,8 +495,9 @@ static void test_cfg_doc_prints_a_markdown_table(void **state)
 {
 	char *s = capture(doc_topts, NULL);
 
-	assert_has(s, "### `sec`\n\nThe test section.\n\n| Option | Type | Default | Description |\n"
-		      "|---|---|---|---|\n");
+	assert_has(s,
+		   "### `sec`\n\nThe test section.\n\n| Option | Type | Default | Description |\n"
+		   "|---|---|---|---|\n");
 	assert_has(s, "| `wait` | duration | `250ms` | A duration. Range: 1ms to 1m. |\n");
 	assert_has(s, "| `mode` | `fast` \\| `safe` \\| `off` | `safe` | A \\| choice. |\n");
 	assert_has(s, "| `nodef` | string | (none) | No default. |\n");
@@ -685,18 +693,26 @@ static void test_fixture_typos_are_all_reported_with_positions(void **state)
 	assert_int_equal(ig_conf_load(p, &c, &err), -EINVAL);
 	assert_null(c);
 	assert_int_equal(err.n, 5);
-	snprintf(want, sizeof(want), "%s:11:1: pipeline: unknown section (did you mean 'pipelines'?)", p);
-	assert_has(ig_err_str(&err), want);
-	snprintf(want, sizeof(want), "%s:2:3: agent.agregator: unknown key (did you mean 'aggregator'?)", p);
+	snprintf(want, sizeof(want),
+		 "%s:11:1: pipeline: unknown section (did you mean 'pipelines'?)", p);
 	assert_has(ig_err_str(&err), want);
 	snprintf(want, sizeof(want),
-		 "%s:3:18: agent.batch_max_age: expected a duration like 250ms, 10s, 5m; got 'fast'", p);
+		 "%s:2:3: agent.agregator: unknown key (did you mean 'aggregator'?)", p);
 	assert_has(ig_err_str(&err), want);
-	snprintf(want, sizeof(want),
-		 "%s:4:14: agent.log_level: expected one of debug, info, warn, error; got 'verbose'", p);
+	snprintf(
+		want, sizeof(want),
+		"%s:3:18: agent.batch_max_age: expected a duration like 250ms, 10s, 5m; got 'fast'",
+		p);
 	assert_has(ig_err_str(&err), want);
-	snprintf(want, sizeof(want),
-		 "%s:8:20: probes.files.monitor_dirs: 'etc' must be an absolute path (start with '/')", p);
+	snprintf(
+		want, sizeof(want),
+		"%s:4:14: agent.log_level: expected one of debug, info, warn, error; got 'verbose'",
+		p);
+	assert_has(ig_err_str(&err), want);
+	snprintf(
+		want, sizeof(want),
+		"%s:8:20: probes.files.monitor_dirs: 'etc' must be an absolute path (start with '/')",
+		p);
 	assert_has(ig_err_str(&err), want);
 }
 
@@ -766,12 +782,15 @@ static void test_aggregator_and_kubernetes_checks(void **state)
 				 "  max_msg_bytes: 1KiB\nkubernetes:\n  enabled: maybe\n"
 				 "  api_server: 10.0.0.1\n  cache_max_entries: 1\n");
 
-	assert_has(m, "c.yaml:2:14: aggregator.state_dir: expected an absolute path; got 'var/lib'");
+	assert_has(m,
+		   "c.yaml:2:14: aggregator.state_dir: expected an absolute path; got 'var/lib'");
 	assert_has(m, "c.yaml:3:11: aggregator.listen: expected an nng URL");
 	assert_has(m, "c.yaml:4:18: aggregator.max_msg_bytes: must be between 64KiB and 1GiB");
-	assert_has(m, "c.yaml:6:12: kubernetes.enabled: expected one of auto, on, off; got 'maybe'");
+	assert_has(m,
+		   "c.yaml:6:12: kubernetes.enabled: expected one of auto, on, off; got 'maybe'");
 	assert_has(m, "c.yaml:8:22: kubernetes.cache_max_entries: must be between 16 and 16777216");
-	assert_has(m, "c.yaml:7:15: kubernetes.api_server: expected a URL like https://10.0.0.1:443");
+	assert_has(m,
+		   "c.yaml:7:15: kubernetes.api_server: expected a URL like https://10.0.0.1:443");
 	assert_has(conf_bad("kubernetes: {api_server: 10.0.0.1}\n"),
 		   "c.yaml:1:26: kubernetes.api_server: expected a URL like https://10.0.0.1:443; "
 		   "got '10.0.0.1'");
@@ -834,7 +853,8 @@ static void test_monitor_dirs_limits(void **state)
 	char yaml[4096], long_dir[300];
 	int i, n;
 
-	n = snprintf(yaml, sizeof(yaml), "probes:\n  files:\n    pipelines: [p]\n    monitor_dirs: [");
+	n = snprintf(yaml, sizeof(yaml),
+		     "probes:\n  files:\n    pipelines: [p]\n    monitor_dirs: [");
 	for (i = 0; i < 17; i++)
 		n += snprintf(yaml + n, sizeof(yaml) - (size_t)n, "%s/d%d", i ? ", " : "", i);
 	snprintf(yaml + n, sizeof(yaml) - (size_t)n, "]\n");
@@ -873,8 +893,9 @@ static void test_enabled_probe_must_feed_a_pipeline(void **state)
 
 static void test_unknown_probe_kind_suggests(void **state)
 {
-	assert_string_equal(conf_bad("probes:\n  file: {}\n"),
-			    "c.yaml:2:3: probes.file: unknown probe kind (did you mean 'files'?)\n");
+	assert_string_equal(
+		conf_bad("probes:\n  file: {}\n"),
+		"c.yaml:2:3: probes.file: unknown probe kind (did you mean 'files'?)\n");
 	assert_string_equal(conf_bad("probes:\n  network: {}\n"),
 			    "c.yaml:2:3: probes.network: unknown probe kind (known: files)\n");
 	assert_has(conf_bad("probes:\n  files: {pipelines: [p], montor_dirs: [/]}\n"),
@@ -916,8 +937,10 @@ static void test_errors_across_sections_are_all_reported(void **state)
 	assert_null(c);
 	assert_int_equal(err.n, 5);
 	assert_has(ig_err_str(&err), "agent.batch_max_records: must be between 1 and 65536; got 0");
-	assert_has(ig_err_str(&err), "aggregator.log_format: expected one of logfmt, json; got 'xml'");
-	assert_has(ig_err_str(&err), "kubernetes.watch_timeout: must be between 1s and 1h; got 1ms");
+	assert_has(ig_err_str(&err),
+		   "aggregator.log_format: expected one of logfmt, json; got 'xml'");
+	assert_has(ig_err_str(&err),
+		   "kubernetes.watch_timeout: must be between 1s and 1h; got 1ms");
 	assert_has(ig_err_str(&err), "probes.files.enabled: expected a boolean");
 	assert_has(ig_err_str(&err), "backends: expected a mapping");
 }

@@ -40,10 +40,10 @@ static const char *load_bad(const char *text, int want_rc)
 	return ig_err_str(&err);
 }
 
-#define assert_has(hay, needle)                                                                  \
-	do {                                                                                     \
-		if (!strstr((hay), (needle)))                                                    \
-			fail_msg("expected '%s' in: %s", (needle), (hay));                       \
+#define assert_has(hay, needle)                                            \
+	do {                                                               \
+		if (!strstr((hay), (needle)))                              \
+			fail_msg("expected '%s' in: %s", (needle), (hay)); \
 	} while (0)
 
 static void test_nodes_carry_one_based_positions(void **state)
@@ -232,7 +232,8 @@ static void test_input_over_4mib_is_refused(void **state)
 	ig_err_init(&err);
 	assert_int_equal(ig_ydoc_load_string("big.yaml", big, len, &d, &err), -EINVAL);
 	assert_null(d);
-	assert_has(ig_err_str(&err), "big.yaml: configuration is 4194305 bytes; the limit is 4 MiB");
+	assert_has(ig_err_str(&err),
+		   "big.yaml: configuration is 4194305 bytes; the limit is 4 MiB");
 	free(big);
 }
 
