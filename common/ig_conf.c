@@ -97,7 +97,9 @@ static const struct ig_opt aggregator_opts[] = {
 	{ "control", IG_OPT_STR, "ipc:///run/ingrain/control.sock", G(control),
 	  "nng URL of the control socket ingrainctl uses.", .flags = 0 },
 	{ "state_dir", IG_OPT_STR, "/var/lib/ingrain", G(state_dir),
-	  "Directory for durable state (absolute path).", .flags = 0 },
+	  "Directory for durable state: per-agent delivery (dedup) records (absolute path). "
+	  "Empty: kept in memory only, lost on restart.",
+	  .flags = 0 },
 	{ "max_msg_bytes", IG_OPT_SIZE, "16MiB", G(max_msg_bytes),
 	  "Largest envelope accepted from an agent.", .min = 64 * KIB, .max = GIB },
 	{ "log_level", IG_OPT_ENUM, "info", G(log_level), "Least severe log level written.",
@@ -271,7 +273,8 @@ static int finish_aggregator(struct ig_aggregator_conf *g, const struct ig_ynode
 
 	rc |= check_url(sec, "aggregator", "listen", g->listen, 0, err);
 	rc |= check_url(sec, "aggregator", "control", g->control, 1, err);
-	rc |= check_abs(sec, "aggregator", "state_dir", g->state_dir, NULL, err);
+	if (g->state_dir && *g->state_dir) /* "" = dedup state in memory only */
+		rc |= check_abs(sec, "aggregator", "state_dir", g->state_dir, NULL, err);
 	return rc ? -EINVAL : 0;
 }
 

@@ -493,6 +493,7 @@ static int set_strlist(const struct ctx *c, const struct ig_ynode *n, struct ig_
 static int set_enum(const struct ctx *c, const struct ig_ynode *n, int *out)
 {
 	const struct ig_opt *o = c->o;
+	bool b;
 	char list[400] = "";
 	size_t k, used = 0;
 	const char *guess;
@@ -501,6 +502,16 @@ static int set_enum(const struct ctx *c, const struct ig_ynode *n, int *out)
 		if (!strcasecmp(n->scalar, o->choices[k])) {
 			*out = (int)k;
 			return 0;
+		}
+	}
+	/* An enum offering on/off also takes YAML booleans: tools that re-render
+	 * YAML 1.1 (Helm) turn a bare `on` into `true`. */
+	if (parse_bool(n->scalar, &b) == 0) {
+		for (k = 0; o->choices && o->choices[k]; k++) {
+			if (!strcmp(o->choices[k], b ? "on" : "off")) {
+				*out = (int)k;
+				return 0;
+			}
 		}
 	}
 	for (k = 0; o->choices && o->choices[k] && used < sizeof(list); k++) {

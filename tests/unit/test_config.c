@@ -261,6 +261,9 @@ static void test_bad_enum_lists_choices_and_suggests(void **state)
 		   "mean 'safe'?)");
 	expect_one("sec:\n  mode: turbo\n",
 		   "t.yaml:2:9: sec.mode: expected one of fast, safe, off; got 'turbo'");
+	/* Booleans only map onto enums that offer on/off. */
+	expect_one("sec:\n  mode: yes\n",
+		   "t.yaml:2:9: sec.mode: expected one of fast, safe, off; got 'yes'");
 	expect_one("sec:\n  mode: {a: 1}\n",
 		   "t.yaml:2:9: sec.mode: expected one of fast, safe, off; got a mapping");
 }
@@ -796,11 +799,27 @@ static void test_aggregator_and_kubernetes_checks(void **state)
 		   "got '10.0.0.1'");
 }
 
+static void test_empty_state_dir_and_control_mean_off(void **state)
+{
+	struct ig_conf *c = conf_ok("aggregator: {state_dir: \"\", control: \"\"}\n");
+
+	assert_string_equal(c->aggregator.state_dir, "");
+	assert_string_equal(c->aggregator.control, "");
+	ig_conf_free(c);
+}
+
 static void test_kubernetes_enabled_is_an_enum(void **state)
 {
 	struct ig_conf *c = conf_ok("kubernetes: {enabled: on}\n");
 
 	assert_int_equal(c->kubernetes.enabled, 1);
+	ig_conf_free(c);
+	/* Helm re-renders a bare on/off as true/false: both spellings work. */
+	c = conf_ok("kubernetes: {enabled: true}\n");
+	assert_int_equal(c->kubernetes.enabled, 1);
+	ig_conf_free(c);
+	c = conf_ok("kubernetes: {enabled: no}\n");
+	assert_int_equal(c->kubernetes.enabled, 2);
 	ig_conf_free(c);
 	c = conf_ok("kubernetes: {enabled: auto, label_allowlist: [app]}\n");
 	assert_int_equal(c->kubernetes.enabled, 0);
@@ -1020,6 +1039,7 @@ int main(void)
 		cmocka_unit_test(test_agent_unknown_key_exact_position),
 		cmocka_unit_test(test_agent_cross_field_rules),
 		cmocka_unit_test(test_aggregator_and_kubernetes_checks),
+		cmocka_unit_test(test_empty_state_dir_and_control_mean_off),
 		cmocka_unit_test(test_kubernetes_enabled_is_an_enum),
 		cmocka_unit_test(test_monitor_dirs_are_normalised),
 		cmocka_unit_test(test_monitor_dirs_default_is_everything),
