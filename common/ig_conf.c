@@ -95,7 +95,7 @@ static const struct ig_opt aggregator_opts[] = {
 	{ "listen", IG_OPT_STR, "tcp://127.0.0.1:7700", G(listen),
 	  "nng URL agents dial (tcp://host:port or ipc:///path).", .flags = 0 },
 	{ "control", IG_OPT_STR, "ipc:///run/ingrain/control.sock", G(control),
-	  "nng URL of the control socket ingrainctl uses.", .flags = 0 },
+	  "nng URL of the control socket ingrainctl uses. Empty: off.", .flags = 0 },
 	{ "state_dir", IG_OPT_STR, "/var/lib/ingrain", G(state_dir),
 	  "Directory for durable state: per-agent delivery (dedup) records (absolute path). "
 	  "Empty: kept in memory only, lost on restart.",
@@ -116,7 +116,7 @@ static const struct ig_opt aggregator_opts[] = {
 static const struct ig_opt kube_opts[] = {
 	{ "enabled", IG_OPT_ENUM, "auto", K(enabled),
 	  "Pod identity enrichment: auto (when running in a cluster or a kubeconfig is set), "
-	  "on (fail if the API server is unreachable at start), off.",
+	  "on, or off.",
 	  .choices = kube_modes },
 	{ "api_server", IG_OPT_STR, "", K(api_server),
 	  "https://host:port of the API server. Empty: from KUBERNETES_SERVICE_HOST/PORT.",
