@@ -366,7 +366,20 @@ static void parse_component(struct parse_state *st, const char *c, size_t len)
 		set_container(st, rt, c, len, false);
 		return;
 	}
-	if (!st->have_container && contains_hex64(c, len))
+	if (st->have_container)
+		return; /* a container's own sub-cgroup */
+	/* Only containers live directly under docker's cgroupfs parent. */
+	if (comp_eq(st->prev, st->prev_len, "docker") && !st->have_pod) {
+		st->bad_container = true;
+		return;
+	}
+	/* Inside kubepods, before the pod: a pod we cannot read (a cut path). */
+	if (st->in_kube && !st->have_pod &&
+	    (memmem_lit(c, len, "kubepods") || comp_prefix(c, len, "pod"))) {
+		st->bad_pod = true;
+		return;
+	}
+	if (contains_hex64(c, len))
 		st->unknown_hex = true;
 }
 

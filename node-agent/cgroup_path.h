@@ -88,9 +88,11 @@ int ig_cgroup_root_detect(const char *conf, char *out, size_t outlen, bool *is_c
 
 /* The path (relative to the root, "/a/b") of the cgroup with this id,
  * through open_by_handle_at() on a kernfs file handle; root_fd is an O_PATH
- * or O_DIRECTORY fd of the v2 root. Needs CAP_DAC_READ_SEARCH. 0, -ESTALE
- * (the cgroup is gone), -EOPNOTSUPP (the root is not kernfs, or handles are
- * refused: fall back to ig_cgroup_walk), -ENAMETOOLONG, or another -errno. */
+ * or O_DIRECTORY fd of the v2 root (only meaningful on a cgroup2 mount: other
+ * file systems read the handle their own way). Needs CAP_DAC_READ_SEARCH.
+ * 0, -ESTALE (the cgroup is gone), -EPERM (no capability), -EOPNOTSUPP
+ * (handles refused: fall back to ig_cgroup_walk), -EXDEV (outside the root),
+ * -ENAMETOOLONG, or another -errno. */
 int ig_cgroup_path_by_id(int root_fd, uint64_t id, char *out, size_t outlen);
 
 /* Calls cb(id, path) for the root ("/") and every directory below it, depth
