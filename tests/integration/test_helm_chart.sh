@@ -136,6 +136,7 @@ render no-agent -f "$tmp/values-no-agent.yaml"
 render external -f "$tmp/values-external.yaml"
 render otherconfig --set config.probes.files.monitor_dirs[0]=/var
 render othertag --set image.tag=9.9.9
+render nometrics --set agent.metrics.enabled=false
 
 # --- what must be refused ---------------------------------------------------
 refuse() { # description, expected message fragment, helm args...
@@ -268,6 +269,13 @@ if docs:
     r = c.get("resources", {})
     check("requests" in r and "limits" in r and "memory" in r["limits"], "DaemonSet: resource requests and a memory limit", r)
     check(ds["spec"]["updateStrategy"]["type"] == "RollingUpdate", "DaemonSet: RollingUpdate")
+    check([(p["name"], p["containerPort"]) for p in c.get("ports", [])] == [("http", 9091)],
+          "DaemonSet: agent http port 9091", c.get("ports"))
+    lp, rp = c.get("livenessProbe", {}), c.get("readinessProbe", {})
+    check(lp.get("httpGet", {}).get("path") == "/healthz" and lp["httpGet"].get("port") in ("http", 9091),
+          "DaemonSet: liveness probe GET /healthz", lp)
+    check(rp.get("httpGet", {}).get("path") == "/readyz" and rp["httpGet"].get("port") in ("http", 9091),
+          "DaemonSet: readiness probe GET /readyz (paces the rolling update)", rp)
 
     # RBAC
     check(cr["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}],
@@ -326,6 +334,8 @@ if docs:
         check(cfg["aggregator"]["listen"] == "tcp://0.0.0.0:7700", "config: aggregator.listen tcp://0.0.0.0:7700", cfg["aggregator"].get("listen"))
         check(str(cfg["aggregator"]["metrics_listen"]).endswith(":9090"), "config: aggregator.metrics_listen on the Service's http port",
               cfg["aggregator"].get("metrics_listen"))
+        check(str(cfg["agent"]["metrics_listen"]).endswith(":9091"), "config: agent.metrics_listen on the probes' port",
+              cfg["agent"].get("metrics_listen"))
         check(cfg["kubernetes"]["enabled"] == "auto", "config: kubernetes.enabled auto")
         check(cfg["probes"]["files"]["pipelines"] == ["live"] and "console" in cfg["pipelines"]["live"]["backends"],
               "config: files probe -> pipeline live -> console")
@@ -403,6 +413,16 @@ if docs:
         check(cfg["agent"]["aggregator"] == "tcp://aggregator.elsewhere.example:7700", "config: an explicit agent.aggregator is kept")
         check(cfg["aggregator"]["listen"] == "tcp://0.0.0.0:7701", "config: an explicit aggregator.listen is kept")
 
+docs = load("nometrics")
+if docs:
+    print("# agent.metrics.enabled=false")
+    c = container(one(docs, "DaemonSet"))
+    check("ports" not in c and "livenessProbe" not in c and "readinessProbe" not in c,
+          "agent.metrics.enabled=false: no agent port or probes")
+    cfg = config_of(docs, "nometrics")
+    if cfg:
+        check(cfg["agent"]["metrics_listen"] == "", "agent.metrics.enabled=false: agent.metrics_listen stays off")
+
 def checksum(name):
     docs = load(name)
     ds = one(docs or [], "DaemonSet")
@@ -435,7 +455,7 @@ for bin in "$bld/aggregator/ingrain-aggregator" "$bld/node-agent/ingrain-agent";
 		echo "# $name not built ($bin): --check-config part not run"
 		continue
 	fi
-	for cfg in default override external; do
+	for cfg in default override external nometrics; do
 		f=$tmp/$cfg.config.yaml
 		if [ ! -f "$f" ]; then
 			bad "$name --check-config ($cfg): no rendered config"

@@ -81,6 +81,9 @@ YAML 1.1 turned a bare on/off into a boolean.
 {{- if not $agent.aggregator -}}
 {{- $_ := set $agent "aggregator" (include "ingrain.aggregatorURL" .) -}}
 {{- end -}}
+{{- if and .Values.agent.metrics.enabled (not $agent.metrics_listen) -}}
+{{- $_ := set $agent "metrics_listen" (printf "0.0.0.0:%d" (int .Values.agent.metrics.port)) -}}
+{{- end -}}
 {{- $_ := set $cfg "agent" $agent -}}
 {{- $aggr := default dict $cfg.aggregator -}}
 {{- if not $aggr.listen -}}
