@@ -1,0 +1,28 @@
+/* stages: the table of every pipeline stage type.
+ *
+ * A stage type is one file exposing one `const struct ig_stage_ops`
+ * (ig_stage.h); adding a type means writing that file and listing it here.
+ * The engine (pipeline.c) looks types up by their YAML `type:` value, and
+ * the configuration reference lists them in this order.
+ */
+#include "ig_stage.h"
+
+#include <string.h>
+
+/* Defined by the stage files; only this table refers to them. */
+extern const struct ig_stage_ops ig_stage_add_tags;
+
+const struct ig_stage_ops *const ig_stage_table[] = {
+	&ig_stage_add_tags,
+	NULL,
+};
+
+const struct ig_stage_ops *ig_stage_find(const char *type)
+{
+	if (!type)
+		return NULL;
+	for (size_t i = 0; ig_stage_table[i]; i++)
+		if (!strcmp(ig_stage_table[i]->type, type))
+			return ig_stage_table[i];
+	return NULL;
+}
