@@ -10,7 +10,10 @@
  * The decoder treats its input as hostile: every type, length, count and
  * nesting depth is checked against struct ig_wire_limits before anything is
  * used, and an envelope is accepted or rejected whole (ig_wire_decode
- * validates every record before the caller sees the first).
+ * validates every record before the caller sees the first). Keys it does not
+ * know (at envelope, record and "id" level, and in acks) are skipped, so a
+ * newer agent may add keys an older aggregator ignores; a key it knows must
+ * have its type. A change that old decoders would misread bumps the version.
  */
 #ifndef IG_WIRE_H
 #define IG_WIRE_H
@@ -23,6 +26,17 @@
 
 #define IG_WIRE_VERSION 1
 #define IG_WIRE_MAX_LOST 16
+/* Containers nested in an envelope, the envelope map included (the schema
+ * itself needs 5: envelope, records, record, id, lbl). */
+#define IG_WIRE_MAX_DEPTH 8
+/* Unknown keys one map may carry (forward compatibility, bounded). */
+#define IG_WIRE_MAX_UNKNOWN 32
+#define IG_WIRE_DEFAULT_MAX_MSG (16u << 20)
+#define IG_WIRE_DEFAULT_MAX_RECORDS 65536
+#define IG_WIRE_DEFAULT_MAX_STR 8192
+/* Acks: at most this big, and the err text is cut to IG_WIRE_ACK_MAX_ERR. */
+#define IG_WIRE_ACK_MAX_BYTES 65536
+#define IG_WIRE_ACK_MAX_ERR 8192
 
 enum ig_ack_status { IG_ACK_OK = 0, IG_ACK_DUPLICATE = 1, IG_ACK_REJECTED = 2 };
 
@@ -56,22 +70,32 @@ struct ig_wire_enc *ig_wire_enc_new(void);
 void ig_wire_enc_free(struct ig_wire_enc *e);
 /* Starts a new batch (forgets the previous one's records). */
 void ig_wire_enc_reset(struct ig_wire_enc *e);
-/* Appends one record; -ENOMEM on allocation failure. */
+/* Appends one record. -EINVAL when the aggregator (default limits) would
+ * reject it: no kind, a NULL or empty field or label key, a duplicate key,
+ * more than IG_MAX_FIELDS/IG_MAX_LABELS, a string longer than
+ * IG_WIRE_DEFAULT_MAX_STR, or strings that would not fit a decoded record's
+ * arena. -ENOMEM on allocation failure. The batch is unchanged on error.
+ * NULL probe/comm are sent as "". */
 int ig_wire_enc_add(struct ig_wire_enc *e, const struct ig_record *r);
 uint32_t ig_wire_enc_count(const struct ig_wire_enc *e);
 size_t ig_wire_enc_bytes(const struct ig_wire_enc *e);
-/* Builds the envelope (hdr->nrecords is taken from the encoder) into a newly
- * malloc'd buffer that the caller frees. 0 or -ENOMEM. */
+/* Builds the envelope (hdr->nrecords is taken from the encoder; hdr->v 0
+ * means IG_WIRE_VERSION) into a newly malloc'd buffer that the caller frees.
+ * The batch is kept (enc_reset starts the next). 0, -EINVAL (nlost >
+ * IG_WIRE_MAX_LOST or a NULL cause) or -ENOMEM. */
 int ig_wire_enc_finish(struct ig_wire_enc *e, const struct ig_envelope_hdr *hdr, void **buf,
 		       size_t *len);
 
 /* --- decoding (aggregator) --- */
 struct ig_wire_dec;
+/* limits NULL, or a member 0: the default. NULL on allocation failure. */
 struct ig_wire_dec *ig_wire_dec_new(const struct ig_wire_limits *limits);
 void ig_wire_dec_free(struct ig_wire_dec *d);
-/* Parses and validates a whole envelope. On success fills *hdr (strings live
- * until the next decode or free) and prepares record iteration. -EBADMSG with
- * messages in err (which field, what was wrong) otherwise. */
+/* Parses and validates a whole envelope (buf is copied: the caller may free
+ * it at once). On success fills *hdr (strings live until the next decode or
+ * free) and prepares record iteration. -EBADMSG with messages in err (which
+ * field, what was wrong) otherwise; hdr->seq is then still set when it could
+ * be read, so the rejection can be acked against it. */
 int ig_wire_decode(struct ig_wire_dec *d, const void *buf, size_t len, struct ig_envelope_hdr *hdr,
 		   struct ig_err *err);
 /* Fills r with the next record (r->node = hdr node). 1 = a record, 0 = no
@@ -79,9 +103,12 @@ int ig_wire_decode(struct ig_wire_dec *d, const void *buf, size_t len, struct ig
 int ig_wire_next(struct ig_wire_dec *d, struct ig_record *r);
 
 /* --- acks --- */
+/* Into a newly malloc'd buffer (caller frees). errmsg may be NULL. 0,
+ * -EINVAL (unknown status) or -ENOMEM. */
 int ig_wire_ack_encode(uint64_t seq, enum ig_ack_status st, const char *errmsg, void **buf,
 		       size_t *len);
-/* errbuf receives the err text ("" if none). -EBADMSG on a malformed ack. */
+/* errbuf receives the err text ("" if none; cut to errlen). -EBADMSG on a
+ * malformed ack (then *seq and *st are untouched). */
 int ig_wire_ack_decode(const void *buf, size_t len, uint64_t *seq, enum ig_ack_status *st,
 		       char *errbuf, size_t errlen);
 

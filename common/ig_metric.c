@@ -1,0 +1,250 @@
+/* ig_metric: see ig_metric.h.
+ *
+ * A metric is built once per record on the aggregator's hot path, so it is a
+ * fixed block like the record: tag slots plus a bump arena. Tags that come
+ * from record strings point into the record (which outlives the metric while
+ * a pipeline runs); only what is made here (numbers rendered as text,
+ * "label_<key>" names) takes arena space. ig_metric_copy re-homes every
+ * string for stages that keep a metric after its record is gone.
+ */
+#include "ig_metric.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+const char *ig_metric_kind_name(enum ig_metric_kind k)
+{
+	switch (k) {
+	case IG_M_COUNTER:
+		return "counter";
+	case IG_M_GAUGE:
+		return "gauge";
+	case IG_M_HISTOGRAM:
+		return "histogram";
+	case IG_M_SET:
+		return "set";
+	}
+	return "unknown";
+}
+
+void ig_metric_reset(struct ig_metric *m)
+{
+	memset(m, 0, offsetof(struct ig_metric, arena));
+	m->kind = IG_M_COUNTER;
+}
+
+const char *ig_metric_strndup(struct ig_metric *m, const char *s, size_t len)
+{
+	char *d;
+
+	if (!s && len)
+		return NULL;
+	if (len >= sizeof(m->arena) - m->arena_used)
+		return NULL;
+	d = m->arena + m->arena_used;
+	if (len)
+		memcpy(d, s, len);
+	d[len] = '\0';
+	m->arena_used += len + 1;
+	return d;
+}
+
+const char *ig_metric_strdup(struct ig_metric *m, const char *s)
+{
+	return s ? ig_metric_strndup(m, s, strlen(s)) : NULL;
+}
+
+int ig_metric_add_tag(struct ig_metric *m, const char *key, const char *val, enum ig_tag_type type)
+{
+	if (!key || !val)
+		return -EINVAL;
+	if (m->ntags >= IG_MAX_TAGS)
+		return -ENOSPC;
+	m->tags[m->ntags].key = key;
+	m->tags[m->ntags].val = val;
+	m->tags[m->ntags].type = type;
+	m->ntags++;
+	return 0;
+}
+
+const char *ig_metric_tag(const struct ig_metric *m, const char *key)
+{
+	if (!key)
+		return NULL;
+	for (uint32_t i = 0; i < m->ntags; i++)
+		if (!strcmp(m->tags[i].key, key))
+			return m->tags[i].val;
+	return NULL;
+}
+
+void ig_metric_del_tag(struct ig_metric *m, uint32_t i)
+{
+	if (i >= m->ntags)
+		return;
+	memmove(&m->tags[i], &m->tags[i + 1], (m->ntags - i - 1) * sizeof(m->tags[0]));
+	m->ntags--;
+}
+
+/* An identity tag: absent (NULL) members make none. */
+static int tag_str(struct ig_metric *m, const char *key, const char *val)
+{
+	return val ? ig_metric_add_tag(m, key, val, IG_TAG_STR) : 0;
+}
+
+/* A number rendered as text in the arena, typed IG_TAG_NUM. */
+static int tag_text(struct ig_metric *m, const char *key, const char *buf, int n)
+{
+	const char *v;
+
+	if (m->ntags >= IG_MAX_TAGS)
+		return -ENOSPC;
+	v = ig_metric_strndup(m, buf, (size_t)n);
+	if (!v)
+		return -ENOSPC;
+	return ig_metric_add_tag(m, key, v, IG_TAG_NUM);
+}
+
+static int tag_uint(struct ig_metric *m, const char *key, uint64_t u)
+{
+	char buf[24];
+
+	return tag_text(m, key, buf, snprintf(buf, sizeof(buf), "%" PRIu64, u));
+}
+
+static int tag_int(struct ig_metric *m, const char *key, int64_t i)
+{
+	char buf[24];
+
+	return tag_text(m, key, buf, snprintf(buf, sizeof(buf), "%" PRId64, i));
+}
+
+static int tag_label(struct ig_metric *m, const struct ig_label *l)
+{
+	size_t klen = strlen(l->key), mark = m->arena_used;
+	char *k;
+
+	if (m->ntags >= IG_MAX_TAGS)
+		return -ENOSPC;
+	if (klen + sizeof("label_") > sizeof(m->arena) - m->arena_used)
+		return -ENOSPC;
+	k = m->arena + m->arena_used;
+	memcpy(k, "label_", 6);
+	memcpy(k + 6, l->key, klen + 1);
+	m->arena_used += 6 + klen + 1;
+	if (ig_metric_add_tag(m, k, l->val ? l->val : "", IG_TAG_STR) < 0) {
+		m->arena_used = mark;
+		return -ENOSPC;
+	}
+	return 0;
+}
+
+static int tag_identity(struct ig_metric *m, const struct ig_record *r)
+{
+	const struct ig_identity *id = &r->id;
+	int rv = 0;
+
+	rv = rv ?: tag_str(m, "node", r->node);
+	rv = rv ?: tag_str(m, "scope", id->scope);
+	rv = rv ?: tag_str(m, "namespace", id->namespace_);
+	rv = rv ?: tag_str(m, "pod", id->pod_name);
+	rv = rv ?: tag_str(m, "container", id->container_name);
+	rv = rv ?: tag_str(m, "container_id", id->container_id);
+	rv = rv ?: tag_str(m, "runtime", id->runtime);
+	rv = rv ?: tag_str(m, "image", id->image);
+	rv = rv ?: tag_str(m, "owner_kind", id->owner_kind);
+	rv = rv ?: tag_str(m, "owner_name", id->owner_name);
+	rv = rv ?: tag_str(m, "pod_uid", id->pod_uid);
+	for (uint32_t i = 0; !rv && i < id->nlabels && i < IG_MAX_LABELS; i++)
+		if (id->labels[i].key)
+			rv = tag_label(m, &id->labels[i]);
+	return rv;
+}
+
+static int tag_process(struct ig_metric *m, const struct ig_record *r)
+{
+	int rv = 0;
+
+	rv = rv ?: tag_str(m, "process", r->comm);
+	rv = rv ?: tag_uint(m, "pid", r->pid);
+	rv = rv ?: tag_uint(m, "tid", r->tid);
+	rv = rv ?: tag_uint(m, "ppid", r->ppid);
+	rv = rv ?: tag_uint(m, "uid", r->uid);
+	rv = rv ?: tag_uint(m, "gid", r->gid);
+	rv = rv ?: tag_uint(m, "cgroup_id", r->cgroup_id);
+	return rv;
+}
+
+static int tag_body(struct ig_metric *m, const struct ig_record *r)
+{
+	int rv = 0;
+
+	for (uint32_t i = 0; !rv && i < r->nfields && i < IG_MAX_FIELDS; i++) {
+		const struct ig_field *f = &r->fields[i];
+
+		if (!f->key)
+			continue;
+		switch (f->type) {
+		case IG_F_STR:
+			rv = tag_str(m, f->key, f->s ? f->s : "");
+			break;
+		case IG_F_INT:
+			rv = tag_int(m, f->key, f->i);
+			break;
+		case IG_F_UINT:
+			rv = tag_uint(m, f->key, f->u);
+			break;
+		}
+	}
+	return rv;
+}
+
+int ig_metric_from_record(struct ig_metric *m, const struct ig_record *r)
+{
+	int rv;
+
+	ig_metric_reset(m);
+	m->name = r->kind;
+	m->kind = IG_M_COUNTER;
+	m->value = 1;
+	m->ts_ns = r->ts_ns;
+	m->rec = r;
+	rv = tag_identity(m, r);
+	rv = rv ?: tag_process(m, r);
+	rv = rv ?: tag_body(m, r);
+	return rv < 0 ? -ENOSPC : 0;
+}
+
+int ig_metric_copy(struct ig_metric *dst, const struct ig_metric *src)
+{
+	uint32_t n = src->ntags < IG_MAX_TAGS ? src->ntags : IG_MAX_TAGS;
+
+	if (dst == src)
+		return 0;
+	ig_metric_reset(dst);
+	dst->kind = src->kind;
+	dst->value = src->value;
+	dst->ts_ns = src->ts_ns;
+	dst->rec = src->rec;
+	if (src->name && !(dst->name = ig_metric_strdup(dst, src->name)))
+		return -ENOSPC;
+	if (src->set_member && !(dst->set_member = ig_metric_strdup(dst, src->set_member)))
+		return -ENOSPC;
+	for (uint32_t i = 0; i < n; i++) {
+		const struct ig_tag *t = &src->tags[i];
+		size_t mark = dst->arena_used;
+		const char *k = ig_metric_strdup(dst, t->key);
+		const char *v = k ? ig_metric_strdup(dst, t->val) : NULL;
+
+		if (!v) {
+			dst->arena_used = mark;
+			return -ENOSPC;
+		}
+		dst->tags[dst->ntags].key = k;
+		dst->tags[dst->ntags].val = v;
+		dst->tags[dst->ntags].type = t->type;
+		dst->ntags++;
+	}
+	return 0;
+}

@@ -1,0 +1,956 @@
+/* ig_wire_dec: the aggregator's envelope decoder (ig_wire.h; the format is in
+ * docs/wire-format.md).
+ *
+ * Envelopes come from the network, so decoding is two passes over a private
+ * copy of the bytes with ig_mpack's bounds-checked cursor (see ig_mpack.h for
+ * why not msgpack-c's unpacker). The first pass, ig_wire_decode, walks every
+ * byte: it checks the schema (types, required and duplicate keys, string
+ * lengths, NUL bytes, counts, nesting) and sums, per record, the arena bytes
+ * its strings will need, so that the second pass cannot fail. It reports each
+ * problem with its place ("records[12].f.path: expected a string or an
+ * integer, got an array") and keeps going after type errors, so one rejection
+ * tells the whole story; it stops at the first structural error (truncation,
+ * invalid byte, an over-limit count) since nothing after it can be trusted.
+ * The second pass, ig_wire_next, re-reads one record at a time into struct
+ * ig_record, copying strings into the record's arena.
+ *
+ * The version is checked first: an envelope of another version is reported
+ * as that alone, since the rest of it follows a schema this code does not
+ * know.
+ */
+#include "ig_wire.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ig_mpack.h"
+#include "ig_wire_schema.h"
+
+/* Type errors reported before giving up on an envelope. */
+#define MAX_ERRORS 20
+
+struct ig_wire_dec {
+	struct ig_wire_limits lim;
+	uint8_t *buf; /* private copy of the envelope */
+	size_t cap;
+	char *pool; /* NUL-terminated header strings (agent_id, node, causes) */
+	size_t pool_cap, pool_used;
+	const char *node;
+	struct ig_mp it; /* at the next record */
+	uint32_t left;	 /* records not yet returned */
+	struct ig_err tmp;
+};
+
+struct ig_wire_dec *ig_wire_dec_new(const struct ig_wire_limits *limits)
+{
+	struct ig_wire_dec *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return NULL;
+	ig_wire_limits_default(&d->lim);
+	if (limits && limits->max_msg_bytes)
+		d->lim.max_msg_bytes = limits->max_msg_bytes;
+	if (limits && limits->max_records)
+		d->lim.max_records = limits->max_records;
+	if (limits && limits->max_str)
+		d->lim.max_str = limits->max_str;
+	/* agent_id, node and one cause per lost entry, each at most max_str. */
+	d->pool_cap = (2 + IG_WIRE_MAX_LOST) * ((size_t)d->lim.max_str + 1);
+	d->pool = malloc(d->pool_cap);
+	if (!d->pool) {
+		free(d);
+		return NULL;
+	}
+	return d;
+}
+
+void ig_wire_dec_free(struct ig_wire_dec *d)
+{
+	if (!d)
+		return;
+	free(d->buf);
+	free(d->pool);
+	free(d);
+}
+
+/* ------------------------------------------------------------------ */
+/* First pass: validation.                                             */
+
+enum want { W_STR, W_U32, W_U64, W_MAP, W_ARRAY, W_FIELD };
+
+/* Where the walk is, for messages: records[rec].sect.key */
+struct vctx {
+	struct ig_wire_dec *d;
+	struct ig_mp mp;
+	struct ig_err *err;
+	int nerr;
+	bool version_bad;
+	uint64_t version;
+	int64_t rec; /* -1 outside records */
+	const char *sect;
+	const char *key;
+	uint32_t klen;
+	size_t need; /* arena bytes of the current record */
+};
+
+/* A key from the input, printable and short. */
+static void key_text(char *out, size_t outlen, const char *k, uint32_t len)
+{
+	size_t n = 0;
+
+	for (uint32_t i = 0; i < len && n + 4 < outlen; i++) {
+		unsigned char ch = (unsigned char)k[i];
+		out[n++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
+	}
+	if (n + 4 >= outlen && len > n)
+		memcpy(out + n, "...", 3), n += 3;
+	out[n] = '\0';
+}
+
+static void where(const struct vctx *c, char *out, size_t outlen)
+{
+	char k[64];
+	int n = 0;
+
+	out[0] = '\0';
+	if (c->rec >= 0)
+		n += snprintf(out, outlen, "records[%lld]", (long long)c->rec);
+	if (c->sect)
+		n += snprintf(out + n, outlen - (size_t)n, "%s%s", n ? "." : "", c->sect);
+	if (c->key) {
+		key_text(k, sizeof(k), c->key, c->klen);
+		n += snprintf(out + n, outlen - (size_t)n, "%s%s", n ? "." : "", k);
+	}
+	if (!n)
+		snprintf(out, outlen, "envelope");
+}
+
+static void verr(struct vctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void verr(struct vctx *c, const char *fmt, ...)
+{
+	char at[160], msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	where(c, at, sizeof(at));
+	ig_err_add(c->err, "%s: %s", at, msg);
+	c->nerr++;
+}
+
+/* A type error: reported; walking stops once there are too many. */
+static int type_err(struct vctx *c)
+{
+	if (c->nerr < MAX_ERRORS)
+		return 0;
+	ig_err_add(c->err, "stopped after %d errors", c->nerr);
+	return -EBADMSG;
+}
+
+static int structural(struct vctx *c, int rv)
+{
+	if (rv == -ENODATA)
+		verr(c, "the envelope ends inside this value (at byte %zu of %zu): truncated "
+			"message",
+		     ig_mp_pos(&c->mp), ig_mp_pos(&c->mp) + ig_mp_left(&c->mp));
+	else if (rv == -ELOOP)
+		verr(c, "values nested deeper than %d levels", IG_WIRE_MAX_DEPTH);
+	else
+		verr(c, "invalid msgpack (byte 0x%02x at offset %zu)", *c->mp.p,
+		     ig_mp_pos(&c->mp));
+	return -EBADMSG;
+}
+
+static int rd(struct vctx *c, struct ig_mp_val *v)
+{
+	int rv = ig_mp_read(&c->mp, v);
+
+	return rv < 0 ? structural(c, rv) : 0;
+}
+
+/* Skips the elements of a container whose header was just read. depth: of
+ * that container. */
+static int skip_body(struct vctx *c, const struct ig_mp_val *v, unsigned depth)
+{
+	uint64_t n;
+	int rv;
+
+	if (v->type != IG_MP_ARRAY && v->type != IG_MP_MAP)
+		return 0;
+	if (depth > IG_WIRE_MAX_DEPTH)
+		return structural(c, -ELOOP);
+	n = v->type == IG_MP_MAP ? 2 * (uint64_t)v->n : v->n;
+	for (uint64_t i = 0; i < n; i++) {
+		rv = ig_mp_skip(&c->mp, IG_WIRE_MAX_DEPTH - depth);
+		if (rv < 0)
+			return structural(c, rv);
+	}
+	return 0;
+}
+
+/* Skips one value nested in a container at depth `depth`. */
+static int skip_value(struct vctx *c, unsigned depth)
+{
+	int rv = ig_mp_skip(&c->mp, IG_WIRE_MAX_DEPTH - depth);
+
+	return rv < 0 ? structural(c, rv) : 0;
+}
+
+static const char *want_name(enum want w)
+{
+	switch (w) {
+	case W_STR:
+		return "a string";
+	case W_U32:
+		return "an unsigned 32-bit integer";
+	case W_U64:
+		return "an unsigned 64-bit integer";
+	case W_MAP:
+		return "a map";
+	case W_ARRAY:
+		return "an array";
+	case W_FIELD:
+		return "a string or an integer";
+	}
+	return "?";
+}
+
+static void describe(const struct ig_mp_val *v, char *out, size_t len)
+{
+	if (v->type == IG_MP_INT)
+		snprintf(out, len, "%lld", (long long)v->i);
+	else if (v->type == IG_MP_UINT)
+		snprintf(out, len, "%llu", (unsigned long long)v->u);
+	else
+		snprintf(out, len, "%s", ig_mp_type_name(v->type));
+}
+
+static bool str_ok(struct vctx *c, const struct ig_mp_val *v)
+{
+	if (v->s.len > c->d->lim.max_str) {
+		verr(c, "string of %u bytes is longer than the limit of %u", v->s.len,
+		     c->d->lim.max_str);
+		return false;
+	}
+	if (memchr(v->s.ptr, '\0', v->s.len)) {
+		verr(c, "string contains a NUL byte");
+		return false;
+	}
+	return true;
+}
+
+/* Reads the value of the current key (nested at `depth`: that of its map).
+ * 1 = it is what was wanted (v filled; a string is also within limits and
+ * NUL-free), 0 = it was not (reported and skipped), < 0 = stop. */
+static int want(struct vctx *c, enum want w, struct ig_mp_val *v, unsigned depth)
+{
+	char got[32];
+	uint64_t x;
+	bool ok;
+	int rv = rd(c, v);
+
+	if (rv < 0)
+		return rv;
+	switch (w) {
+	case W_STR:
+		ok = v->type == IG_MP_STR;
+		break;
+	case W_U32:
+	case W_U64:
+		ok = ig_mp_uint_val(v, w == W_U32 ? UINT32_MAX : UINT64_MAX, &x);
+		if (ok)
+			v->u = x;
+		break;
+	case W_MAP:
+		ok = v->type == IG_MP_MAP;
+		break;
+	case W_ARRAY:
+		ok = v->type == IG_MP_ARRAY;
+		break;
+	case W_FIELD:
+		ok = v->type == IG_MP_STR || v->type == IG_MP_INT || v->type == IG_MP_UINT;
+		break;
+	default:
+		ok = false;
+	}
+	if (!ok) {
+		describe(v, got, sizeof(got));
+		verr(c, "expected %s, got %s", want_name(w), got);
+		rv = skip_body(c, v, depth + 1);
+		return rv < 0 ? rv : type_err(c);
+	}
+	if (v->type == IG_MP_STR && !str_ok(c, v))
+		return type_err(c);
+	if (v->type == IG_MP_STR)
+		c->need += v->s.len + 1;
+	return 1;
+}
+
+static bool key_is(const struct ig_mp_val *k, const char *name)
+{
+	size_t n = strlen(name);
+
+	return k->s.len == n && !memcmp(k->s.ptr, name, n);
+}
+
+static bool same_str(const struct ig_mp_val *a, const struct ig_mp_val *b)
+{
+	return a->s.len == b->s.len && !memcmp(a->s.ptr, b->s.ptr, a->s.len);
+}
+
+/* Walking one map of known keys. */
+struct kmap {
+	const char *const *names; /* known keys */
+	int nnames;
+	uint32_t seen;		  /* bit per known key */
+	struct ig_mp_val unknown[IG_WIRE_MAX_UNKNOWN];
+	uint32_t nunknown;
+};
+
+/* Reads the next key of a map at `depth`. Returns the known key's index,
+ * -1 when the key was bad or unknown (handled: reported or skipped with its
+ * value), < -1 to stop (-EBADMSG). */
+static int next_key(struct vctx *c, struct kmap *km, unsigned depth)
+{
+	struct ig_mp_val k;
+	int rv;
+
+	c->key = NULL;
+	rv = rd(c, &k);
+	if (rv < 0)
+		return rv;
+	if (k.type != IG_MP_STR) {
+		char got[32];
+		describe(&k, got, sizeof(got));
+		verr(c, "a key is %s, expected a string", got);
+		rv = skip_body(c, &k, depth + 1);
+		rv = rv < 0 ? rv : skip_value(c, depth);
+		return rv < 0 ? rv : (type_err(c) < 0 ? -EBADMSG : -1);
+	}
+	c->key = k.s.ptr;
+	c->klen = k.s.len;
+	for (int i = 0; i < km->nnames; i++) {
+		if (!key_is(&k, km->names[i]))
+			continue;
+		if (km->seen & (1u << i)) {
+			verr(c, "duplicate key");
+			rv = skip_value(c, depth);
+			return rv < 0 ? rv : (type_err(c) < 0 ? -EBADMSG : -1);
+		}
+		km->seen |= 1u << i;
+		return i;
+	}
+	/* Unknown: skipped for forward compatibility, but bounded and unique. */
+	for (uint32_t i = 0; i < km->nunknown; i++) {
+		if (same_str(&k, &km->unknown[i])) {
+			verr(c, "duplicate key");
+			rv = skip_value(c, depth);
+			return rv < 0 ? rv : (type_err(c) < 0 ? -EBADMSG : -1);
+		}
+	}
+	if (km->nunknown >= IG_WIRE_MAX_UNKNOWN) {
+		verr(c, "more than %d unknown keys in one map", IG_WIRE_MAX_UNKNOWN);
+		return -EBADMSG;
+	}
+	km->unknown[km->nunknown++] = k;
+	rv = skip_value(c, depth);
+	return rv < 0 ? rv : -1;
+}
+
+static int missing(struct vctx *c, const struct kmap *km, uint32_t required)
+{
+	c->key = NULL;
+	for (int i = 0; i < km->nnames; i++) {
+		if ((required & (1u << i)) && !(km->seen & (1u << i))) {
+			verr(c, "missing required key \"%s\"", km->names[i]);
+			if (type_err(c) < 0)
+				return -EBADMSG;
+		}
+	}
+	return 0;
+}
+
+/* A map of string -> string or string -> value with unique, non-empty keys
+ * and at most `max` entries (labels, fields): `map` was read already. */
+static int check_dict(struct vctx *c, const struct ig_mp_val *map, uint32_t max, enum want vw,
+		      unsigned depth, bool empty_ok)
+{
+	struct ig_mp_val keys[IG_MAX_FIELDS > IG_MAX_LABELS ? IG_MAX_FIELDS : IG_MAX_LABELS];
+	struct ig_mp_val k, v;
+	int rv;
+
+	if (map->n > max) {
+		verr(c, "%u entries, more than the limit of %u", map->n, max);
+		rv = skip_body(c, map, depth);
+		return rv < 0 ? rv : type_err(c);
+	}
+	for (uint32_t i = 0; i < map->n; i++) {
+		c->key = NULL;
+		rv = rd(c, &k);
+		if (rv < 0)
+			return rv;
+		keys[i].s.len = 0;
+		keys[i].s.ptr = NULL;
+		if (k.type != IG_MP_STR) {
+			char got[32];
+			describe(&k, got, sizeof(got));
+			verr(c, "a key is %s, expected a string", got);
+			rv = skip_body(c, &k, depth + 1);
+			rv = rv < 0 ? rv : skip_value(c, depth);
+			rv = rv < 0 ? rv : type_err(c);
+			if (rv < 0)
+				return rv;
+			continue;
+		}
+		c->key = k.s.ptr;
+		c->klen = k.s.len;
+		keys[i] = k;
+		if (!k.s.len && !empty_ok) {
+			verr(c, "empty key");
+			if (type_err(c) < 0)
+				return -EBADMSG;
+		} else if (!str_ok(c, &k)) {
+			if (type_err(c) < 0)
+				return -EBADMSG;
+		}
+		for (uint32_t j = 0; j < i; j++) {
+			if (keys[j].s.ptr && same_str(&k, &keys[j])) {
+				verr(c, "duplicate key");
+				if (type_err(c) < 0)
+					return -EBADMSG;
+				break;
+			}
+		}
+		c->need += k.s.len + 1;
+		rv = want(c, vw, &v, depth);
+		if (rv < 0)
+			return rv;
+	}
+	c->key = NULL;
+	return 0;
+}
+
+/* The keys of "id": ig_wire_id_members' order, then the labels. */
+static const char *const id_keys[IG_WIRE_ID_NSTR + 1] = { "scope", "rt", "cid", "puid", "pod", "ns",
+				       "ctr",	"img", "ok",  "on",   "cgp", "lbl" };
+
+static int check_identity(struct vctx *c, unsigned depth)
+{
+	struct kmap km = { .names = id_keys, .nnames = IG_WIRE_ID_NSTR + 1 };
+	struct ig_mp_val m, v;
+	int rv, i;
+
+	rv = want(c, W_MAP, &m, depth - 1);
+	if (rv <= 0)
+		return rv;
+	c->sect = "id";
+	for (uint32_t n = 0; n < m.n; n++) {
+		i = next_key(c, &km, depth);
+		if (i < -1)
+			return i;
+		if (i < 0)
+			continue;
+		if (i < IG_WIRE_ID_NSTR) {
+			rv = want(c, W_STR, &v, depth);
+		} else {
+			rv = want(c, W_MAP, &v, depth);
+			if (rv > 0) {
+				c->sect = "id.lbl";
+				rv = check_dict(c, &v, IG_MAX_LABELS, W_STR, depth + 1, false);
+				c->sect = "id";
+			}
+		}
+		if (rv < 0)
+			return rv;
+	}
+	c->sect = NULL;
+	return 0;
+}
+
+enum { R_K, R_P, R_TS, R_PID, R_TID, R_PPID, R_UID, R_GID, R_COMM, R_CG, R_ID, R_F, R_N };
+static const char *const rec_keys[R_N] = { "k",	  "p",	 "ts",	 "pid", "tid", "ppid",
+					   "uid", "gid", "comm", "cg",	"id",  "f" };
+
+static int check_record(struct vctx *c, unsigned depth)
+{
+	struct kmap km = { .names = rec_keys, .nnames = R_N };
+	struct ig_mp_val m, v;
+	int rv, i;
+
+	c->key = NULL;
+	c->need = 0;
+	rv = want(c, W_MAP, &m, depth - 1);
+	if (rv <= 0)
+		return rv;
+	for (uint32_t n = 0; n < m.n; n++) {
+		i = next_key(c, &km, depth);
+		if (i < -1)
+			return i;
+		if (i < 0)
+			continue;
+		switch (i) {
+		case R_K:
+			rv = want(c, W_STR, &v, depth);
+			if (rv > 0 && v.s.len == 0) {
+				verr(c, "empty record kind");
+				rv = type_err(c);
+			}
+			break;
+		case R_P:
+		case R_COMM:
+			rv = want(c, W_STR, &v, depth);
+			break;
+		case R_TS:
+		case R_CG:
+			rv = want(c, W_U64, &v, depth);
+			break;
+		case R_ID:
+			rv = check_identity(c, depth + 1);
+			break;
+		case R_F:
+			rv = want(c, W_MAP, &v, depth);
+			if (rv > 0) {
+				c->sect = "f";
+				rv = check_dict(c, &v, IG_MAX_FIELDS, W_FIELD, depth + 1, false);
+				c->sect = NULL;
+			}
+			break;
+		default:
+			rv = want(c, W_U32, &v, depth);
+		}
+		if (rv < 0)
+			return rv;
+	}
+	rv = missing(c, &km, ~(1u << R_ID) & ((1u << R_N) - 1));
+	if (rv < 0)
+		return rv;
+	if (c->need > IG_RECORD_ARENA) {
+		verr(c, "its strings need %zu bytes, more than a record holds (%d)", c->need,
+		     IG_RECORD_ARENA);
+		return type_err(c);
+	}
+	return 0;
+}
+
+enum { E_V, E_AGENT, E_NODE, E_BOOT, E_SEQ, E_SENT, E_LOST, E_RECORDS, E_N };
+static const char *const env_keys[E_N] = { "v",	  "agent_id", "node", "boot_id",
+					   "seq", "sent_ns",  "lost", "records" };
+
+static const char *pool_str(struct ig_wire_dec *d, const struct ig_mp_val *v)
+{
+	char *s;
+
+	if (v->s.len >= d->pool_cap - d->pool_used)
+		return NULL; /* cannot happen: the pool holds every header string */
+	s = d->pool + d->pool_used;
+	memcpy(s, v->s.ptr, v->s.len);
+	s[v->s.len] = '\0';
+	d->pool_used += v->s.len + 1;
+	return s;
+}
+
+static int check_lost(struct vctx *c, struct ig_envelope_hdr *h)
+{
+	struct ig_mp_val m, k, v;
+	int rv;
+
+	rv = want(c, W_MAP, &m, 1);
+	if (rv <= 0)
+		return rv;
+	c->sect = "lost";
+	if (m.n > IG_WIRE_MAX_LOST) {
+		c->key = NULL;
+		verr(c, "%u entries, more than the limit of %d", m.n, IG_WIRE_MAX_LOST);
+		return -EBADMSG;
+	}
+	for (uint32_t i = 0; i < m.n; i++) {
+		bool keep;
+
+		c->key = NULL;
+		rv = want(c, W_STR, &k, 2);
+		if (rv < 0)
+			return rv;
+		keep = rv > 0;
+		if (keep) {
+			c->key = k.s.ptr;
+			c->klen = k.s.len;
+			for (uint32_t j = 0; j < h->nlost && keep; j++) {
+				if (strlen(h->lost[j].cause) == k.s.len &&
+				    !memcmp(h->lost[j].cause, k.s.ptr, k.s.len))
+					keep = false;
+			}
+			if (!keep) {
+				verr(c, "duplicate key");
+				if (type_err(c) < 0)
+					return -EBADMSG;
+			}
+		}
+		rv = want(c, W_U64, &v, 2);
+		if (rv < 0)
+			return rv;
+		if (keep && rv > 0) {
+			const char *cause = pool_str(c->d, &k);
+			if (cause) {
+				h->lost[h->nlost].cause = cause;
+				h->lost[h->nlost].count = v.u;
+				h->nlost++;
+			}
+		}
+	}
+	c->sect = NULL;
+	return 0;
+}
+
+static int check_records(struct vctx *c, struct ig_envelope_hdr *h, size_t *first)
+{
+	struct ig_mp_val a;
+	int rv;
+
+	rv = want(c, W_ARRAY, &a, 1);
+	if (rv <= 0)
+		return rv;
+	if (a.n > c->d->lim.max_records) {
+		verr(c, "%u records, more than the limit of %u (aggregator.max_records; lower "
+			"the agent's batch_max_records)",
+		     a.n, c->d->lim.max_records);
+		return -EBADMSG;
+	}
+	*first = ig_mp_pos(&c->mp);
+	h->nrecords = a.n;
+	c->key = NULL;
+	for (uint32_t i = 0; i < a.n; i++) {
+		c->rec = i;
+		rv = check_record(c, 3);
+		if (rv < 0)
+			return rv;
+	}
+	c->rec = -1;
+	return 0;
+}
+
+static int check_envelope(struct vctx *c, struct ig_envelope_hdr *h, size_t *first)
+{
+	struct kmap km = { .names = env_keys, .nnames = E_N };
+	struct ig_mp_val m, v;
+	int rv, i;
+
+	rv = rd(c, &m);
+	if (rv < 0)
+		return rv;
+	if (m.type != IG_MP_MAP) {
+		verr(c, "expected a map, got %s", ig_mp_type_name(m.type));
+		return -EBADMSG;
+	}
+	for (uint32_t n = 0; n < m.n; n++) {
+		i = next_key(c, &km, 1);
+		if (i < -1)
+			return i;
+		if (i < 0)
+			continue;
+		switch (i) {
+		case E_V:
+			rv = want(c, W_U32, &v, 1);
+			if (rv > 0 && v.u != IG_WIRE_VERSION) {
+				c->version_bad = true;
+				c->version = v.u;
+				return -EBADMSG;
+			}
+			if (rv > 0)
+				h->v = (uint32_t)v.u;
+			break;
+		case E_AGENT:
+		case E_NODE:
+			rv = want(c, W_STR, &v, 1);
+			if (rv > 0 && i == E_AGENT && v.s.len == 0) {
+				verr(c, "empty agent_id");
+				rv = type_err(c);
+			} else if (rv > 0) {
+				const char *s = pool_str(c->d, &v);
+				if (i == E_AGENT)
+					h->agent_id = s;
+				else
+					h->node = s;
+			}
+			break;
+		case E_BOOT:
+		case E_SEQ:
+		case E_SENT:
+			rv = want(c, W_U64, &v, 1);
+			if (rv > 0 && i == E_BOOT)
+				h->boot_id = v.u;
+			else if (rv > 0 && i == E_SEQ)
+				h->seq = v.u;
+			else if (rv > 0)
+				h->sent_ns = v.u;
+			break;
+		case E_LOST:
+			rv = check_lost(c, h);
+			break;
+		case E_RECORDS:
+			rv = check_records(c, h, first);
+			break;
+		}
+		if (rv < 0)
+			return rv;
+	}
+	rv = missing(c, &km, (1u << E_N) - 1);
+	if (rv < 0)
+		return rv;
+	c->key = NULL;
+	if (ig_mp_left(&c->mp)) {
+		verr(c, "%zu bytes after the envelope: a message holds exactly one envelope",
+		     ig_mp_left(&c->mp));
+		return -EBADMSG;
+	}
+	return c->nerr ? -EBADMSG : 0;
+}
+
+static void copy_errors(struct ig_err *dst, const struct ig_err *src)
+{
+	const char *p = src->buf;
+
+	while (*p) {
+		const char *nl = strchr(p, '\n');
+		size_t n = nl ? (size_t)(nl - p) : strlen(p);
+
+		ig_err_add(dst, "%.*s", (int)n, p);
+		p += n + (nl ? 1 : 0);
+	}
+}
+
+int ig_wire_decode(struct ig_wire_dec *d, const void *buf, size_t len, struct ig_envelope_hdr *hdr,
+		   struct ig_err *err)
+{
+	struct ig_envelope_hdr local;
+	struct vctx c = { .d = d, .err = &d->tmp, .rec = -1 };
+	size_t first = 0;
+	int rv;
+
+	if (!hdr)
+		hdr = &local;
+	memset(hdr, 0, sizeof(*hdr));
+	d->left = 0;
+	d->node = NULL;
+	d->pool_used = 0;
+	if (!buf || len == 0) {
+		ig_err_add(err, "envelope: empty message");
+		return -EBADMSG;
+	}
+	if (len > d->lim.max_msg_bytes) {
+		ig_err_add(err, "envelope: %zu bytes, more than the limit of %zu "
+				"(aggregator.max_msg_bytes; or lower the agent's batch size)",
+			   len, d->lim.max_msg_bytes);
+		return -EBADMSG;
+	}
+	if (len > d->cap) {
+		uint8_t *nb = realloc(d->buf, len);
+		if (!nb) {
+			ig_err_add(err, "envelope: out of memory copying %zu bytes", len);
+			return -ENOMEM;
+		}
+		d->buf = nb;
+		d->cap = len;
+	}
+	memcpy(d->buf, buf, len);
+	ig_err_init(&d->tmp);
+	ig_mp_init(&c.mp, d->buf, len);
+	rv = check_envelope(&c, hdr, &first);
+	if (c.version_bad) {
+		ig_err_add(err, "v: wire version %llu is not supported (this aggregator speaks "
+				"version %d); run agents and aggregators of matching versions",
+			   (unsigned long long)c.version, IG_WIRE_VERSION);
+		return -EBADMSG;
+	}
+	if (rv < 0) {
+		copy_errors(err, &d->tmp);
+		return -EBADMSG;
+	}
+	d->node = hdr->node;
+	d->left = hdr->nrecords;
+	ig_mp_init(&d->it, d->buf, len);
+	d->it.p += first;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Second pass: one record at a time. The input was validated, so reads  */
+/* cannot fail; a failure anyway ends the iteration.                    */
+
+static const char *copy_str(struct ig_record *r, const struct ig_mp_val *v)
+{
+	return ig_record_strndup(r, v->s.ptr, v->s.len);
+}
+
+static int index_of(const char *const *names, int n, const struct ig_mp_val *k)
+{
+	for (int i = 0; i < n; i++)
+		if (key_is(k, names[i]))
+			return i;
+	return -1;
+}
+
+static int read_dict(struct ig_mp *mp, struct ig_record *r, bool labels)
+{
+	struct ig_mp_val m, k, v;
+
+	if (ig_mp_read(mp, &m) < 0 || m.type != IG_MP_MAP)
+		return -EBADMSG;
+	for (uint32_t i = 0; i < m.n; i++) {
+		const char *key;
+
+		if (ig_mp_read(mp, &k) < 0 || ig_mp_read(mp, &v) < 0 || k.type != IG_MP_STR)
+			return -EBADMSG;
+		key = copy_str(r, &k);
+		if (!key)
+			return -EBADMSG;
+		if (labels) {
+			struct ig_label *l = &r->id.labels[r->id.nlabels];
+			if (r->id.nlabels >= IG_MAX_LABELS || v.type != IG_MP_STR)
+				return -EBADMSG;
+			l->key = key;
+			l->val = copy_str(r, &v);
+			if (!l->val)
+				return -EBADMSG;
+			r->id.nlabels++;
+			continue;
+		}
+		struct ig_field *f = &r->fields[r->nfields];
+		if (r->nfields >= IG_MAX_FIELDS)
+			return -EBADMSG;
+		f->key = key;
+		if (v.type == IG_MP_STR) {
+			f->type = IG_F_STR;
+			f->s = copy_str(r, &v);
+			if (!f->s)
+				return -EBADMSG;
+		} else if (v.type == IG_MP_INT) {
+			f->type = IG_F_INT;
+			f->i = v.i;
+		} else if (v.type == IG_MP_UINT) {
+			f->type = IG_F_UINT;
+			f->u = v.u;
+		} else {
+			return -EBADMSG;
+		}
+		r->nfields++;
+	}
+	return 0;
+}
+
+static int read_identity(struct ig_mp *mp, struct ig_record *r)
+{
+	struct ig_mp_val m, k, v;
+
+	if (ig_mp_read(mp, &m) < 0 || m.type != IG_MP_MAP)
+		return -EBADMSG;
+	for (uint32_t i = 0; i < m.n; i++) {
+		int idx;
+
+		if (ig_mp_read(mp, &k) < 0 || k.type != IG_MP_STR)
+			return -EBADMSG;
+		idx = index_of(id_keys, IG_WIRE_ID_NSTR + 1, &k);
+		if (idx < 0) {
+			if (ig_mp_skip(mp, IG_WIRE_MAX_DEPTH - 4) < 0)
+				return -EBADMSG;
+		} else if (idx == IG_WIRE_ID_NSTR) {
+			if (read_dict(mp, r, true) < 0)
+				return -EBADMSG;
+		} else {
+			const char *s;
+			if (ig_mp_read(mp, &v) < 0 || v.type != IG_MP_STR)
+				return -EBADMSG;
+			s = copy_str(r, &v);
+			if (!s)
+				return -EBADMSG;
+			ig_wire_id_set(&r->id, idx, s);
+		}
+	}
+	return 0;
+}
+
+static int read_record(struct ig_mp *mp, struct ig_record *r)
+{
+	struct ig_mp_val m, k, v;
+
+	if (ig_mp_read(mp, &m) < 0 || m.type != IG_MP_MAP)
+		return -EBADMSG;
+	for (uint32_t n = 0; n < m.n; n++) {
+		int i;
+
+		if (ig_mp_read(mp, &k) < 0 || k.type != IG_MP_STR)
+			return -EBADMSG;
+		i = index_of(rec_keys, R_N, &k);
+		if (i < 0) {
+			if (ig_mp_skip(mp, IG_WIRE_MAX_DEPTH - 3) < 0)
+				return -EBADMSG;
+			continue;
+		}
+		if (i == R_ID) {
+			if (read_identity(mp, r) < 0)
+				return -EBADMSG;
+			continue;
+		}
+		if (i == R_F) {
+			if (read_dict(mp, r, false) < 0)
+				return -EBADMSG;
+			continue;
+		}
+		if (ig_mp_read(mp, &v) < 0)
+			return -EBADMSG;
+		switch (i) {
+		case R_K:
+		case R_P:
+		case R_COMM: {
+			const char *s = v.type == IG_MP_STR ? copy_str(r, &v) : NULL;
+			if (!s)
+				return -EBADMSG;
+			if (i == R_K)
+				r->kind = s;
+			else if (i == R_P)
+				r->probe = s;
+			else
+				r->comm = s;
+			break;
+		}
+		case R_TS:
+			r->ts_ns = v.type == IG_MP_INT ? (uint64_t)v.i : v.u;
+			break;
+		case R_CG:
+			r->cgroup_id = v.type == IG_MP_INT ? (uint64_t)v.i : v.u;
+			break;
+		default: {
+			uint32_t x = (uint32_t)(v.type == IG_MP_INT ? (uint64_t)v.i : v.u);
+			if (i == R_PID)
+				r->pid = x;
+			else if (i == R_TID)
+				r->tid = x;
+			else if (i == R_PPID)
+				r->ppid = x;
+			else if (i == R_UID)
+				r->uid = x;
+			else
+				r->gid = x;
+		}
+		}
+	}
+	return 0;
+}
+
+int ig_wire_next(struct ig_wire_dec *d, struct ig_record *r)
+{
+	if (!d->left)
+		return 0;
+	ig_record_reset(r);
+	r->node = d->node;
+	if (read_record(&d->it, r) < 0) {
+		d->left = 0;
+		return 0;
+	}
+	d->left--;
+	return 1;
+}
