@@ -47,4 +47,7 @@ struct ig_probe_ops {
 
 extern const struct ig_probe_ops *const ig_probe_table[];
 
+/* The probes (probe_<name>.c). */
+extern const struct ig_probe_ops ig_probe_files_ops;
+
 #endif

@@ -1,0 +1,355 @@
+/* probe_files: the file-access probe, user side (kernel side:
+ * bpf/files.bpf.c, shared event: bpf/files.h, reference: docs/probes.md).
+ *
+ * open() validates monitor_dirs, writes the configuration into the
+ * skeleton's .rodata (prefixes, include_failed, wakeup threshold), sizes the
+ * ring buffer from agent.ringbuf_bytes, enables one program variant (tp_btf
+ * when the kernel can run it, syscall tracepoints otherwise), loads and
+ * attaches. consume() turns each "file.open" event into a struct ig_record
+ * (one heap record, reused) and hands it to the sink.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "bpf_util.h"
+#include "files.h"
+#include "files.skel.h"
+#include "ig_log.h"
+#include "ig_time.h"
+#include "probe.h"
+
+#define RINGBUF_DEFAULT (8 * 1024 * 1024)
+/* Wakeup threshold estimate: header + a typical path + ring-buffer header. */
+#define EVENT_TYPICAL_SIZE (IG_FILE_EVENT_HDR_SIZE + 64 + 8)
+
+struct files_state {
+	struct files_bpf *skel;
+	struct ring_buffer *rb;
+	struct ig_sink sink;
+	struct ig_record *rec;
+	uint64_t events;
+	uint64_t malformed;
+	struct ig_ratelimit malformed_rl;
+	bool btf_variant;
+};
+
+static const char *const syscall_names[] = {
+	[IG_FILE_SC_OPENAT] = "openat",
+	[IG_FILE_SC_OPENAT2] = "openat2",
+	[IG_FILE_SC_OPEN] = "open",
+	[IG_FILE_SC_CREAT] = "creat",
+};
+
+static const char *access_mode(uint64_t flags)
+{
+	switch (flags & O_ACCMODE) {
+	case O_RDONLY:
+		return "r";
+	case O_WRONLY:
+		return "w";
+	default:
+		return "rw";
+	}
+}
+
+static void build_record(struct files_state *st, const struct ig_file_event *ev)
+{
+	struct ig_record *r = st->rec;
+
+	ig_record_reset(r);
+	r->kind = "file.open";
+	r->probe = "files";
+	r->ts_ns = ig_mono_to_wall(ev->ts_ns);
+	r->pid = ev->pid;
+	r->tid = ev->tid;
+	r->ppid = ev->ppid;
+	r->uid = ev->uid;
+	r->gid = ev->gid;
+	r->cgroup_id = ev->cgroup_id;
+	r->comm = ig_record_strndup(r, ev->comm, strnlen(ev->comm, sizeof(ev->comm)));
+
+	const char *sc = ev->syscall < sizeof(syscall_names) / sizeof(syscall_names[0]) &&
+					 syscall_names[ev->syscall]
+				 ? syscall_names[ev->syscall]
+				 : "unknown";
+	ig_record_add_str(r, "path", ev->path, ev->path_len);
+	ig_record_add_uint(r, "flags", ev->flags);
+	ig_record_add_uint(r, "mode", ev->mode);
+	ig_record_add_int(r, "ret", ev->ret);
+	ig_record_add_str(r, "syscall", sc, strlen(sc));
+	const char *acc = access_mode(ev->flags);
+	ig_record_add_str(r, "access", acc, strlen(acc));
+	if (ev->ret < 0) {
+		const char *name = strerrorname_np((int)-ev->ret);
+		char buf[24];
+		if (!name) {
+			snprintf(buf, sizeof(buf), "E%lld", (long long)-ev->ret);
+			name = buf;
+		}
+		ig_record_add_str(r, "error", name, strlen(name));
+	}
+	if (ev->eflags & IG_FILE_F_RELATIVE) {
+		ig_record_add_int(r, "dirfd", ev->dirfd);
+		ig_record_add_uint(r, "relative", 1);
+	}
+	if (ev->eflags & IG_FILE_F_TRUNCATED)
+		ig_record_add_uint(r, "truncated", 1);
+	if (ev->eflags & IG_FILE_F_UNREADABLE)
+		ig_record_add_uint(r, "path_unreadable", 1);
+}
+
+static int handle_event(void *ctx, void *data, size_t size)
+{
+	struct files_state *st = ctx;
+	const struct ig_file_event *ev = data;
+
+	/* The kernel side sends header + path_len + 1 bytes, rounded up. */
+	if (size < IG_FILE_EVENT_HDR_SIZE + 1 || ev->path_len >= IG_FILE_PATH_MAX ||
+	    IG_FILE_EVENT_HDR_SIZE + ev->path_len + 1 > size) {
+		uint64_t suppressed = 0;
+		st->malformed++;
+		if (ig_ratelimit_ok(&st->malformed_rl, &suppressed))
+			ig_warn("files probe: malformed event from the kernel side; this is a bug, "
+				"please report it",
+				"size=%zu suppressed=%llu", size, (unsigned long long)suppressed);
+		return 0;
+	}
+	st->events++;
+	build_record(st, ev);
+	st->sink.emit(st->sink.ctx, st->rec);
+	return 0;
+}
+
+/* Validates and normalises monitor_dirs into the skeleton's .rodata. */
+static int configure_dirs(struct files_bpf *skel, const struct ig_files_conf *fc,
+			  struct ig_err *err)
+{
+	const struct ig_strlist *l = &fc->monitor_dirs;
+	int rv = 0;
+	uint32_t n = 0;
+
+	if (l->n == 0) {
+		ig_err_add(err, "probes.files.monitor_dirs is empty: list the directories to watch "
+				"(e.g. [\"/etc\"]), or [\"/\"] for every open");
+		return -EINVAL;
+	}
+	if (l->n > IG_FILE_MAX_DIRS) {
+		ig_err_add(err, "probes.files.monitor_dirs has %zu entries; at most %d are "
+				"supported: use a common parent directory",
+			   l->n, IG_FILE_MAX_DIRS);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < l->n; i++) {
+		const char *d = l->v[i];
+		size_t len = strlen(d);
+
+		if (d[0] != '/') {
+			ig_err_add(err, "probes.files.monitor_dirs: '%s' is not an absolute path: "
+					"write it from the root, e.g. '/%s'",
+				   d, d);
+			rv = -EINVAL;
+			continue;
+		}
+		while (len > 1 && d[len - 1] == '/')
+			len--;
+		if (len == 1) {
+			skel->rodata->ig_monitor_all = true;
+			continue;
+		}
+		if (len >= IG_FILE_DIR_MAX) {
+			ig_err_add(err, "probes.files.monitor_dirs: '%s' is longer than %d bytes: "
+					"use a shorter parent directory",
+				   d, IG_FILE_DIR_MAX - 1);
+			rv = -EINVAL;
+			continue;
+		}
+		memcpy((char *)skel->rodata->ig_dirs[n], d, len);
+		skel->rodata->ig_dir_len[n] = (uint32_t)len;
+		n++;
+	}
+	skel->rodata->ig_ndirs = skel->rodata->ig_monitor_all ? 0 : n;
+	return rv;
+}
+
+static uint64_t ringbuf_size(uint64_t want)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	uint64_t sz = page > 0 ? (uint64_t)page : 4096;
+
+	if (want == 0)
+		want = RINGBUF_DEFAULT;
+	/* A power of two, at least one page. */
+	while (sz < want && sz < (1ULL << 30))
+		sz <<= 1;
+	return sz;
+}
+
+/* Enables exactly one variant: programs whose section starts with prefix. */
+static void select_variant(struct files_bpf *skel, bool btf)
+{
+	struct bpf_program *p;
+
+	bpf_object__for_each_program(p, skel->obj)
+	{
+		const char *sec = bpf_program__section_name(p);
+		bool is_btf = strncmp(sec, "tp_btf/", 7) == 0;
+		bool on = btf ? is_btf : !is_btf;
+		/* A syscall tracepoint this kernel lacks (open/creat are
+		 * x86-only) is skipped rather than failing the probe. */
+		if (on && !is_btf && strncmp(sec, "tracepoint/syscalls/", 20) == 0 &&
+		    !ig_bpf_has_tracepoint("syscalls", sec + 20)) {
+			ig_warn("files probe: syscall tracepoint missing; that syscall is not "
+				"monitored",
+				"tracepoint=%s", sec + 11);
+			on = false;
+		}
+		bpf_program__set_autoload(p, on);
+	}
+}
+
+static void files_close(void *state);
+
+static int files_open(void **state, const void *conf, const struct ig_agent_conf *ac,
+		      const struct ig_sink *sink, struct ig_err *err)
+{
+	const struct ig_files_conf *fc = conf;
+	struct files_state *st = calloc(1, sizeof(*st));
+	int rv;
+
+	*state = NULL;
+	if (!st)
+		return -ENOMEM;
+	st->sink = *sink;
+	st->malformed_rl = (struct ig_ratelimit)IG_RATELIMIT_INIT(10 * IG_NSEC_PER_SEC);
+	st->rec = calloc(1, sizeof(*st->rec));
+	if (!st->rec) {
+		rv = -ENOMEM;
+		goto fail;
+	}
+	ig_bpf_log_init();
+
+	st->skel = files_bpf__open();
+	if (!st->skel) {
+		rv = errno ? -errno : -EINVAL;
+		ig_err_add(err, "probes.files: cannot open the BPF object (%s)", strerror(-rv));
+		goto fail;
+	}
+	if ((rv = configure_dirs(st->skel, fc, err)) < 0)
+		goto fail;
+	st->skel->rodata->ig_include_failed = fc->include_failed;
+
+	uint64_t rbsz = ringbuf_size(ac->ringbuf_bytes);
+	if (ac->wakeup_records) {
+		uint64_t thr = ac->wakeup_records * EVENT_TYPICAL_SIZE;
+		/* Wake up before the buffer is half full whatever the setting. */
+		st->skel->rodata->ig_wakeup_bytes = thr < rbsz / 2 ? thr : rbsz / 2;
+	}
+	if ((rv = bpf_map__set_max_entries(st->skel->maps.events, (uint32_t)rbsz)) < 0) {
+		ig_err_add(err, "agent.ringbuf_bytes: cannot use %llu bytes (%s)",
+			   (unsigned long long)rbsz, strerror(-rv));
+		goto fail;
+	}
+
+	st->btf_variant = ig_bpf_has_tp_btf();
+	select_variant(st->skel, st->btf_variant);
+
+	if ((rv = files_bpf__load(st->skel)) < 0) {
+		ig_err_add(err, "probes.files: the kernel refused the BPF programs (%s); the log "
+				"above has the verifier's reason. ingrain needs a BTF-enabled kernel "
+				"and root (or CAP_BPF + CAP_PERFMON)",
+			   strerror(-rv));
+		goto fail;
+	}
+	if ((rv = files_bpf__attach(st->skel)) < 0) {
+		ig_err_add(err, "probes.files: attaching to the syscall tracepoints failed (%s): "
+				"check that tracefs is mounted (agent.mount_tracefs) and that the "
+				"agent runs as root",
+			   strerror(-rv));
+		goto fail;
+	}
+	st->rb = ring_buffer__new(bpf_map__fd(st->skel->maps.events), handle_event, st, NULL);
+	if (!st->rb) {
+		rv = errno ? -errno : -ENOMEM;
+		ig_err_add(err, "probes.files: cannot map the ring buffer (%s)", strerror(-rv));
+		goto fail;
+	}
+	ig_info("files probe attached", "variant=%s monitor_dirs=%zu ringbuf_bytes=%llu "
+		"wakeup_bytes=%llu include_failed=%d",
+		st->btf_variant ? "tp_btf" : "tracepoint", fc->monitor_dirs.n,
+		(unsigned long long)rbsz, (unsigned long long)st->skel->rodata->ig_wakeup_bytes,
+		fc->include_failed);
+	*state = st;
+	return 0;
+fail:
+	files_close(st);
+	return rv;
+}
+
+static int files_epoll_fd(void *state)
+{
+	struct files_state *st = state;
+
+	return ring_buffer__epoll_fd(st->rb);
+}
+
+static int files_consume(void *state)
+{
+	struct files_state *st = state;
+
+	return ring_buffer__consume(st->rb);
+}
+
+static void files_stats(void *state, struct ig_probe_stats *out)
+{
+	struct files_state *st = state;
+	int ncpu = libbpf_num_possible_cpus();
+
+	memset(out, 0, sizeof(*out));
+	out->events = st->events;
+	if (ncpu <= 0)
+		return;
+	uint64_t *vals = calloc((size_t)ncpu, sizeof(*vals));
+	if (!vals)
+		return;
+	int fd = bpf_map__fd(st->skel->maps.lost);
+	for (uint32_t idx = 0; idx <= IG_FILE_LOST_OTHER; idx++) {
+		uint64_t sum = 0;
+		if (bpf_map_lookup_elem(fd, &idx, vals) == 0)
+			for (int c = 0; c < ncpu; c++)
+				sum += vals[c];
+		if (idx == IG_FILE_LOST_RINGBUF)
+			out->ringbuf_full = sum;
+		else
+			out->other_lost = sum;
+	}
+	free(vals);
+}
+
+static void files_close(void *state)
+{
+	struct files_state *st = state;
+
+	if (!st)
+		return;
+	ring_buffer__free(st->rb);
+	files_bpf__destroy(st->skel);
+	free(st->rec);
+	free(st);
+}
+
+const struct ig_probe_ops ig_probe_files_ops = {
+	.name = "files",
+	.kind = IG_PROBE_FILES,
+	.open = files_open,
+	.epoll_fd = files_epoll_fd,
+	.consume = files_consume,
+	.stats = files_stats,
+	.close = files_close,
+};

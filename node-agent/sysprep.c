@@ -1,0 +1,147 @@
+/* sysprep: node prerequisites for the eBPF probes. See sysprep.h.
+ *
+ * Checks run in order and all of them run, so one start-up reports every
+ * problem. Filesystems are recognised by their statfs magic number, not by
+ * parsing /proc/mounts: a path can sit on another filesystem (an empty
+ * directory of sysfs) even when the mount table mentions it elsewhere.
+ */
+#include "sysprep.h"
+
+#include <errno.h>
+#include <linux/capability.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "bpf_util.h"
+#include "ig_log.h"
+
+#define TRACEFS_MAGIC_NR 0x74726163 /* linux/magic.h TRACEFS_MAGIC */
+#define BPF_FS_MAGIC_NR 0xcafe4a11  /* linux/magic.h BPF_FS_MAGIC */
+
+#ifndef CAP_PERFMON
+#define CAP_PERFMON 38
+#endif
+#ifndef CAP_BPF
+#define CAP_BPF 39
+#endif
+
+static int keep(int rv, int cur)
+{
+	return cur < 0 ? cur : rv;
+}
+
+static bool is_fs(const char *path, unsigned long magic)
+{
+	struct statfs st;
+
+	return statfs(path, &st) == 0 && (unsigned long)st.f_type == magic;
+}
+
+static bool has_cap(const struct __user_cap_data_struct *d, int cap)
+{
+	return d[cap / 32].effective & (1u << (cap % 32));
+}
+
+static int check_privileges(struct ig_err *err)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+
+	memset(data, 0, sizeof(data));
+	if (syscall(SYS_capget, &hdr, data) < 0) {
+		if (geteuid() == 0)
+			return 0;
+		ig_err_add(err, "cannot read this process's capabilities (%s): run ingrain-agent "
+				"as root", strerror(errno));
+		return -EPERM;
+	}
+	if (has_cap(data, CAP_SYS_ADMIN))
+		return 0;
+	if (has_cap(data, CAP_BPF) && has_cap(data, CAP_PERFMON))
+		return 0;
+	ig_err_add(err, "ingrain-agent lacks the privileges to load eBPF programs: run it as root, "
+			"or grant CAP_BPF and CAP_PERFMON (plus CAP_SYS_ADMIN to mount tracefs/bpffs, "
+			"CAP_SYS_RESOURCE on kernels before 5.11), e.g. in the pod's "
+			"securityContext.capabilities.add");
+	return -EPERM;
+}
+
+static int check_btf(struct ig_err *err)
+{
+	if (access(IG_BTF_VMLINUX_PATH, R_OK) == 0)
+		return 0;
+	int e = errno;
+	if (e == ENOENT)
+		ig_err_add(err, "kernel has no BTF (CONFIG_DEBUG_INFO_BTF); ingrain needs a "
+				"BTF-enabled kernel (" IG_BTF_VMLINUX_PATH " is missing): use a "
+				"distribution kernel built with CONFIG_DEBUG_INFO_BTF=y");
+	else
+		ig_err_add(err, "cannot read " IG_BTF_VMLINUX_PATH " (%s): run ingrain-agent as "
+				"root, and in a container mount the host's /sys", strerror(e));
+	return -e;
+}
+
+static int prep_tracefs(const struct ig_agent_conf *ac, struct ig_err *err)
+{
+	if (is_fs(IG_TRACEFS_PATH, TRACEFS_MAGIC_NR) ||
+	    is_fs(IG_TRACEFS_DEBUGFS_PATH, TRACEFS_MAGIC_NR))
+		return 0;
+	if (!ac->mount_tracefs) {
+		ig_err_add(err, "tracefs is not mounted at " IG_TRACEFS_PATH ": mount it "
+				"(mount -t tracefs tracefs " IG_TRACEFS_PATH ") or set "
+				"agent.mount_tracefs: true");
+		return -ENOENT;
+	}
+	if (mount("tracefs", IG_TRACEFS_PATH, "tracefs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		  NULL) < 0) {
+		int e = errno;
+		ig_err_add(err, "tracefs is not mounted at " IG_TRACEFS_PATH " and mounting it "
+				"failed (%s): mount it on the host (mount -t tracefs tracefs "
+				IG_TRACEFS_PATH "), or give the agent CAP_SYS_ADMIN and a writable "
+				"/sys/kernel", strerror(e));
+		return -e;
+	}
+	ig_info("mounted tracefs", "path=%s", IG_TRACEFS_PATH);
+	return 0;
+}
+
+/* bpffs is for pinning; no probe pins today, so a failure only warns. */
+static void prep_bpffs(const struct ig_agent_conf *ac)
+{
+	if (is_fs(IG_BPFFS_PATH, BPF_FS_MAGIC_NR) || !ac->mount_bpffs)
+		return;
+	if (mount("bpf", IG_BPFFS_PATH, "bpf", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+		ig_warn("bpffs is not mounted and mounting it failed; nothing needs it yet, but "
+			"mount it (mount -t bpf bpf /sys/fs/bpf) to silence this",
+			"path=%s err=\"%s\"", IG_BPFFS_PATH, strerror(errno));
+		return;
+	}
+	ig_info("mounted bpffs", "path=%s", IG_BPFFS_PATH);
+}
+
+static void raise_memlock(void)
+{
+	struct rlimit rl = { RLIM_INFINITY, RLIM_INFINITY };
+
+	if (setrlimit(RLIMIT_MEMLOCK, &rl) < 0)
+		ig_debug("could not raise RLIMIT_MEMLOCK; only kernels before 5.11 need it "
+			 "(grant CAP_SYS_RESOURCE or run ulimit -l unlimited there)",
+			 "err=\"%s\"", strerror(errno));
+}
+
+int ig_sysprep(const struct ig_agent_conf *ac, struct ig_err *err)
+{
+	int rv = 0;
+
+	ig_bpf_log_init();
+	rv = keep(check_privileges(err), rv);
+	rv = keep(check_btf(err), rv);
+	rv = keep(prep_tracefs(ac, err), rv);
+	prep_bpffs(ac);
+	raise_memlock();
+	return rv;
+}
