@@ -47,7 +47,7 @@
 #define IG_MAX_WATCHES 16384	  /* inotify watches; beyond, rescans catch up */
 #define IG_VANISH_TTL_MIN_NS (60 * IG_NSEC_PER_SEC)
 #define IG_WALK_DEPTH 64
-#define IG_INO_MASK (IN_CREATE | IN_DELETE | IN_ONLYDIR | IN_DONT_FOLLOW)
+#define IG_INO_MASK (IN_CREATE | IN_DELETE | IN_DELETE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW)
 
 enum msg_type { M_CG_ADD, M_CG_GONE, M_CG_SNAPSHOT, M_CG_RESOLVED, M_CG_UNRESOLVED, M_K8S };
 
@@ -390,8 +390,12 @@ static bool drain_inotify(struct ig_ident *id)
 			w = watch_by_wd(id, ev->wd);
 			if (!w)
 				continue;
-			if (ev->mask & IN_IGNORED) {
-				watch_remove_at(id, w);
+			/* The directory itself went away. Some file systems say so
+			 * before the parent's IN_DELETE, kernfs only in the parent. */
+			if (ev->mask & (IN_IGNORED | IN_DELETE_SELF)) {
+				push_cg(id, M_CG_GONE, w->id, NULL);
+				if (ev->mask & IN_IGNORED)
+					watch_remove_at(id, w);
 				continue;
 			}
 			if (!(ev->mask & IN_ISDIR) || !ev->len)
