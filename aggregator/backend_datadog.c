@@ -56,9 +56,11 @@ struct dd_conf {
 	bool tls_verify;
 };
 
-#define OPT(n, t, d, f, dsc, ...)                                                           \
-	{ .name = n, .type = t, .def = d, .offset = offsetof(struct dd_conf, f), .desc = dsc,    \
-	  __VA_ARGS__ }
+#define OPT(n, t, d, f, dsc, ...)                                                      \
+	{                                                                              \
+		.name = n, .type = t, .def = d, .offset = offsetof(struct dd_conf, f), \
+		.desc = dsc, __VA_ARGS__                                               \
+	}
 static const struct ig_opt dd_opts[] = {
 	OPT("api_key", IG_OPT_STR, "", api_key, "Datadog API key; empty = $DD_API_KEY."),
 	OPT("site", IG_OPT_STR, "datadoghq.com", site,
@@ -73,22 +75,22 @@ static const struct ig_opt dd_opts[] = {
 	    "Aggregation interval; one point per series per interval.", .min = 100000000,
 	    .max = 3600LL * 1000000000),
 	OPT("max_series", IG_OPT_UINT, "100000", max_series,
-	    "Distinct series kept per interval; beyond it the interval is flushed early.",
-	    .min = 1, .max = 10000000),
+	    "Distinct series kept per interval; beyond it the interval is flushed early.", .min = 1,
+	    .max = 10000000),
 	OPT("spool_dir", IG_OPT_STR, "/var/lib/ingrain/spool/<name>", spool_dir,
 	    "Directory of undelivered payloads; empty = memory only."),
 	OPT("spool_max_bytes", IG_OPT_SIZE, "256MiB", spool_max_bytes,
-	    "Bound of the spool; the oldest payloads are dropped (counted) beyond it.",
-	    .min = 1024, .max = INT64_MAX),
+	    "Bound of the spool; the oldest payloads are dropped (counted) beyond it.", .min = 1024,
+	    .max = INT64_MAX),
 	OPT("spool_fsync", IG_OPT_BOOL, "true", spool_fsync, "fsync each spooled payload."),
-	OPT("retry_min", IG_OPT_DURATION, "1s", retry_min_ns, "First retry delay.",
-	    .min = 1000000, .max = 3600LL * 1000000000),
+	OPT("retry_min", IG_OPT_DURATION, "1s", retry_min_ns, "First retry delay.", .min = 1000000,
+	    .max = 3600LL * 1000000000),
 	OPT("retry_max", IG_OPT_DURATION, "2m", retry_max_ns, "Longest retry delay.",
 	    .min = 1000000, .max = 24LL * 3600 * 1000000000),
 	OPT("connect_timeout", IG_OPT_DURATION, "5s", connect_timeout_ns, "Connect timeout.",
 	    .min = 1000000, .max = 600LL * 1000000000),
-	OPT("timeout", IG_OPT_DURATION, "30s", timeout_ns, "Whole-request timeout.",
-	    .min = 1000000, .max = 3600LL * 1000000000),
+	OPT("timeout", IG_OPT_DURATION, "30s", timeout_ns, "Whole-request timeout.", .min = 1000000,
+	    .max = 3600LL * 1000000000),
 	OPT("shutdown_timeout", IG_OPT_DURATION, "10s", shutdown_timeout_ns,
 	    "On flush (SIGTERM, reload), how long to try delivering before leaving payloads in "
 	    "the spool.",
@@ -305,7 +307,8 @@ static void close_interval(struct dd *d)
 			snprintf(name, sizeof(name), "%s%s.count", d->c.prefix, e->name);
 			o[n++] = series_json(d, name, DD_COUNT, (double)e->count, e, ts, iv);
 			snprintf(name, sizeof(name), "%s%s.avg", d->c.prefix, e->name);
-			o[n++] = series_json(d, name, DD_GAUGE, e->sum / (double)e->count, e, ts, iv);
+			o[n++] = series_json(d, name, DD_GAUGE, e->sum / (double)e->count, e, ts,
+					     iv);
 			snprintf(name, sizeof(name), "%s%s.max", d->c.prefix, e->name);
 			o[n++] = series_json(d, name, DD_GAUGE, e->max, e, ts, iv);
 			break;
@@ -369,7 +372,8 @@ static int dd_write(void *state, const struct ig_metric *m)
 				return -ENOMEM;
 			}
 			for (uint32_t t = 0; t < m->ntags; t++) {
-				char *san = ig_utf8_sanitize(m->tags[t].val, strlen(m->tags[t].val));
+				char *san =
+					ig_utf8_sanitize(m->tags[t].val, strlen(m->tags[t].val));
 				e->tags[t] = san ? dd_tag(m->tags[t].key, san) : NULL;
 				free(san);
 				if (!e->tags[t]) {
@@ -511,8 +515,8 @@ static int dd_init(void **state, const void *conf, const char *name, struct ig_e
 	d->name = strdup(name);
 	key = *c->api_key ? c->api_key : getenv("DD_API_KEY");
 	if (!key || !*key) {
-		ig_err_add(err,
-			   "backends.%s: no Datadog API key: set api_key or export DD_API_KEY", name);
+		ig_err_add(err, "backends.%s: no Datadog API key: set api_key or export DD_API_KEY",
+			   name);
 		goto fail;
 	}
 	d->api_key = strdup(key);
@@ -550,8 +554,8 @@ static int dd_init(void **state, const void *conf, const char *name, struct ig_e
 	}
 	char *dir = NULL;
 	const char *ph = strstr(c->spool_dir, "<name>");
-	if (ph && asprintf(&dir, "%.*s%s%s", (int)(ph - c->spool_dir), c->spool_dir, name,
-			   ph + 6) < 0) {
+	if (ph &&
+	    asprintf(&dir, "%.*s%s%s", (int)(ph - c->spool_dir), c->spool_dir, name, ph + 6) < 0) {
 		rc = -ENOMEM;
 		goto fail;
 	}

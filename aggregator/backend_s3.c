@@ -78,9 +78,11 @@ struct s3_conf {
 	bool tls_verify;
 };
 
-#define OPT(n, t, d, f, dsc, ...)                                                           \
-	{ .name = n, .type = t, .def = d, .offset = offsetof(struct s3_conf, f), .desc = dsc,    \
-	  __VA_ARGS__ }
+#define OPT(n, t, d, f, dsc, ...)                                                      \
+	{                                                                              \
+		.name = n, .type = t, .def = d, .offset = offsetof(struct s3_conf, f), \
+		.desc = dsc, __VA_ARGS__                                               \
+	}
 static const struct ig_opt s3_opts[] = {
 	OPT("bucket", IG_OPT_STR, NULL, bucket, "Bucket name.", .flags = IG_OPTF_REQUIRED),
 	OPT("region", IG_OPT_STR, "us-east-1", region, "Region the request is signed for."),
@@ -124,11 +126,10 @@ static const struct ig_opt s3_opts[] = {
 	OPT("batch_max_records", IG_OPT_UINT, "1000000", batch_max_records,
 	    "...or this many records.", .min = 1, .max = 100000000),
 	OPT("batch_max_age", IG_OPT_DURATION, "5m", batch_max_age_ns,
-	    "...or when the batch is this old.", .min = 10000000,
-	    .max = 24LL * 3600 * 1000000000),
+	    "...or when the batch is this old.", .min = 10000000, .max = 24LL * 3600 * 1000000000),
 	OPT("multipart_threshold", IG_OPT_SIZE, "64MiB", multipart_threshold,
-	    "Objects larger than this (compressed) use a multipart upload.",
-	    .min = 5 * 1024 * 1024, .max = 5LL * 1024 * 1024 * 1024),
+	    "Objects larger than this (compressed) use a multipart upload.", .min = 5 * 1024 * 1024,
+	    .max = 5LL * 1024 * 1024 * 1024),
 	OPT("part_size", IG_OPT_SIZE, "16MiB", part_size,
 	    "Multipart part size (S3 needs at least 5MiB).", .min = 5 * 1024 * 1024,
 	    .max = 5LL * 1024 * 1024 * 1024),
@@ -136,19 +137,19 @@ static const struct ig_opt s3_opts[] = {
 	    "Directory of undelivered batches (created; one per backend). Empty = memory only "
 	    "(lost at exit)."),
 	OPT("spool_max_bytes", IG_OPT_SIZE, "1GiB", spool_max_bytes,
-	    "Bound of the spool; the oldest batches are dropped (counted) beyond it.",
-	    .min = 1024, .max = INT64_MAX),
+	    "Bound of the spool; the oldest batches are dropped (counted) beyond it.", .min = 1024,
+	    .max = INT64_MAX),
 	OPT("spool_fsync", IG_OPT_BOOL, "true", spool_fsync,
 	    "fsync each spooled batch before counting it stored."),
-	OPT("retry_min", IG_OPT_DURATION, "1s", retry_min_ns, "First retry delay.",
-	    .min = 1000000, .max = 3600LL * 1000000000),
+	OPT("retry_min", IG_OPT_DURATION, "1s", retry_min_ns, "First retry delay.", .min = 1000000,
+	    .max = 3600LL * 1000000000),
 	OPT("retry_max", IG_OPT_DURATION, "5m", retry_max_ns,
 	    "Longest retry delay (the delay doubles up to it, with jitter).", .min = 1000000,
 	    .max = 24LL * 3600 * 1000000000),
-	OPT("connect_timeout", IG_OPT_DURATION, "5s", connect_timeout_ns, "TCP/TLS connect timeout.",
-	    .min = 1000000, .max = 600LL * 1000000000),
-	OPT("timeout", IG_OPT_DURATION, "2m", timeout_ns, "Whole-request timeout.",
-	    .min = 1000000, .max = 3600LL * 1000000000),
+	OPT("connect_timeout", IG_OPT_DURATION, "5s", connect_timeout_ns,
+	    "TCP/TLS connect timeout.", .min = 1000000, .max = 600LL * 1000000000),
+	OPT("timeout", IG_OPT_DURATION, "2m", timeout_ns, "Whole-request timeout.", .min = 1000000,
+	    .max = 3600LL * 1000000000),
 	OPT("shutdown_timeout", IG_OPT_DURATION, "10s", shutdown_timeout_ns,
 	    "On flush (SIGTERM, reload), how long to try delivering before leaving batches in "
 	    "the spool.",
@@ -171,11 +172,11 @@ struct s3 {
 	char *name;
 	char *source;
 	char *scheme_host; /* "https://s3.us-east-1.amazonaws.com" */
-	char *host;	   /* Host header: "bucket.s3..." or "127.0.0.1:4569" */
-	char *base_path;   /* "" (virtual) or "/bucket" (path) */
+	char *host; /* Host header: "bucket.s3..." or "127.0.0.1:4569" */
+	char *base_path; /* "" (virtual) or "/bucket" (path) */
 	char *sts_url;
 	struct ig_http *http; /* worker thread only */
-	struct creds cr;      /* worker thread only (after init) */
+	struct creds cr; /* worker thread only (after init) */
 	struct ig_spool *spool;
 
 	/* open batch (aggregator thread) */
@@ -605,12 +606,12 @@ static int creds_valid(struct s3 *s, char *why, size_t whylen)
 static int creds_init(struct s3 *s, struct ig_err *err)
 {
 	const char *ak = *s->c.access_key_id ? s->c.access_key_id : getenv("AWS_ACCESS_KEY_ID");
-	const char *sk = *s->c.secret_access_key ? s->c.secret_access_key
-						 : getenv("AWS_SECRET_ACCESS_KEY");
+	const char *sk =
+		*s->c.secret_access_key ? s->c.secret_access_key : getenv("AWS_SECRET_ACCESS_KEY");
 	const char *tk = *s->c.session_token ? s->c.session_token : getenv("AWS_SESSION_TOKEN");
 	const char *role = *s->c.role_arn ? s->c.role_arn : getenv("AWS_ROLE_ARN");
-	const char *tf = *s->c.web_identity_token_file ? s->c.web_identity_token_file
-						       : getenv("AWS_WEB_IDENTITY_TOKEN_FILE");
+	const char *tf = *s->c.web_identity_token_file ? s->c.web_identity_token_file :
+							 getenv("AWS_WEB_IDENTITY_TOKEN_FILE");
 
 	if (ak && *ak && sk && *sk) {
 		s->cr.ak = strdup(ak);
@@ -619,10 +620,11 @@ static int creds_init(struct s3 *s, struct ig_err *err)
 		return s->cr.ak && s->cr.sk ? 0 : -ENOMEM;
 	}
 	if ((ak && *ak) || (sk && *sk)) {
-		ig_err_add(err,
-			   "backends.%s: only one of access_key_id / secret_access_key is set (in "
-			   "the configuration or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY): set both",
-			   s->name);
+		ig_err_add(
+			err,
+			"backends.%s: only one of access_key_id / secret_access_key is set (in "
+			"the configuration or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY): set both",
+			s->name);
 		return -EINVAL;
 	}
 	if (role && *role && tf && *tf) {
@@ -631,11 +633,12 @@ static int creds_init(struct s3 *s, struct ig_err *err)
 		s->cr.token_file = strdup(tf);
 		return s->cr.role_arn && s->cr.token_file ? 0 : -ENOMEM;
 	}
-	ig_err_add(err,
-		   "backends.%s: no S3 credentials: set access_key_id and secret_access_key, or "
-		   "export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), or "
-		   "use a web identity (AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE, as EKS IRSA sets)",
-		   s->name);
+	ig_err_add(
+		err,
+		"backends.%s: no S3 credentials: set access_key_id and secret_access_key, or "
+		"export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), or "
+		"use a web identity (AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE, as EKS IRSA sets)",
+		s->name);
 	return -EINVAL;
 }
 
@@ -738,7 +741,8 @@ static enum ig_deliver classify(struct s3 *s, int rc, const struct ig_http_resp 
 		/* CompleteMultipartUpload can fail inside a 200. */
 		if (r->body && strstr(r->body, "<Error>")) {
 			char *code = xml_value(r->body, "Code");
-			snprintf(why, whylen, "%s: error inside 200 answer: %s", op, code ? code : "");
+			snprintf(why, whylen, "%s: error inside 200 answer: %s", op,
+				 code ? code : "");
 			free(code);
 			return IG_DELIVER_RETRY;
 		}
@@ -785,9 +789,9 @@ static enum ig_deliver put_object(struct s3 *s, const char *path, const struct i
 	size_t n = 0;
 	char md5[25], sha[45];
 	struct ig_http_resp r;
-	const char *ctype = s->c.compression == COMP_GZIP ? "application/gzip"
-			    : s->c.format == FMT_JSONL	  ? "application/x-ndjson"
-							  : "application/msgpack";
+	const char *ctype = s->c.compression == COMP_GZIP ? "application/gzip" :
+			    s->c.format == FMT_JSONL	  ? "application/x-ndjson" :
+							    "application/msgpack";
 
 	extra[n++] = (struct ig_sigv4_header){ "content-type", ctype };
 	if (s->c.checksum == SUM_MD5) {
@@ -815,9 +819,9 @@ static enum ig_deliver multipart(struct s3 *s, const char *path, const struct ig
 	enum ig_deliver v;
 	char q[512], md5[25];
 	int rc;
-	const char *ctype = s->c.compression == COMP_GZIP ? "application/gzip"
-			    : s->c.format == FMT_JSONL	  ? "application/x-ndjson"
-							  : "application/msgpack";
+	const char *ctype = s->c.compression == COMP_GZIP ? "application/gzip" :
+			    s->c.format == FMT_JSONL	  ? "application/x-ndjson" :
+							    "application/msgpack";
 
 	extra[n++] = (struct ig_sigv4_header){ "content-type", ctype };
 	if (*s->c.storage_class)
@@ -1052,8 +1056,8 @@ static int s3_init(void **state, const void *conf, const char *name, struct ig_e
 		if (asprintf(&s->host, "%s.%.*s", c->bucket, (int)hl, hp) < 0)
 			s->host = NULL;
 		s->base_path = strdup("");
-		if (asprintf(&s->scheme_host, "%.*s%s", (int)(hp - ep), ep, s->host ? s->host : "") <
-		    0)
+		if (asprintf(&s->scheme_host, "%.*s%s", (int)(hp - ep), ep,
+			     s->host ? s->host : "") < 0)
 			s->scheme_host = NULL;
 	}
 	free(aws);

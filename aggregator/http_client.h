@@ -21,18 +21,18 @@
 
 struct ig_http_conf {
 	uint64_t connect_timeout_ns; /* 0 = 5 s */
-	uint64_t timeout_ns;	     /* whole request; 0 = 30 s */
-	const char *ca_file;	     /* PEM bundle to trust; NULL = system store */
-	bool insecure;		     /* do not verify the server certificate (tests only) */
-	const char *user_agent;	     /* NULL = "ingrain" */
+	uint64_t timeout_ns; /* whole request; 0 = 30 s */
+	const char *ca_file; /* PEM bundle to trust; NULL = system store */
+	bool insecure; /* do not verify the server certificate (tests only) */
+	const char *user_agent; /* NULL = "ingrain" */
 };
 
 struct ig_http_resp {
-	long status;	  /* HTTP status; 0 when no response was received */
-	char *body;	  /* NUL-terminated, at most IG_HTTP_MAX_BODY bytes kept */
+	long status; /* HTTP status; 0 when no response was received */
+	char *body; /* NUL-terminated, at most IG_HTTP_MAX_BODY bytes kept */
 	size_t body_len;
-	char etag[128];	  /* ETag response header, "" when absent */
-	char error[256];  /* transport error text, "" on success */
+	char etag[128]; /* ETag response header, "" when absent */
+	char error[256]; /* transport error text, "" on success */
 };
 
 struct ig_http;

@@ -30,7 +30,7 @@ struct ig_sigv4_header {
 
 struct ig_sigv4_req {
 	const char *method;
-	const char *path;  /* canonical URI, e.g. "/bucket/a%3Db/c.gz" */
+	const char *path; /* canonical URI, e.g. "/bucket/a%3Db/c.gz" */
 	const char *query; /* without '?', NULL or "" when none */
 	const struct ig_sigv4_header *headers; /* every header to sign, incl. host, x-amz-date */
 	size_t nheaders;

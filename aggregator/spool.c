@@ -249,7 +249,8 @@ static int load(struct ig_spool *s, const char *file, struct entry *e, void **da
 	if (!f)
 		return -errno;
 	if (!fgets(hdr, sizeof(hdr), f) ||
-	    sscanf(hdr, SPOOL_MAGIC " %" SCNu64 " %" SCNu64 " %zu", &records, &created, &klen) != 3 ||
+	    sscanf(hdr, SPOOL_MAGIC " %" SCNu64 " %" SCNu64 " %zu", &records, &created, &klen) !=
+		    3 ||
 	    klen == 0 || klen > SPOOL_HDR_MAX || fstat(fileno(f), &stt))
 		goto out;
 	char *key = malloc(klen + 1);
@@ -459,8 +460,8 @@ static int attempt(struct ig_spool *s, uint64_t now_ns)
 			e->due_ns = now_ns + d;
 		s->st.failed_attempts++;
 		ig_warn("batch delivery failed, will retry",
-			"backend=%s key=%s attempt=%u retry_in_ms=%" PRIu64 " reason=\"%s\"", s->name,
-			e->key, e->attempts, d / 1000000, why);
+			"backend=%s key=%s attempt=%u retry_in_ms=%" PRIu64 " reason=\"%s\"",
+			s->name, e->key, e->attempts, d / 1000000, why);
 		break;
 	}
 	case IG_DELIVER_HALT:
@@ -517,7 +518,8 @@ static void *worker_main(void *arg)
 			struct timespec ts;
 			clock_gettime(CLOCK_MONOTONIC, &ts);
 			uint64_t wait = due > now ? due - now : 0;
-			uint64_t abs = (uint64_t)ts.tv_sec * IG_NSEC_PER_SEC + (uint64_t)ts.tv_nsec + wait;
+			uint64_t abs =
+				(uint64_t)ts.tv_sec * IG_NSEC_PER_SEC + (uint64_t)ts.tv_nsec + wait;
 			ts.tv_sec = (time_t)(abs / IG_NSEC_PER_SEC);
 			ts.tv_nsec = (long)(abs % IG_NSEC_PER_SEC);
 			pthread_cond_timedwait(&s->wake, &s->mu, &ts);
@@ -588,11 +590,12 @@ int ig_spool_new(const struct ig_spool_conf *conf, ig_deliver_fn fn, void *ctx,
 		if ((rc = mkdir_p(s->dir)) || !lock ||
 		    (s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
 			rc = rc ? rc : lock ? -errno : -ENOMEM;
-			ig_err_add(err,
-				   "backends.%s: spool directory '%s' cannot be used: %s (create it, "
-				   "make it writable by the aggregator, or set spool_dir to another "
-				   "path)",
-				   s->name, s->dir, strerror(-rc));
+			ig_err_add(
+				err,
+				"backends.%s: spool directory '%s' cannot be used: %s (create it, "
+				"make it writable by the aggregator, or set spool_dir to another "
+				"path)",
+				s->name, s->dir, strerror(-rc));
 			free(lock);
 			ig_spool_free(s);
 			return rc;
@@ -606,10 +609,11 @@ int ig_spool_new(const struct ig_spool_conf *conf, ig_deliver_fn fn, void *ctx,
 			s->locked = true;
 			recover(s);
 		} else if (conf->manual) {
-			ig_err_add(err,
-				   "backends.%s: spool directory '%s' is in use by another instance "
-				   "(give each backend its own spool_dir)",
-				   s->name, s->dir);
+			ig_err_add(
+				err,
+				"backends.%s: spool directory '%s' is in use by another instance "
+				"(give each backend its own spool_dir)",
+				s->name, s->dir);
 			ig_spool_free(s);
 			return -EBUSY;
 		}

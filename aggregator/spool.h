@@ -39,10 +39,10 @@
 #include "ig_err.h"
 
 struct ig_batch {
-	char *key;	     /* destination (object key, endpoint path...) */
-	uint64_t records;    /* metrics it holds, for counting */
+	char *key; /* destination (object key, endpoint path...) */
+	uint64_t records; /* metrics it holds, for counting */
 	uint64_t created_ns; /* wall clock when it was closed */
-	void *data;	     /* payload */
+	void *data; /* payload */
 	size_t len;
 };
 
@@ -54,22 +54,22 @@ typedef enum ig_deliver (*ig_deliver_fn)(void *ctx, const struct ig_batch *b, ch
 					 size_t whylen);
 
 struct ig_spool_conf {
-	const char *name;	 /* backend name, for logs */
-	const char *dir;	 /* NULL or "" = memory only */
-	uint64_t max_bytes;	 /* bound on queued payload bytes */
+	const char *name; /* backend name, for logs */
+	const char *dir; /* NULL or "" = memory only */
+	uint64_t max_bytes; /* bound on queued payload bytes */
 	uint64_t backoff_min_ns; /* first retry delay (0 = 1 s) */
 	uint64_t backoff_max_ns; /* cap (0 = 5 min) */
-	bool fsync;		 /* fsync each spooled file before it counts as stored */
-	bool manual;		 /* no worker thread: the caller runs ig_spool_step (tests) */
-	unsigned seed;		 /* jitter PRNG seed; 0 = from the clock */
+	bool fsync; /* fsync each spooled file before it counts as stored */
+	bool manual; /* no worker thread: the caller runs ig_spool_step (tests) */
+	unsigned seed; /* jitter PRNG seed; 0 = from the clock */
 };
 
 struct ig_spool_stats {
 	uint64_t queued_batches, queued_bytes, queued_records;
 	uint64_t delivered_batches, delivered_records;
 	uint64_t dropped_batches, dropped_records; /* over the bound, rejected, corrupt */
-	uint64_t failed_attempts;		   /* RETRY/HALT answers */
-	uint64_t recovered_batches;		   /* found on disk at start */
+	uint64_t failed_attempts; /* RETRY/HALT answers */
+	uint64_t recovered_batches; /* found on disk at start */
 	bool halted;
 };
 

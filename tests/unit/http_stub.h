@@ -36,7 +36,7 @@ struct stub_req {
 };
 
 struct stub_answer {
-	int status;   /* 0 = cut the connection halfway through the body */
+	int status; /* 0 = cut the connection halfway through the body */
 	char body[4096];
 	char headers[512]; /* extra "Name: value\r\n" lines */
 };
@@ -198,8 +198,8 @@ static void *stub_main(void *arg)
 			pthread_mutex_unlock(&s->mu);
 			char head[1024];
 			int hl = snprintf(head, sizeof(head),
-					  "HTTP/1.1 %d X\r\nContent-Length: %zu\r\n%s\r\n", a.status,
-					  strlen(a.body), a.headers);
+					  "HTTP/1.1 %d X\r\nContent-Length: %zu\r\n%s\r\n",
+					  a.status, strlen(a.body), a.headers);
 			stub_write_all(fd, head, (size_t)hl);
 			stub_write_all(fd, a.body, strlen(a.body));
 		}
@@ -210,7 +210,8 @@ static void *stub_main(void *arg)
 
 static void stub_start(struct stub *s)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t sl = sizeof(sa);
 	int one = 1;
 

@@ -128,8 +128,8 @@ static int open_backend(struct fixture *f, const char *extra, void **st, struct 
 		 f->stub.port, extra);
 	assert_int_equal(ig_ydoc_load_string("t.yaml", yaml, strlen(yaml), &doc, err), 0);
 	void *conf = calloc(1, ig_backend_datadog.conf_size);
-	int rc = ig_cfg_apply(ig_backend_datadog.opts, ig_ymap_get(doc->root, "b"), conf, "b",
-			      NULL, err);
+	int rc = ig_cfg_apply(ig_backend_datadog.opts, ig_ymap_get(doc->root, "b"), conf, "b", NULL,
+			      err);
 	if (!rc)
 		rc = ig_backend_datadog.init(st, conf, "b", err);
 	f->conf = conf;
@@ -175,7 +175,8 @@ static json_object *find_series(json_object *payload, const char *name, const ch
 		if (strcmp(json_object_get_string(m), name))
 			continue;
 		for (size_t t = 0; t < json_object_array_length(tags); t++)
-			if (!strcmp(json_object_get_string(json_object_array_get_idx(tags, t)), tag))
+			if (!strcmp(json_object_get_string(json_object_array_get_idx(tags, t)),
+				    tag))
 				return s;
 	}
 	return NULL;
@@ -306,9 +307,9 @@ static void test_server_errors_are_retried_until_accepted(void **state)
 	close_backend(f, st);
 	unsetenv("DD_API_KEY");
 	assert_int_equal(f->sim.npayloads, 1);
-	assert_int_equal(point_value(find_series(f->sim.payloads[0], "ingrain.file.open", "pod:p"),
-				     &type),
-			 1);
+	assert_int_equal(
+		point_value(find_series(f->sim.payloads[0], "ingrain.file.open", "pod:p"), &type),
+		1);
 }
 
 static void test_missing_api_key_is_a_configuration_error(void **state)
@@ -334,10 +335,10 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_refused_api_key_halts_and_keeps_the_payload,
 						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_server_errors_are_retried_until_accepted, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_missing_api_key_is_a_configuration_error, setup,
-						teardown),
+		cmocka_unit_test_setup_teardown(test_server_errors_are_retried_until_accepted,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_missing_api_key_is_a_configuration_error,
+						setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -53,8 +53,8 @@ struct s3sim {
 	size_t part_len[64];
 	int nparts_max;
 	int script[64]; /* per request index: HTTP status to force (0 = none) */
-	int cut[64];	/* per request index: cut the upload halfway */
-	int bad;	/* requests whose hash/MD5/signature did not check */
+	int cut[64]; /* per request index: cut the upload halfway */
+	int bad; /* requests whose hash/MD5/signature did not check */
 	char bad_why[256];
 	int multipart_completed, aborted;
 };
@@ -154,7 +154,8 @@ static void s3_respond(struct stub *s, const struct stub_req *r, int idx, struct
 				 "<Message>The request signature we calculated does not match"
 				 "</Message></Error>");
 		else
-			snprintf(a->body, sizeof(a->body), "<Error><Code>InternalError</Code></Error>");
+			snprintf(a->body, sizeof(a->body),
+				 "<Error><Code>InternalError</Code></Error>");
 		return;
 	}
 	char why[256];
@@ -199,8 +200,8 @@ static void s3_respond(struct stub *s, const struct stub_req *r, int idx, struct
 		size_t total = 0;
 		for (int i = 1; i <= m->nparts_max; i++) {
 			char want[64];
-			snprintf(want, sizeof(want), "<PartNumber>%d</PartNumber><ETag>\"etag%d\"", i,
-				 i);
+			snprintf(want, sizeof(want), "<PartNumber>%d</PartNumber><ETag>\"etag%d\"",
+				 i, i);
 			assert_non_null(strstr((const char *)r->body, want));
 			total += m->part_len[i];
 		}
@@ -652,8 +653,8 @@ static void test_configuration_errors_say_what_to_do(void **state)
 	/* Credentials from the environment are enough. */
 	setenv("AWS_ACCESS_KEY_ID", AK, 1);
 	setenv("AWS_SECRET_ACCESS_KEY", SK, 1);
-	snprintf(yaml, sizeof(yaml), "bucket: bkt\nendpoint: http://127.0.0.1:%d\nspool_dir: \"\"\n",
-		 f->stub.port);
+	snprintf(yaml, sizeof(yaml),
+		 "bucket: bkt\nendpoint: http://127.0.0.1:%d\nspool_dir: \"\"\n", f->stub.port);
 	ig_err_init(&err);
 	assert_int_equal(ig_ydoc_load_string("t.yaml", yaml, strlen(yaml), &doc, &err), 0);
 	void *conf = calloc(1, ig_backend_s3.conf_size);
@@ -681,8 +682,8 @@ static void test_json_lines_are_valid_for_any_bytes(void **state)
 	struct ig_metric m;
 	char *line;
 	size_t len;
-	static const char *nasty[] = { "\xff\xfe", "a\"b\\c\n\t\x01", "\xc3\x28", "\xed\xa0\x80",
-				       "\xf0\x9f\x98\x80 ok", "" };
+	static const char *nasty[] = { "\xff\xfe",     "a\"b\\c\n\t\x01",     "\xc3\x28",
+				       "\xed\xa0\x80", "\xf0\x9f\x98\x80 ok", "" };
 
 	for (size_t i = 0; i < sizeof(nasty) / sizeof(nasty[0]); i++) {
 		metric(&m, T0, nasty[i], "notanumber", nasty[i]);
@@ -703,22 +704,26 @@ static void test_json_lines_are_valid_for_any_bytes(void **state)
 		json_tokener_free(tok);
 		free(line);
 	}
-	char *s = ig_utf8_sanitize("a\xff" "b", 3);
-	assert_string_equal(s, "a\xef\xbf\xbd" "b");
+	char *s = ig_utf8_sanitize("a\xff"
+				   "b",
+				   3);
+	assert_string_equal(s, "a\xef\xbf\xbd"
+			       "b");
 	free(s);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_batch_lands_under_partitioned_key_as_gzip_json_lines,
-						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_batch_lands_under_partitioned_key_as_gzip_json_lines, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_later_hour_starts_the_next_partition, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_batch_closes_by_records_and_by_age, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(
-			test_server_errors_are_retried_and_the_object_written_once, setup, teardown),
+			test_server_errors_are_retried_and_the_object_written_once, setup,
+			teardown),
 		cmocka_unit_test_setup_teardown(
 			test_auth_error_halts_keeps_the_batch_and_a_restart_delivers_it, setup,
 			teardown),

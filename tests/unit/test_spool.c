@@ -90,9 +90,13 @@ static void push(struct ig_spool *s, const char *key, const char *payload, uint6
 
 static struct ig_spool *open_manual(const char *dir, struct sink *k, uint64_t max_bytes)
 {
-	struct ig_spool_conf c = { .name = "t", .dir = dir, .max_bytes = max_bytes,
-				   .backoff_min_ns = 100 * MS, .backoff_max_ns = 1000 * MS,
-				   .manual = true, .seed = 7 };
+	struct ig_spool_conf c = { .name = "t",
+				   .dir = dir,
+				   .max_bytes = max_bytes,
+				   .backoff_min_ns = 100 * MS,
+				   .backoff_max_ns = 1000 * MS,
+				   .manual = true,
+				   .seed = 7 };
 	struct ig_spool *s = NULL;
 	struct ig_err err;
 
@@ -384,8 +388,11 @@ static void test_worker_delivers_in_background_and_drain_waits(void **state)
 	(void)state;
 	char *dir = make_dir();
 	struct slow_sink k = { .fail_first = 2 };
-	struct ig_spool_conf c = { .name = "w", .dir = dir, .max_bytes = 1 << 20,
-				   .backoff_min_ns = 5 * MS, .backoff_max_ns = 20 * MS };
+	struct ig_spool_conf c = { .name = "w",
+				   .dir = dir,
+				   .max_bytes = 1 << 20,
+				   .backoff_min_ns = 5 * MS,
+				   .backoff_max_ns = 20 * MS };
 	struct ig_spool *s = NULL;
 	struct ig_err err;
 
@@ -423,8 +430,11 @@ static void test_new_instance_adopts_the_old_ones_batches_after_it_exits(void **
 	assert_int_equal(ig_spool_step(old, 0), 1); /* fails, stays */
 
 	struct slow_sink k = { 0 };
-	struct ig_spool_conf c = { .name = "w", .dir = dir, .max_bytes = 1 << 20,
-				   .backoff_min_ns = 5 * MS, .backoff_max_ns = 20 * MS };
+	struct ig_spool_conf c = { .name = "w",
+				   .dir = dir,
+				   .max_bytes = 1 << 20,
+				   .backoff_min_ns = 5 * MS,
+				   .backoff_max_ns = 20 * MS };
 	struct ig_spool *s = NULL;
 	struct ig_err err;
 	ig_err_init(&err);
