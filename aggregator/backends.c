@@ -12,10 +12,14 @@
 /* Defined by the backend files; only this table refers to them. */
 extern const struct ig_backend_ops ig_backend_console;
 extern const struct ig_backend_ops ig_backend_statsd;
+extern const struct ig_backend_ops ig_backend_s3;
+extern const struct ig_backend_ops ig_backend_datadog;
 
 const struct ig_backend_ops *const ig_backend_table[] = {
 	&ig_backend_console,
 	&ig_backend_statsd,
+	&ig_backend_s3,
+	&ig_backend_datadog,
 	NULL,
 };
 
