@@ -247,22 +247,23 @@ static void send_pkt(struct statsd *s)
 	s->pkt_lines = 0;
 }
 
-static void too_big(struct statsd *s, size_t len)
+/* line[0..len): (the start of) the offending line, for the log. */
+static void too_big(struct statsd *s, const char *line, size_t len)
 {
 	uint64_t sup = 0;
 
 	s->st.dropped++;
 	if (ig_ratelimit_ok(&s->rl_big, &sup))
 		ig_warn("statsd line longer than the mtu was dropped (shorten names or drop tags with a stage, or raise mtu)",
-			"backend=%s bytes=%zu mtu=%zu suppressed=%llu", s->name, len, s->mtu,
-			(unsigned long long)sup);
+			"backend=%s mtu=%zu line=\"%.*s...\" suppressed=%llu", s->name, s->mtu,
+			(int)(len < 60 ? len : 60), line, (unsigned long long)sup);
 }
 
 /* Adds one line (it may hold "\n" itself: kept in one datagram). */
 static void pack(struct statsd *s, const char *line, size_t len)
 {
 	if (len > s->mtu) {
-		too_big(s, len);
+		too_big(s, line, len);
 		return;
 	}
 	if (s->pkt_len && s->pkt_len + 1 + len > s->mtu)
@@ -360,7 +361,9 @@ static void flush_series(struct statsd *s)
 	for (uint32_t i = 0; i < s->nser; i++) {
 		const struct series *se = &s->ser[i];
 		size_t vlen, len;
-		char *p = s->line;
+		/* s->val, not s->line: an early flush runs while s->line holds
+		 * the key about to be inserted. */
+		char *p = s->val;
 
 		/* Plain StatsD reads a signed gauge as a delta: set 0 first. */
 		bool neg_gauge = se->gauge && se->value < 0 && s->flavor == FLAVOR_STATSD;
@@ -369,7 +372,7 @@ static void flush_series(struct statsd *s)
 		vlen = strlen(num);
 		len = se->keylen + 1 + vlen + (neg_gauge ? se->keylen + 3 : 0);
 		if (len > s->mtu) {
-			too_big(s, len);
+			too_big(s, se->key, se->keylen);
 			continue;
 		}
 		if (neg_gauge) {
@@ -386,7 +389,7 @@ static void flush_series(struct statsd *s)
 		p += vlen;
 		memcpy(p, se->key + se->namelen, se->keylen - se->namelen);
 		p += se->keylen - se->namelen;
-		pack(s, s->line, (size_t)(p - s->line));
+		pack(s, s->val, (size_t)(p - s->val));
 	}
 	if (s->nser)
 		memset(s->slots, 0, (size_t)s->nslots * sizeof(*s->slots));
@@ -482,7 +485,7 @@ static int statsd_write(void *state, const struct ig_metric *m)
 	}
 	render_key(s, m, type, &b, &namelen);
 	if (b.over) {
-		too_big(s, b.len);
+		too_big(s, b.p, b.len);
 		return -EMSGSIZE;
 	}
 	if (m->kind == IG_M_COUNTER || m->kind == IG_M_GAUGE)
@@ -495,14 +498,14 @@ static int statsd_write(void *state, const struct ig_metric *m)
 	if (m->kind == IG_M_SET) {
 		sb_sanitized(&v, m->set_member && *m->set_member ? m->set_member : "_", false);
 		if (v.over) {
-			too_big(s, b.len + v.len);
+			too_big(s, b.p, b.len);
 			return -EMSGSIZE;
 		}
 	} else {
 		sb_puts(&v, fmt_value(m->value, num, sizeof(num)));
 	}
 	if (b.len + 1 + v.len > s->mtu) {
-		too_big(s, b.len + 1 + v.len);
+		too_big(s, b.p, b.len);
 		return -EMSGSIZE;
 	}
 	memmove(s->line + namelen + 1 + v.len, s->line + namelen, b.len - namelen);
