@@ -67,7 +67,8 @@ static const struct ig_opt console_opts[] = {
 	{ "output", IG_OPT_STR, "-", offsetof(struct console_conf, output),
 	  "`-` for standard output, or a file path (opened for appending, created if missing).",
 	  .flags = 0 },
-	{ "flush_interval", IG_OPT_DURATION, "100ms", offsetof(struct console_conf, flush_interval_ns),
+	{ "flush_interval", IG_OPT_DURATION, "100ms",
+	  offsetof(struct console_conf, flush_interval_ns),
 	  "Buffered lines are written at least this often (and before each batch is acknowledged).",
 	  .flags = 0 },
 	{ 0 },
@@ -130,10 +131,11 @@ static void write_out(struct console *c)
 			c->st.errors++;
 			c->st.dropped += c->pending;
 			if (ig_ratelimit_ok(&c->rl, &sup))
-				ig_error("console backend cannot write; lines are dropped (check the disk or the output path)",
-					 "backend=%s output=%s error=\"%s\" lines=%llu suppressed=%llu",
-					 c->name, c->path ? c->path : "-", strerror(e),
-					 (unsigned long long)c->pending, (unsigned long long)sup);
+				ig_error(
+					"console backend cannot write; lines are dropped (check the disk or the output path)",
+					"backend=%s output=%s error=\"%s\" lines=%llu suppressed=%llu",
+					c->name, c->path ? c->path : "-", strerror(e),
+					(unsigned long long)c->pending, (unsigned long long)sup);
 			c->len = 0;
 			c->pending = 0;
 			return;
@@ -210,7 +212,9 @@ static void put_text_key(struct console *c, const char *s)
 	for (; *s; s++) {
 		unsigned char ch = (unsigned char)*s;
 
-		putch(c, ch <= ' ' || ch == '"' || ch == '=' || ch == '\\' || ch == 0x7f ? '_' : (char)ch);
+		putch(c, ch <= ' ' || ch == '"' || ch == '=' || ch == '\\' || ch == 0x7f ?
+				 '_' :
+				 (char)ch);
 	}
 }
 
@@ -451,8 +455,10 @@ static int console_init(void **state, const void *conf, const char *name, struct
 		if (c->fd < 0) {
 			int e = errno;
 
-			ig_err_add(err, "output: cannot open '%.200s' for appending: %s; check that the directory exists and the aggregator may write there",
-				   cf->output, strerror(e));
+			ig_err_add(
+				err,
+				"output: cannot open '%.200s' for appending: %s; check that the directory exists and the aggregator may write there",
+				cf->output, strerror(e));
 			console_free(c);
 			return -e;
 		}

@@ -124,8 +124,8 @@ static const struct ig_opt statsd_opts[] = {
 	  "Largest datagram sent; several lines are packed into one datagram up to this size.",
 	  .min = 512, .max = 65507 },
 	{ "flush_interval", IG_OPT_DURATION, "1s", offsetof(struct statsd_conf, flush_interval_ns),
-	  "Counters and gauges are aggregated per series and sent this often.",
-	  .min = 1000000, .max = 3600000000000LL },
+	  "Counters and gauges are aggregated per series and sent this often.", .min = 1000000,
+	  .max = 3600000000000LL },
 	{ "max_series", IG_OPT_UINT, "100000", offsetof(struct statsd_conf, max_series),
 	  "Most distinct series (name + tags) held between flushes; when full, everything is sent early.",
 	  .min = 1, .max = 100000000 },
@@ -135,8 +135,7 @@ static const struct ig_opt statsd_opts[] = {
 	  "`dogstatsd`: `|#k:v` (needs flavor dogstatsd).",
 	  .choices = tag_style_choices },
 	{ "distribution", IG_OPT_BOOL, "false", offsetof(struct statsd_conf, distribution),
-	  "DogStatsD only: send histograms as distributions (`|d`) instead of `|h`.",
-	  .flags = 0 },
+	  "DogStatsD only: send histograms as distributions (`|d`) instead of `|h`.", .flags = 0 },
 	{ 0 },
 };
 
@@ -378,7 +377,8 @@ static void flush_series(struct statsd *s)
 		if (neg_gauge) {
 			memcpy(p, se->key, se->namelen);
 			memcpy(p + se->namelen, ":0", 2);
-			memcpy(p + se->namelen + 2, se->key + se->namelen, se->keylen - se->namelen);
+			memcpy(p + se->namelen + 2, se->key + se->namelen,
+			       se->keylen - se->namelen);
 			p += se->keylen + 2;
 			*p++ = '\n';
 		}
@@ -423,8 +423,8 @@ static int aggregate(struct statsd *s, const char *key, size_t keylen, size_t na
 		s->early_flushes++;
 		if (ig_ratelimit_ok(&s->rl_full, &sup))
 			ig_warn("statsd series table full; sending early (raise max_series, or drop high-cardinality tags with a stage)",
-				"backend=%s max_series=%u early_flushes=%llu suppressed=%llu", s->name,
-				s->max_series, (unsigned long long)s->early_flushes,
+				"backend=%s max_series=%u early_flushes=%llu suppressed=%llu",
+				s->name, s->max_series, (unsigned long long)s->early_flushes,
 				(unsigned long long)sup);
 		flush_all(s);
 	} else if (s->nser == s->ser_cap && grow(s) < 0) {
@@ -577,7 +577,9 @@ static int split_address(const char *a, char *host, size_t hlen, char *port, siz
 		const char *rb = strchr(a, ']');
 
 		if (!rb || rb[1] != ':') {
-			ig_err_add(err, "address: '%.200s' is not [ipv6]:port; write it like [::1]:8125", a);
+			ig_err_add(err,
+				   "address: '%.200s' is not [ipv6]:port; write it like [::1]:8125",
+				   a);
 			return -EINVAL;
 		}
 		h = a + 1;
@@ -586,17 +588,26 @@ static int split_address(const char *a, char *host, size_t hlen, char *port, siz
 	} else {
 		colon = strrchr(a, ':');
 		if (!colon) {
-			ig_err_add(err, "address: '%.200s' has no port; write it as host:port like 127.0.0.1:8125", a);
+			ig_err_add(
+				err,
+				"address: '%.200s' has no port; write it as host:port like 127.0.0.1:8125",
+				a);
 			return -EINVAL;
 		}
 		n = (size_t)(colon - a);
 		if (memchr(a, ':', n)) {
-			ig_err_add(err, "address: '%.200s': put an IPv6 address in brackets, like [::1]:8125", a);
+			ig_err_add(
+				err,
+				"address: '%.200s': put an IPv6 address in brackets, like [::1]:8125",
+				a);
 			return -EINVAL;
 		}
 	}
 	if (!n || n >= hlen) {
-		ig_err_add(err, "address: '%.200s' has no usable host; write it as host:port like 127.0.0.1:8125", a);
+		ig_err_add(
+			err,
+			"address: '%.200s' has no usable host; write it as host:port like 127.0.0.1:8125",
+			a);
 		return -EINVAL;
 	}
 	memcpy(host, h, n);
@@ -614,7 +625,8 @@ static int split_address(const char *a, char *host, size_t hlen, char *port, siz
 
 static int open_socket(struct statsd *s, const char *address, struct ig_err *err)
 {
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM,
+	struct addrinfo hints = { .ai_family = AF_UNSPEC,
+				  .ai_socktype = SOCK_DGRAM,
 				  .ai_flags = AI_NUMERICSERV };
 	struct addrinfo *res = NULL, *ai;
 	char host[256], port[8];
@@ -624,8 +636,10 @@ static int open_socket(struct statsd *s, const char *address, struct ig_err *err
 		return rc;
 	rc = getaddrinfo(host, port, &hints, &res);
 	if (rc != 0) {
-		ig_err_add(err, "address: cannot resolve '%.200s': %s; check the host name (it is resolved once, at start)",
-			   host, gai_strerror(rc));
+		ig_err_add(
+			err,
+			"address: cannot resolve '%.200s': %s; check the host name (it is resolved once, at start)",
+			host, gai_strerror(rc));
 		return -EINVAL;
 	}
 	for (ai = res; ai; ai = ai->ai_next) {
@@ -661,11 +675,15 @@ static int statsd_init(void **state, const void *conf, const char *name, struct 
 	if (style == TAGS_AUTO)
 		style = c->flavor == FLAVOR_DOGSTATSD ? TAGS_DOGSTATSD : TAGS_NONE;
 	if (style == TAGS_DOGSTATSD && c->flavor != FLAVOR_DOGSTATSD) {
-		ig_err_add(err, "tag_style: 'dogstatsd' needs 'flavor: dogstatsd' (plain StatsD does not read tags); use none or graphite");
+		ig_err_add(
+			err,
+			"tag_style: 'dogstatsd' needs 'flavor: dogstatsd' (plain StatsD does not read tags); use none or graphite");
 		rc = -EINVAL;
 	}
 	if (c->distribution && c->flavor != FLAVOR_DOGSTATSD) {
-		ig_err_add(err, "distribution: only DogStatsD has distributions; set 'flavor: dogstatsd' or remove it");
+		ig_err_add(
+			err,
+			"distribution: only DogStatsD has distributions; set 'flavor: dogstatsd' or remove it");
 		rc = -EINVAL;
 	}
 	if (rc < 0)
@@ -708,7 +726,8 @@ static int statsd_init(void **state, const void *conf, const char *name, struct 
 	} else {
 		s->prefix = strdup("");
 	}
-	if (!s->name || !s->address || !s->pkt || !s->line || !s->val || !s->ser || !s->slots || !s->prefix) {
+	if (!s->name || !s->address || !s->pkt || !s->line || !s->val || !s->ser || !s->slots ||
+	    !s->prefix) {
 		statsd_free(s);
 		return -ENOMEM;
 	}

@@ -208,7 +208,8 @@ static void add_scoped(struct bctx *b, const struct ig_err *le, const struct ig_
 
 	ig_ynode_pos(at, pos, sizeof(pos));
 	if (!le->n || !*line) {
-		problem(b, "%s: %s: could not start: %s", pos, where, strerror(rc < 0 ? -rc : EINVAL));
+		problem(b, "%s: %s: could not start: %s", pos, where,
+			strerror(rc < 0 ? -rc : EINVAL));
 		return;
 	}
 	while (*line) {
@@ -254,19 +255,24 @@ static const char *type_of(struct bctx *b, const struct ig_ynode *n, const char 
 	*tnode = NULL;
 	if (!n || n->type != IG_Y_MAP) {
 		problem(b, "%s: %s: expected a mapping with a 'type:' key (one of %s); got %s",
-			ig_ynode_pos(n, pos, sizeof(pos)), where, join(names, nnames, list, sizeof(list)),
-			!n ? "nothing" : n->type == IG_Y_SCALAR ? "a scalar" : ig_ynode_type_name(n->type));
+			ig_ynode_pos(n, pos, sizeof(pos)), where,
+			join(names, nnames, list, sizeof(list)),
+			!n		       ? "nothing" :
+			n->type == IG_Y_SCALAR ? "a scalar" :
+						 ig_ynode_type_name(n->type));
 		return NULL;
 	}
 	t = ig_ymap_get(n, "type");
 	if (!t || (t->type == IG_Y_SCALAR && t->plain_null)) {
-		problem(b, "%s: %s: missing 'type'; add 'type: <%s>'", ig_ynode_pos(n, pos, sizeof(pos)),
-			where, join(names, nnames, list, sizeof(list)));
+		problem(b, "%s: %s: missing 'type'; add 'type: <%s>'",
+			ig_ynode_pos(n, pos, sizeof(pos)), where,
+			join(names, nnames, list, sizeof(list)));
 		return NULL;
 	}
 	if (t->type != IG_Y_SCALAR) {
-		problem(b, "%s: %s.type: expected one of %s; got %s", ig_ynode_pos(t, pos, sizeof(pos)),
-			where, join(names, nnames, list, sizeof(list)), ig_ynode_type_name(t->type));
+		problem(b, "%s: %s.type: expected one of %s; got %s",
+			ig_ynode_pos(t, pos, sizeof(pos)), where,
+			join(names, nnames, list, sizeof(list)), ig_ynode_type_name(t->type));
 		return NULL;
 	}
 	*tnode = t;
@@ -362,7 +368,8 @@ static void parse_stages(struct bctx *b, struct pipeline *p, const struct ig_yno
 	if (!seq || (seq->type == IG_Y_SCALAR && seq->plain_null))
 		return;
 	if (seq->type != IG_Y_SEQ) {
-		problem(b, "%s: %s.stages: expected a list of stages like [{type: add_tags, ...}]; got %s",
+		problem(b,
+			"%s: %s.stages: expected a list of stages like [{type: add_tags, ...}]; got %s",
 			ig_ynode_pos(seq, pos, sizeof(pos)), pwhere,
 			seq->type == IG_Y_SCALAR ? "a scalar" : ig_ynode_type_name(seq->type));
 		return;
@@ -429,16 +436,19 @@ static void parse_pipeline_backends(struct bctx *b, struct ig_graph *g, struct p
 	if (!seq || (seq->type == IG_Y_SCALAR && seq->plain_null) ||
 	    (seq->type == IG_Y_SEQ && !seq->n)) {
 		if (nnames)
-			problem(b, "%s: %s.backends: a pipeline needs at least one backend; add 'backends: [<name>]' (defined backends: %s)",
+			problem(b,
+				"%s: %s.backends: a pipeline needs at least one backend; add 'backends: [<name>]' (defined backends: %s)",
 				ig_ynode_pos(seq ? seq : pnode, pos, sizeof(pos)), pwhere,
 				join(names, nnames, list, sizeof(list)));
 		else
-			problem(b, "%s: %s.backends: a pipeline needs at least one backend; define one under 'backends:' (e.g. console: {type: console}) and list it here",
+			problem(b,
+				"%s: %s.backends: a pipeline needs at least one backend; define one under 'backends:' (e.g. console: {type: console}) and list it here",
 				ig_ynode_pos(seq ? seq : pnode, pos, sizeof(pos)), pwhere);
 		return;
 	}
 	if (seq->type != IG_Y_SEQ) {
-		problem(b, "%s: %s.backends: expected a list of backend names like [console]; got %s",
+		problem(b,
+			"%s: %s.backends: expected a list of backend names like [console]; got %s",
 			ig_ynode_pos(seq, pos, sizeof(pos)), pwhere,
 			seq->type == IG_Y_SCALAR ? "a scalar" : ig_ynode_type_name(seq->type));
 		return;
@@ -455,25 +465,29 @@ static void parse_pipeline_backends(struct bctx *b, struct ig_graph *g, struct p
 
 		ig_ynode_pos(it, pos, sizeof(pos));
 		if (it->type != IG_Y_SCALAR) {
-			problem(b, "%s: %s.backends[%zu]: expected a backend name; got %s", pos, pwhere,
-				i, ig_ynode_type_name(it->type));
+			problem(b, "%s: %s.backends[%zu]: expected a backend name; got %s", pos,
+				pwhere, i, ig_ynode_type_name(it->type));
 			continue;
 		}
 		bi = find_backend(g, it->scalar);
 		if (!bi) {
 			if (nnames)
-				problem(b, "%s: %s.backends[%zu]: unknown backend '%.100s'%s; define it under 'backends:'",
+				problem(b,
+					"%s: %s.backends[%zu]: unknown backend '%.100s'%s; define it under 'backends:'",
 					pos, pwhere, i, it->scalar,
-					hint(it->scalar, names, nnames, "defined backends", h, sizeof(h)));
+					hint(it->scalar, names, nnames, "defined backends", h,
+					     sizeof(h)));
 			else
-				problem(b, "%s: %s.backends[%zu]: unknown backend '%.100s' (no backends are defined); define it under 'backends:'",
+				problem(b,
+					"%s: %s.backends[%zu]: unknown backend '%.100s' (no backends are defined); define it under 'backends:'",
 					pos, pwhere, i, it->scalar);
 			continue;
 		}
 		for (size_t j = 0; j < p->nbackends; j++)
 			dup |= p->backends[j] == bi;
 		if (dup) {
-			problem(b, "%s: %s.backends[%zu]: backend '%.100s' is listed twice; remove one",
+			problem(b,
+				"%s: %s.backends[%zu]: backend '%.100s' is listed twice; remove one",
 				pos, pwhere, i, it->scalar);
 			continue;
 		}
@@ -583,18 +597,22 @@ static void build_routes(struct bctx *b, struct ig_graph *g)
 			ig_ynode_pos(probe_node(b->conf, probe, i), pos, sizeof(pos));
 			if (!p) {
 				if (nnames)
-					problem(b, "%s: probes.%s.pipelines[%zu]: unknown pipeline '%.100s'%s; define it under 'pipelines:'",
+					problem(b,
+						"%s: probes.%s.pipelines[%zu]: unknown pipeline '%.100s'%s; define it under 'pipelines:'",
 						pos, probe, i, pname,
-						hint(pname, names, nnames, "defined pipelines", h, sizeof(h)));
+						hint(pname, names, nnames, "defined pipelines", h,
+						     sizeof(h)));
 				else
-					problem(b, "%s: probes.%s.pipelines[%zu]: unknown pipeline '%.100s' (no pipelines are defined); define it under 'pipelines:'",
+					problem(b,
+						"%s: probes.%s.pipelines[%zu]: unknown pipeline '%.100s' (no pipelines are defined); define it under 'pipelines:'",
 						pos, probe, i, pname);
 				continue;
 			}
 			for (size_t j = 0; j < rt->n; j++)
 				dup |= rt->p[j] == p;
 			if (dup) {
-				problem(b, "%s: probes.%s.pipelines[%zu]: pipeline '%.100s' is listed twice; remove one",
+				problem(b,
+					"%s: probes.%s.pipelines[%zu]: pipeline '%.100s' is listed twice; remove one",
 					pos, probe, i, pname);
 				continue;
 			}
@@ -827,7 +845,8 @@ void ig_graph_tick(struct ig_graph *g, uint64_t now_ns)
 
 		for (size_t j = 0; j < p->nstages; j++)
 			if (p->stages[j].ops->tick)
-				p->stages[j].ops->tick(p->stages[j].state, now_ns, &p->stages[j].emit);
+				p->stages[j].ops->tick(p->stages[j].state, now_ns,
+						       &p->stages[j].emit);
 	}
 	for (size_t i = 0; i < g->nbackends; i++)
 		if (g->backends[i].state && g->backends[i].ops->tick)
@@ -910,7 +929,8 @@ void ig_graph_doc(FILE *out)
 	      "  console: {type: console, format: json}\n"
 	      "```\n\n",
 	      out);
-	ig_cfg_doc(out, "Pipeline `<name>`", "Keys of one entry under `pipelines:`.", pipeline_opts);
+	ig_cfg_doc(out, "Pipeline `<name>`", "Keys of one entry under `pipelines:`.",
+		   pipeline_opts);
 	fputs("## Stages\n\nEach stage is a mapping with a `type:` key and that type's options.\n\n",
 	      out);
 	for (size_t i = 0; ig_stage_table[i]; i++) {

@@ -55,12 +55,14 @@ static int add_tags_init(void **state, const void *conf, struct ig_err *err)
 
 	*state = NULL;
 	if (!t || t->type != IG_Y_MAP || !t->n) {
-		ig_err_add(err, "%s: tags: expected a mapping of tag: value like {cluster: prod}; got %s",
-			   ig_ynode_pos(t, pos, sizeof(pos)),
-			   !t || (t->type == IG_Y_SCALAR && t->plain_null) ? "nothing"
-			   : t->type == IG_Y_MAP			     ? "an empty mapping"
-			   : t->type == IG_Y_SCALAR			     ? "a scalar"
-									     : ig_ynode_type_name(t->type));
+		ig_err_add(
+			err,
+			"%s: tags: expected a mapping of tag: value like {cluster: prod}; got %s",
+			ig_ynode_pos(t, pos, sizeof(pos)),
+			!t || (t->type == IG_Y_SCALAR && t->plain_null) ? "nothing" :
+			t->type == IG_Y_MAP				? "an empty mapping" :
+			t->type == IG_Y_SCALAR				? "a scalar" :
+						 ig_ynode_type_name(t->type));
 		return -EINVAL;
 	}
 	if (t->n > IG_MAX_TAGS) {

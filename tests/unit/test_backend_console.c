@@ -224,8 +224,8 @@ static void test_json_lines_parse_for_nasty_bytes(void **state)
 		"ctl\x01\x02\x1f\x7f tab\t nl\n cr\r",
 		"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", /* valid UTF-8 */
 		"\xff\xfe lone bytes",
-		"\xc3",			/* truncated */
-		"\xc0\xaf overlong",	/* overlong '/' */
+		"\xc3", /* truncated */
+		"\xc0\xaf overlong", /* overlong '/' */
 		"\xed\xa0\x80 surrogate",
 		"\xf4\x90\x80\x80 too big",
 		"\xe2\x82 cut \xe2\x82\xac",
@@ -323,8 +323,7 @@ static void test_json_set_member_and_non_finite_value(void **state)
 	assert_int_equal(parse_lines(slurp("set.json"), objs, 4), 2);
 	assert_string_equal(json_object_get_string(json_object_object_get(objs[0], "member")),
 			    "alice");
-	assert_string_equal(json_object_get_string(json_object_object_get(objs[0], "kind")),
-			    "set");
+	assert_string_equal(json_object_get_string(json_object_object_get(objs[0], "kind")), "set");
 	assert_null(json_object_object_get(objs[1], "value"));
 	assert_true(json_object_object_get_ex(objs[1], "value", NULL));
 	json_object_put(objs[0]);
@@ -356,7 +355,8 @@ static void test_lines_wait_for_sync_or_the_interval(void **state)
 	t.ops->stats(t.state, &st);
 	assert_int_equal(st.sent, 2);
 	assert_int_equal(st.queued, 0);
-	assert_int_equal(strlen(slurp("b.txt")), 2 * strlen("2026-11-25T12:00:00.123456789Z file.open\n"));
+	assert_int_equal(strlen(slurp("b.txt")),
+			 2 * strlen("2026-11-25T12:00:00.123456789Z file.open\n"));
 	free(m);
 	stop(&t);
 }

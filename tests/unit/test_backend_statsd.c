@@ -57,8 +57,8 @@ static void rx_open(struct rx *rx, int family)
 		return;
 	}
 	assert_int_equal(getsockname(rx->fd, (struct sockaddr *)&ss, &len), 0);
-	rx->port = ntohs(family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
-					   : ((struct sockaddr_in6 *)&ss)->sin6_port);
+	rx->port = ntohs(family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port :
+					     ((struct sockaddr_in6 *)&ss)->sin6_port);
 }
 
 /* One datagram (NUL-terminated) within timeout_ms; its length, or -1. */
@@ -366,7 +366,11 @@ static void test_datagrams_never_exceed_the_mtu(void **state)
 		for (char *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
 			int idx;
 
-			assert_int_equal(sscanf(l, "ingrain.file.open:1|c|#path:/var/lib/some/long/directory/name/file,i:%d", &idx), 1);
+			assert_int_equal(
+				sscanf(l,
+				       "ingrain.file.open:1|c|#path:/var/lib/some/long/directory/name/file,i:%d",
+				       &idx),
+				1);
 			assert_true(idx >= 0 && idx < 300 && !seen[idx]);
 			seen[idx] = true;
 			lines++;

@@ -223,19 +223,20 @@ static void test_pipeline_fans_out_to_every_backend(void **state)
 static void test_add_tags_changes_only_its_pipelines_copy(void **state)
 {
 	struct ig_err err;
-	struct ig_conf *c = load(&err,
-				 "probes:\n"
-				 "  files: {pipelines: [tagged, plain]}\n"
-				 "pipelines:\n"
-				 "  tagged:\n"
-				 "    stages:\n"
-				 "      - {type: add_tags, tags: {cluster: prod-eu, process: renamed}}\n"
-				 "    backends: [t]\n"
-				 "  plain: {stages: [], backends: [p]}\n"
-				 "backends:\n"
-				 "  t: {type: console, format: json, output: %1$s/t.json}\n"
-				 "  p: {type: console, format: json, output: %1$s/p.json}\n",
-				 tmpdir);
+	struct ig_conf *c =
+		load(&err,
+		     "probes:\n"
+		     "  files: {pipelines: [tagged, plain]}\n"
+		     "pipelines:\n"
+		     "  tagged:\n"
+		     "    stages:\n"
+		     "      - {type: add_tags, tags: {cluster: prod-eu, process: renamed}}\n"
+		     "    backends: [t]\n"
+		     "  plain: {stages: [], backends: [p]}\n"
+		     "backends:\n"
+		     "  t: {type: console, format: json, output: %1$s/t.json}\n"
+		     "  p: {type: console, format: json, output: %1$s/p.json}\n",
+		     tmpdir);
 	struct ig_graph *g = build_ok(c);
 	struct ig_record *r = record("files", "/etc/shadow");
 	json_object *objs[4], *tags;
@@ -308,8 +309,7 @@ static void count_backend(void *ctx, const char *name, const char *type,
 	char *out = ctx;
 	size_t len = strlen(out);
 
-	snprintf(out + len, 256 - len, "%s/%s:%llu;", name, type,
-		 (unsigned long long)st->received);
+	snprintf(out + len, 256 - len, "%s/%s:%llu;", name, type, (unsigned long long)st->received);
 }
 
 static void test_backend_stats_are_listed_and_unused_backends_not_started(void **state)
@@ -577,9 +577,10 @@ static void test_backend_start_failure_is_positioned_and_builds_nothing(void **s
 	assert_int_equal(ig_graph_check(c, &err), 0);
 	assert_int_equal(ig_graph_build(c, &g, &err), -EINVAL);
 	assert_null(g);
-	assert_contains(ig_err_str(&err), "test.yaml:6:6: backends.x.output: cannot open "
-					  "'/nonexistent-dir/out.txt' for appending: No such file or "
-					  "directory");
+	assert_contains(ig_err_str(&err),
+			"test.yaml:6:6: backends.x.output: cannot open "
+			"'/nonexistent-dir/out.txt' for appending: No such file or "
+			"directory");
 	ig_conf_free(c);
 }
 
