@@ -52,7 +52,9 @@ export AWS_ACCESS_KEY_ID=$IG_S3_AK AWS_SECRET_ACCESS_KEY=$IG_S3_SK
 ig_start_aggregator "$IG_TMP/config.yaml"
 ig_start_agent "$IG_TMP/config.yaml"
 
-ig_opener storm "$mon" 25 >"$IG_TMP/opened.jsonl"
+args=()
+for i in $(seq 0 24); do args+=(open "$mon/f$i" creat --); done
+ig_opener "${args[@]:0:${#args[@]}-1}" >"$IG_TMP/opened.jsonl"
 pid=$(head -n1 "$IG_TMP/opened.jsonl" | jq .pid)
 has_all() { [ "$(ig_s3_count_pid "$pid")" -ge 25 ]; }
 ig_wait_for "25 archived events of pid $pid" 30 has_all
@@ -111,8 +113,9 @@ find "$IG_TMP/copy" -name '*.jsonl.gz' -print0 | xargs -0 zcat |
 		'select(.name == "file.open" and .tags.path == $path and .ts >= $since)
 		 | [.tags.namespace // "-", .tags.pod // "-", .tags.process] | @tsv' |
 	sort | uniq -c >"$IG_TMP/jq.out"
+cat "$IG_TMP/jq.out"
 ig_check "jq recipe finds the process that opened $target" \
-	grep -qP '^\s+1\t-\t-\tpython3' "$IG_TMP/jq.out"
+	grep -qP '^\s+1 -\t-\tpython3$' "$IG_TMP/jq.out"
 # sqlite3 recipe
 find "$IG_TMP/copy" -name '*.jsonl.gz' -print0 | xargs -0 zcat >"$IG_TMP/all.jsonl"
 sqlite3 :memory: >"$IG_TMP/sql.out" <<SQL
@@ -128,6 +131,7 @@ SELECT coalesce(line ->> '\$.tags.namespace', '-'), coalesce(line ->> '\$.tags.p
    AND line ->> '\$.ts' >= strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-1 day')
  GROUP BY 1, 2, 3;
 SQL
+cat "$IG_TMP/sql.out"
 ig_check "sqlite3 recipe finds the same" grep -qx -e '-|-|python3|1' "$IG_TMP/sql.out"
 
 # SIGTERM flushes the open batch (its age limit is a minute away).
