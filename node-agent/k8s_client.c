@@ -1028,7 +1028,7 @@ static int do_list(struct ig_k8s_client *c)
 }
 
 /* 0 = ended normally (server timeout), 1 = 410 Gone (relist), -1 = stopped,
- * -EIO = failed (back off). */
+ * -EPIPE = an open stream broke (reconnect), -EIO = failed (back off). */
 static int do_watch(struct ig_k8s_client *c)
 {
 	char *esc = curl_easy_escape(c->easy, c->rv, 0), url[4096];
@@ -1059,6 +1059,16 @@ static int do_watch(struct ig_k8s_client *c)
 	}
 	if (c->wend == END_BAD_STREAM)
 		snprintf(c->errbuf, sizeof(c->errbuf), "malformed watch stream");
+	/* A stream that was flowing and broke (API server restart, load
+	 * balancer idle timeout, a cut connection): reconnect at once. */
+	if (c->http == 200 && c->wend == END_NONE && res != CURLE_OK &&
+	    res != CURLE_OPERATION_TIMEDOUT && res != CURLE_COULDNT_CONNECT) {
+		ig_info("kubernetes watch interrupted: reconnecting",
+			"server=%s resource_version=%s error=\"%s\" inside_event=%s", c->t.server,
+			c->rv, c->errbuf[0] ? c->errbuf : curl_easy_strerror((CURLcode)res),
+			ig_watch_parser_partial(c->wp) ? "yes" : "no");
+		return -EPIPE;
+	}
 	if (res != CURLE_OK || c->http != 200 || c->wend != END_NONE ||
 	    ig_watch_parser_partial(c->wp)) {
 		if (res == CURLE_OK && ig_watch_parser_partial(c->wp))
@@ -1108,6 +1118,8 @@ static void *client_main(void *arg)
 	struct ig_k8s_client *c = arg;
 	uint64_t bo = 0;
 	bool need_list = true;
+	int quick_breaks = 0; /* consecutive broken streams reconnected without delay */
+	uint64_t t0;
 
 	while (!atomic_load(&c->stop)) {
 		int ret;
@@ -1126,9 +1138,12 @@ static void *client_main(void *arg)
 			bo = 0;
 			set_state(c, IG_API_CONNECTED);
 		}
+		t0 = ig_mono_ns();
 		ret = do_watch(c);
-		if (ret < 0 && ret != -EIO)
+		if (ret == -1)
 			break;
+		if (ig_mono_ns() - t0 > 10 * IG_NSEC_PER_SEC)
+			quick_breaks = 0; /* it had been fine for a while */
 		atomic_fetch_add(&c->restarts, 1);
 		if (ret == 1) {
 			atomic_fetch_add(&c->relists, 1);
@@ -1137,8 +1152,14 @@ static void *client_main(void *arg)
 		}
 		if (ret == 0) {
 			bo = 0;
+			quick_breaks = 0;
 			continue;
 		}
+		if (ret == -EPIPE && quick_breaks++ < 3)
+			continue;
+		if (ret == -EPIPE)
+			atomic_fetch_add(&c->errors, 1);
+		quick_breaks = ret == -EPIPE ? quick_breaks : 0;
 		backoff(c, &bo);
 	}
 	return NULL;
