@@ -9,9 +9,11 @@
  * Counters sum, gauges keep the last value. The series table is a bounded
  * open-addressing hash (max_series); when it is full the backend sends
  * everything early and starts over (logged, rate-limited), so memory stays
- * bounded whatever the tag cardinality. Histograms (|h, or |d with
- * `distribution: true` on DogStatsD) and sets (|s) are not aggregated: each
- * sample is a line.
+ * bounded whatever the tag cardinality. Histograms and sets (|s) are not
+ * aggregated: each sample is a line. On plain StatsD a histogram is a timer
+ * (|ms): Etsy StatsD has no |h type and would count such lines as counters;
+ * timers take no negative samples, so those are dropped (counted). DogStatsD
+ * gets |h, or |d with `distribution: true`.
  *
  * Lines are packed into datagrams separated by "\n", never larger than `mtu`
  * bytes; a line that alone exceeds it is dropped and counted. Plain StatsD
@@ -135,7 +137,8 @@ static const struct ig_opt statsd_opts[] = {
 	  "`dogstatsd`: `|#k:v` (needs flavor dogstatsd).",
 	  .choices = tag_style_choices },
 	{ "distribution", IG_OPT_BOOL, "false", offsetof(struct statsd_conf, distribution),
-	  "DogStatsD only: send histograms as distributions (`|d`) instead of `|h`.", .flags = 0 },
+	  "DogStatsD only: send histograms as distributions (`|d`) instead of `|h`. (Plain StatsD gets timers, `|ms`.)",
+	  .flags = 0 },
 	{ 0 },
 };
 
@@ -470,7 +473,11 @@ static int statsd_write(void *state, const struct ig_metric *m)
 		type = "|g";
 		break;
 	case IG_M_HISTOGRAM:
-		type = s->distribution ? "|d" : "|h";
+		if (s->flavor == FLAVOR_STATSD && m->value < 0) {
+			s->st.dropped++; /* a timer sample cannot be negative */
+			return -ERANGE;
+		}
+		type = s->flavor == FLAVOR_STATSD ? "|ms" : s->distribution ? "|d" : "|h";
 		break;
 	case IG_M_SET:
 		type = "|s";

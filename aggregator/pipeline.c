@@ -26,7 +26,8 @@
  * order: PASS continues, DROP discards (counted), CONSUMED stops (the stage
  * keeps what it needs and emits later). A stage's emit callback runs the
  * emitted metric through the stages after it, then the pipeline's backends.
- * Nothing is allocated per record.
+ * Each stage counts what it was given (in), handed on or emitted (out) and
+ * dropped, for ig_graph_describe. Nothing is allocated per record.
  */
 #include "ig_pipeline.h"
 
@@ -36,6 +37,8 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <json-c/json.h>
 
 #include "ig_log.h"
 #include "ig_metric.h"
@@ -54,6 +57,7 @@ struct stage_inst {
 	struct pipeline *p;
 	size_t idx;
 	struct ig_emit emit;
+	uint64_t in, out, dropped; /* for ig_graph_describe */
 };
 
 struct backend_inst {
@@ -355,6 +359,7 @@ static void emit_after(void *ctx, struct ig_metric *m)
 {
 	struct stage_inst *s = ctx;
 
+	s->out++;
 	run(s->p, s->idx + 1, m);
 }
 
@@ -792,14 +797,18 @@ static void run(struct pipeline *p, size_t first, struct ig_metric *m)
 
 	for (size_t i = first; i < p->nstages; i++) {
 		struct stage_inst *s = &p->stages[i];
-		enum ig_stage_result r = s->ops->process(s->state, m, &s->emit);
+		enum ig_stage_result r;
 
+		s->in++;
+		r = s->ops->process(s->state, m, &s->emit);
 		if (r == IG_STAGE_DROP) {
+			s->dropped++;
 			g->st.dropped++;
 			return;
 		}
 		if (r == IG_STAGE_CONSUMED)
 			return;
+		s->out++;
 	}
 	for (size_t i = 0; i < p->nbackends; i++) {
 		struct backend_inst *bi = p->backends[i];
@@ -905,6 +914,58 @@ void ig_graph_foreach_backend(struct ig_graph *g,
 		bi->ops->stats(bi->state, &st);
 		fn(ctx, bi->name, bi->ops->type, &st);
 	}
+}
+
+struct json_object *ig_graph_describe(const struct ig_graph *g)
+{
+	struct json_object *o = json_object_new_object();
+	struct json_object *routes = json_object_new_object();
+	struct json_object *pipes = json_object_new_array();
+	struct json_object *backends = json_object_new_array();
+
+	for (size_t i = 0; g && i < g->nroutes; i++) {
+		struct json_object *names = json_object_new_array();
+
+		for (size_t j = 0; j < g->routes[i].n; j++)
+			json_object_array_add(names,
+					      json_object_new_string(g->routes[i].p[j]->name));
+		json_object_object_add(routes, g->routes[i].probe, names);
+	}
+	for (size_t i = 0; g && i < g->npipelines; i++) {
+		const struct pipeline *p = &g->pipelines[i];
+		struct json_object *po = json_object_new_object();
+		struct json_object *stages = json_object_new_array();
+		struct json_object *bnames = json_object_new_array();
+
+		for (size_t j = 0; j < p->nstages; j++) {
+			const struct stage_inst *s = &p->stages[j];
+			struct json_object *so = json_object_new_object();
+
+			json_object_object_add(so, "type", json_object_new_string(s->ops->type));
+			json_object_object_add(so, "in", json_object_new_uint64(s->in));
+			json_object_object_add(so, "out", json_object_new_uint64(s->out));
+			json_object_object_add(so, "dropped", json_object_new_uint64(s->dropped));
+			json_object_array_add(stages, so);
+		}
+		for (size_t j = 0; j < p->nbackends; j++)
+			json_object_array_add(bnames, json_object_new_string(p->backends[j]->name));
+		json_object_object_add(po, "name", json_object_new_string(p->name));
+		json_object_object_add(po, "stages", stages);
+		json_object_object_add(po, "backends", bnames);
+		json_object_array_add(pipes, po);
+	}
+	for (size_t i = 0; g && i < g->nbackends; i++) {
+		struct json_object *bo = json_object_new_object();
+
+		json_object_object_add(bo, "name", json_object_new_string(g->backends[i].name));
+		json_object_object_add(bo, "type",
+				       json_object_new_string(g->backends[i].ops->type));
+		json_object_array_add(backends, bo);
+	}
+	json_object_object_add(o, "routes", routes);
+	json_object_object_add(o, "pipelines", pipes);
+	json_object_object_add(o, "backends", backends);
+	return o;
 }
 
 /* ---- documentation ---- */

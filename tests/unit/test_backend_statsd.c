@@ -307,12 +307,13 @@ static void test_gauges_keep_the_last_value_and_negative_ones_reset_first(void *
 	close(rx.fd);
 }
 
-static void test_histograms_distributions_and_sets_are_sent_per_sample(void **state)
+static void test_histograms_are_timers_on_statsd_and_sets_are_sent_per_sample(void **state)
 {
 	struct rx rx;
 	struct statsd_t t;
 	struct ig_metric *h = metric("latency", IG_M_HISTOGRAM, 12.5);
 	struct ig_metric *s = metric("users", IG_M_SET, 0);
+	struct ig_backend_stats st;
 
 	rx_open(&rx, AF_INET);
 	s->set_member = "al:ice|x";
@@ -321,7 +322,18 @@ static void test_histograms_distributions_and_sets_are_sent_per_sample(void **st
 	t.ops->write(t.state, h);
 	t.ops->write(t.state, s);
 	t.ops->flush(t.state);
-	rx_expect(&rx, "latency:12.5|h\nlatency:12.5|h\nusers:al_ice_x|s");
+	/* Etsy StatsD has no |h: histograms are timers there */
+	rx_expect(&rx, "latency:12.5|ms\nlatency:12.5|ms\nusers:al_ice_x|s");
+	h->value = -1; /* a timer cannot take it: dropped, counted */
+	assert_int_equal(t.ops->write(t.state, h), -ERANGE);
+	t.ops->stats(t.state, &st);
+	assert_int_equal(st.dropped, 1);
+	h->value = 12.5;
+	stop(&t);
+	start_ok(&t, "address: 127.0.0.1:%d\nprefix: ''\nflavor: dogstatsd", rx.port);
+	t.ops->write(t.state, h);
+	t.ops->flush(t.state);
+	rx_expect(&rx, "latency:12.5|h");
 	stop(&t);
 	start_ok(&t, "address: 127.0.0.1:%d\nprefix: ''\nflavor: dogstatsd\ndistribution: true",
 		 rx.port);
@@ -584,7 +596,7 @@ int main(void)
 		cmocka_unit_test(test_graphite_style_appends_tag_values_to_the_name),
 		cmocka_unit_test(test_names_and_tags_are_sanitised),
 		cmocka_unit_test(test_gauges_keep_the_last_value_and_negative_ones_reset_first),
-		cmocka_unit_test(test_histograms_distributions_and_sets_are_sent_per_sample),
+		cmocka_unit_test(test_histograms_are_timers_on_statsd_and_sets_are_sent_per_sample),
 		cmocka_unit_test(test_datagrams_never_exceed_the_mtu),
 		cmocka_unit_test(test_line_longer_than_the_mtu_is_dropped_and_counted),
 		cmocka_unit_test(test_full_series_table_sends_early),

@@ -610,6 +610,39 @@ static void test_doc_lists_every_stage_and_backend_type(void **state)
 	free(buf);
 }
 
+static void test_describe_lists_routes_pipelines_stages_and_backends(void **state)
+{
+	struct ig_err err;
+	struct ig_conf *c = load(&err,
+				 "probes:\n"
+				 "  files: {pipelines: [p]}\n"
+				 "pipelines:\n"
+				 "  p: {stages: [{type: add_tags, tags: {a: b}}], backends: [x]}\n"
+				 "backends:\n"
+				 "  x: {type: console, output: %1$s/d.txt}\n",
+				 tmpdir);
+	struct ig_graph *g = build_ok(c);
+	struct ig_record *r = record("files", "/etc/passwd");
+	struct json_object *o;
+
+	ig_graph_process(g, r);
+	ig_graph_process(g, r);
+	o = ig_graph_describe(g);
+	assert_string_equal(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN),
+			    "{\"routes\":{\"files\":[\"p\"]},\"pipelines\":[{\"name\":\"p\","
+			    "\"stages\":[{\"type\":\"add_tags\",\"in\":2,\"out\":2,\"dropped\":0}],"
+			    "\"backends\":[\"x\"]}],\"backends\":[{\"name\":\"x\",\"type\":"
+			    "\"console\"}]}");
+	json_object_put(o);
+	o = ig_graph_describe(NULL);
+	assert_string_equal(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN),
+			    "{\"routes\":{},\"pipelines\":[],\"backends\":[]}");
+	json_object_put(o);
+	ig_graph_free(g);
+	ig_conf_free(c);
+	free(r);
+}
+
 static void test_null_graph_is_harmless(void **state)
 {
 	struct ig_graph_stats st = { .records_in = 7 };
@@ -646,6 +679,7 @@ int main(void)
 		cmocka_unit_test(test_backend_option_errors_name_the_backend),
 		cmocka_unit_test(test_backend_start_failure_is_positioned_and_builds_nothing),
 		cmocka_unit_test(test_doc_lists_every_stage_and_backend_type),
+		cmocka_unit_test(test_describe_lists_routes_pipelines_stages_and_backends),
 		cmocka_unit_test(test_null_graph_is_harmless),
 	};
 
