@@ -775,8 +775,10 @@ static enum ig_deliver classify(struct s3 *s, int rc, const struct ig_http_resp 
 			 !strcmp(c, "PermanentRedirect"))
 			hint = " (the bucket is in another region: fix region)";
 	}
-	snprintf(why, whylen, "%s: HTTP %ld %s%s%s%s", op, r->status, c, msg ? ": " : "",
-		 msg ? msg : "", hint);
+	/* The hint first: S3's message can be long (it may quote the
+	 * canonical request). */
+	snprintf(why, whylen, "%s: HTTP %ld %s%s%s%.100s", op, r->status, c, hint,
+		 msg ? " - " : "", msg ? msg : "");
 	free(code);
 	free(msg);
 	return v;

@@ -413,7 +413,7 @@ static int attempt(struct ig_spool *s, uint64_t now_ns)
 	struct entry *e = s->head;
 	struct ig_batch b = { 0 };
 	enum ig_deliver res;
-	char why[256] = "";
+	char why[512] = "";
 	int rc = 0;
 
 	if (!e || e->inflight || s->st.halted || e->due_ns > now_ns)

@@ -112,7 +112,7 @@ ig_check "the open batch went to the spool" [ "$(spooled)" = 1 ]
 ig_s3_proxy_start
 ig_start_aggregator "$IG_TMP/config.yaml"
 wait_archived "$pid_d" 5
-ig_check "no request ever failed the signature check with the right key" \
-	[ "$(ig_s3_stat 's["rejected"]')" = "$rejected" ]
+ig_check "no request failed the signature check since the key was fixed" \
+	[ "$(ig_s3_stat 's["rejected"]')" = 0 ] # (the proxy restarted since phase A)
 ig_stop "$IG_PID_aggregator"
 ig_done

@@ -11,6 +11,8 @@ ig_require_built
 ig_s3_require
 
 ig_s3_start ingrain-archive --web-identity-token projected-token-123
+# The proxy now only accepts session tokens it issued: read back from s3rver.
+IG_S3_READ_URL=http://127.0.0.1:$IG_S3RVER_PORT
 port=$(ig_free_port)
 mon="$IG_TMP/mon"
 mkdir -p "$mon"

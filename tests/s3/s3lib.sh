@@ -10,6 +10,7 @@
 #   ig_s3_ctl PATH                GET a proxy control endpoint (/__ctl/stats, ...)
 #   ig_s3_stat EXPR               a value from /__ctl/stats (python expression over `s`)
 #   ig_s3_read [ARGS...]          every archived record under the bucket, one JSON per line
+#                                 (through the proxy, or from $IG_S3_READ_URL when set)
 # Credentials are s3rver's account (S3RVER/S3RVER); the proxy checks them.
 
 IG_PY=/usr/bin/python3 # Debian's python: the one python3-botocore installs into
@@ -80,7 +81,8 @@ print(eval(sys.argv[1]))' "$1"
 }
 
 ig_s3_read() {
-	"$IG_PY" "$IG_SOURCE_DIR/tests/s3/s3_read.py" --endpoint "$IG_S3_URL" --bucket "$IG_S3_BUCKET" \
+	"$IG_PY" "$IG_SOURCE_DIR/tests/s3/s3_read.py" --endpoint "${IG_S3_READ_URL:-$IG_S3_URL}" \
+		--bucket "$IG_S3_BUCKET" \
 		--access-key "$IG_S3_AK" --secret-key "$IG_S3_SK" "$@"
 }
 
