@@ -30,6 +30,7 @@ IG_BUILD_DIR=${IG_BUILD_DIR:-$IG_SOURCE_DIR/build}
 STATSD_PID=
 STATSD_MGMT_PORT=
 STATSD_LOG=
+STATSD_OWN_DIR= # a temp dir statsd_start made (no lib.sh): removed by statsd_stop
 
 _statsd_missing() {
 	if declare -F ig_skip_or_fail >/dev/null; then
@@ -95,7 +96,12 @@ statsd_start() {
 	local dir logdir
 	command -v node >/dev/null 2>&1 || { _statsd_missing "node not found (apt-get install nodejs)"; return 1; }
 	dir=$(_statsd_dir) || { _statsd_missing "Etsy StatsD not installed (scripts/install-deps.sh --test, or npm install statsd@0.9 in $IG_BUILD_DIR/testtools)"; return 1; }
-	logdir=${IG_TMP:-$(mktemp -d /tmp/ingrain-statsd.XXXXXX)}
+	if [ -n "${IG_TMP:-}" ]; then
+		logdir=$IG_TMP
+	else
+		logdir=$(mktemp -d /tmp/ingrain-statsd.XXXXXX)
+		STATSD_OWN_DIR=$logdir
+	fi
 	STATSD_LOG=$logdir/statsd.log
 	STATSD_MGMT_PORT=$mgmt
 	IG_STATSD_PORT=$port IG_STATSD_MGMT_PORT=$mgmt \
@@ -109,7 +115,7 @@ statsd_start() {
 		if ! kill -0 "$STATSD_PID" 2>/dev/null; then
 			echo "statsd.sh: statsd exited at start; its log:" >&2
 			cat "$STATSD_LOG" >&2
-			STATSD_PID=
+			statsd_stop
 			return 1
 		fi
 		if [ "$(_statsd_mgmt health 2>/dev/null)" = "health: up" ]; then
@@ -153,4 +159,8 @@ statsd_stop() {
 	wait "$STATSD_PID" 2>/dev/null || true
 	STATSD_PID=
 	STATSD_MGMT_PORT=
+	if [ -n "$STATSD_OWN_DIR" ]; then
+		rm -rf "$STATSD_OWN_DIR"
+		STATSD_OWN_DIR=
+	fi
 }
