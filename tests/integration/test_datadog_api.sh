@@ -64,6 +64,7 @@ agent:
 aggregator:
   listen: tcp://127.0.0.1:$port
   state_dir: $IG_TMP/state
+  control: ipc://$IG_TMP/control.sock
 probes:
   files:
     monitor_dirs: ["$mon"]
@@ -115,7 +116,9 @@ all_arrived() {
 ig_wait_for "series for every opener process" 20 all_arrived
 sleep 1 # a second count would arrive by now
 for p in $pids; do
-	want=$(grep -c "\"pid\": $p," "$IG_TMP/opened.jsonl")
+	want=$("$IG_PY" -c 'import json, sys
+print(sum(j.get("storm", 1) for j in map(json.loads, open(sys.argv[1])) if j["pid"] == int(sys.argv[2])))' \
+		"$IG_TMP/opened.jsonl" "$p")
 	ig_check "pid $p: series values add up to its $want opens" [ "$(sum_for "$p")" = "$want" ]
 done
 ig_check "series carry the path tag" \

@@ -25,6 +25,7 @@ agent:
 aggregator:
   listen: tcp://127.0.0.1:$port
   state_dir: $IG_TMP/state
+  control: ipc://$IG_TMP/control.sock
 probes:
   files:
     monitor_dirs: ["$mon"]
