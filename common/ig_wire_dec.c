@@ -121,7 +121,7 @@ static void where(const struct vctx *c, char *out, size_t outlen)
 		n += snprintf(out, outlen, "records[%lld]", (long long)c->rec);
 	if (c->sect)
 		n += snprintf(out + n, outlen - (size_t)n, "%s%s", n ? "." : "", c->sect);
-	if (c->key) {
+	if (c->key && c->klen) {
 		key_text(k, sizeof(k), c->key, c->klen);
 		n += snprintf(out + n, outlen - (size_t)n, "%s%s", n ? "." : "", k);
 	}
@@ -384,6 +384,7 @@ static int check_dict(struct vctx *c, const struct ig_mp_val *map, uint32_t max,
 	struct ig_mp_val k, v;
 	int rv;
 
+	c->key = NULL;
 	if (map->n > max) {
 		verr(c, "%u entries, more than the limit of %u", map->n, max);
 		rv = skip_body(c, map, depth);
@@ -449,6 +450,7 @@ static int check_identity(struct vctx *c, unsigned depth)
 	if (rv <= 0)
 		return rv;
 	c->sect = "id";
+	c->key = NULL;
 	for (uint32_t n = 0; n < m.n; n++) {
 		i = next_key(c, &km, depth);
 		if (i < -1)
