@@ -56,6 +56,7 @@ def main(argv):
             report(c[1], flags, do_open(c[1], flags))
         elif op == "openat":
             dfd = os.open(c[1], os.O_RDONLY | os.O_DIRECTORY)
+            report(c[1], os.O_RDONLY | os.O_DIRECTORY, dfd)
             report(os.path.join(c[1], c[2]), os.O_RDONLY, do_open(c[2], os.O_RDONLY, dfd))
             os.close(dfd)
         elif op == "chdir-open":

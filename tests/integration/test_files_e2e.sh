@@ -42,8 +42,8 @@ ig_opener open "$mon/passwd" r -- open "$mon/new" creat -- open "$mon/missing" r
 	-- openat "$mon" passwd -- chdir-open "$mon/sub" ../passwd \
 	-- open "$IG_TMP/outside/x" creat -- open "${mon}etera" creat >"$IG_TMP/opened.jsonl"
 
-ig_wait_for "5 monitored events in the output" 15 \
-	bash -c "[ \$(grep -c file.open '$out' 2>/dev/null || echo 0) -ge 5 ]"
+ig_wait_for "6 monitored events in the output" 15 \
+	bash -c "[ \$(grep -c file.open '$out' 2>/dev/null || echo 0) -ge 6 ]"
 sleep 0.5 # anything unexpected would arrive by now
 
 python3 - "$IG_TMP/opened.jsonl" "$out" "$mon" <<'PY'
@@ -54,19 +54,20 @@ mon = sys.argv[3]
 mine = [e for e in events if e["tags"].get("pid") == opened[0]["pid"]]
 def fail(msg):
     print("events:", json.dumps(events, indent=1)[:4000]); sys.exit("FAIL: " + msg)
-if len(mine) != 5:
-    fail("expected exactly 5 events from pid %d, got %d" % (opened[0]["pid"], len(mine)))
+N = 6  # passwd, new, missing, the directory opened for the dirfd, dirfd+name, cwd+../name
+if len(mine) != N:
+    fail("expected exactly %d events from pid %d, got %d" % (N, opened[0]["pid"], len(mine)))
 for e in mine:
     t = e["tags"]
     if e["name"] != "file.open": fail("name %r" % e["name"])
     for k in ("node", "process", "pid", "tid", "uid", "gid", "cgroup_id", "path", "flags", "ret", "syscall"):
         if k not in t: fail("tag %s missing in %r" % (k, t))
-    if not t["path"].startswith(mon + "/"): fail("outside path reported: %r" % t["path"])
+    if not (t["path"] + "/").startswith(mon + "/"): fail("outside path reported: %r" % t["path"])
     if t["tid"] != opened[0]["tid"]: fail("tid %r != %r" % (t["tid"], opened[0]["tid"]))
 # The order of opens is the order of events (one thread).
-want = [(o["path"], o["flags"], o["ret"]) for o in opened[:5]]
-# openat via a dirfd and chdir+relative are resolved to absolute paths in the kernel
-want[4] = (os.path.join(mon, "passwd"), want[4][1], want[4][2])
+want = [(o["path"], o["flags"], o["ret"]) for o in opened[:N]]
+# openat via a dirfd and chdir+relative are resolved to absolute, normalised paths in the kernel
+want[5] = (os.path.join(mon, "passwd"), want[5][1], want[5][2])
 got = [(e["tags"]["path"], e["tags"]["flags"] & 0o3777777 & ~0o2000000 & ~0o100000, e["tags"]["ret"]) for e in mine]
 for w, g in zip(want, got):
     wp, wf, wr = w
@@ -78,7 +79,7 @@ miss = [e for e in mine if e["tags"]["ret"] < 0]
 if len(miss) != 1 or miss[0]["tags"].get("error") != "ENOENT": fail("ENOENT event wrong: %r" % miss)
 print("checked %d events" % len(mine))
 PY
-ig_pass "exact events for opens inside $mon (absolute, O_CREAT, ENOENT, dirfd, cwd-relative)"
+ig_pass "exact events for opens inside $mon (absolute, O_CREAT, ENOENT, directory, dirfd, cwd-relative with ..)"
 ig_check "no event for files outside (incl. the ${mon}etera prefix sibling)" \
 	bash -c "! grep -q -e '/outside/' -e 'monetera' '$out'"
 
