@@ -40,7 +40,10 @@ url="tcp://127.0.0.1:$port"
 "$IG_SEND" "$url" --random 300 7 >"$IG_TMP/random.txt" || ig_fail "ig_send --random got no ack for some message"
 ig_check "300 malformed messages each answered with an ack" \
 	test "$(grep -c '^ack ' "$IG_TMP/random.txt")" -eq 300
-ig_check "none of them accepted" bash -c "! grep -q 'st=ok' '$IG_TMP/random.txt'"
+ig_check "every random and truncated message rejected" \
+	bash -c "! grep -E 'kind=(random|truncated) .*st=(ok|duplicate)' '$IG_TMP/random.txt'"
+ig_check "bit-flipped envelopes answered (rejected, or accepted when still valid)" \
+	test "$(grep -c 'kind=flipped' "$IG_TMP/random.txt")" -eq 100
 ig_check "rejections say why" grep -q "st=rejected err=.\+" "$IG_TMP/random.txt"
 
 # 2. specific hostile inputs
@@ -60,9 +63,9 @@ ig_check "malformed input logged, rate-limited (at most a few lines)" \
 
 # 3. good traffic still flows: a valid raw client and a real agent.
 "$IG_SEND" "$url" --valid 10 100 good-client >"$IG_TMP/valid.txt" || ig_fail "valid envelopes not accepted"
-ig_check "1000 valid records accepted" test "$(grep -c '/etc/ig-send/' "$out")" -eq 1000
+ig_check "1000 valid records accepted" test "$(grep -c '/etc/ig-send/good-client/' "$out")" -eq 1000
 "$IG_SEND" "$url" --valid 10 100 good-client >"$IG_TMP/valid2.txt" && ig_fail "resent envelopes should be acked as duplicates"
-ig_check "resent envelopes not processed twice" test "$(grep -c '/etc/ig-send/' "$out")" -eq 1000
+ig_check "resent envelopes not processed twice" test "$(grep -c '/etc/ig-send/good-client/' "$out")" -eq 1000
 ig_start_agent "$IG_TMP/config.yaml"
 ig_opener open "$mon/after" creat >/dev/null
 ig_wait_for "agent event after the bad input" 10 grep -q "$mon/after" "$out"

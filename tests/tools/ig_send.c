@@ -2,10 +2,11 @@
  *
  *   ig_send URL --raw FILE...        send each file's bytes as one envelope
  *   ig_send URL --random N SEED      send N random/truncated/garbled messages
+ *                                    (a bit-flipped envelope may still be valid)
  *   ig_send URL --valid N RECORDS [AGENT_ID]  send N valid envelopes of RECORDS
  *                                    file.open records each (seq 1..N)
  *
- * Prints one line per reply: "ack seq=<n> st=<ok|duplicate|rejected> err=<text>"
+ * Prints one line per reply: "ack kind=<k> seq=<n> st=<ok|duplicate|rejected> err=<text>"
  * and exits 0 when every request got a well-formed ack. Used by the
  * bad-input integration test and by bench/. */
 #include <errno.h>
@@ -25,6 +26,8 @@ static const char *st_name(enum ig_ack_status st)
 {
 	return st == IG_ACK_OK ? "ok" : st == IG_ACK_DUPLICATE ? "duplicate" : "rejected";
 }
+
+static const char *cur_kind = "raw";
 
 static int roundtrip(nng_socket s, const void *buf, size_t len, int quiet)
 {
@@ -55,7 +58,8 @@ static int roundtrip(nng_socket s, const void *buf, size_t len, int quiet)
 		if (*p == '\n')
 			*p = ' ';
 	if (!quiet)
-		printf("ack seq=%llu st=%s err=%s\n", (unsigned long long)seq, st_name(st), err);
+		printf("ack kind=%s seq=%llu st=%s err=%s\n", cur_kind, (unsigned long long)seq,
+		       st_name(st), err);
 	return (int)st;
 }
 
@@ -81,7 +85,7 @@ static int build_valid(uint64_t seq, uint32_t nrec, const char *agent_id, void *
 {
 	struct ig_wire_enc *e = ig_wire_enc_new();
 	struct ig_record *r = malloc(sizeof(*r));
-	char path[64];
+	char path[256];
 	if (!e || !r)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < nrec; i++) {
@@ -93,7 +97,8 @@ static int build_valid(uint64_t seq, uint32_t nrec, const char *agent_id, void *
 		r->ppid = 1;
 		r->comm = "ig_send";
 		r->cgroup_id = 1;
-		snprintf(path, sizeof(path), "/etc/ig-send/%llu/%u", (unsigned long long)seq, i);
+		snprintf(path, sizeof(path), "/etc/ig-send/%s/%llu/%u", agent_id, (unsigned long long)seq,
+			 i);
 		ig_record_add_str(r, "path", path, strlen(path));
 		ig_record_add_uint(r, "flags", 0);
 		ig_record_add_int(r, "ret", 3);
@@ -146,14 +151,17 @@ int main(int argc, char **argv)
 			uint8_t *b = malloc(len + vlen + 1);
 			switch (i % 3) {
 			case 0: /* random bytes */
+				cur_kind = "random";
 				for (size_t j = 0; j < len; j++)
 					b[j] = (uint8_t)rand();
 				break;
 			case 1: /* a valid envelope truncated */
+				cur_kind = "truncated";
 				len = (size_t)rand() % vlen;
 				memcpy(b, valid, len);
 				break;
-			default: /* a valid envelope with bytes flipped */
+			default: /* a valid envelope with bytes flipped (may stay valid) */
+				cur_kind = "flipped";
 				memcpy(b, valid, vlen);
 				len = vlen;
 				for (int k = 0; k < 4; k++)
