@@ -203,6 +203,8 @@ static struct watch *watch_by_wd(struct ig_ident *id, int wd)
 {
 	struct watch key = { .wd = wd };
 
+	if (!id->nwatches)
+		return NULL;
 	return bsearch(&key, id->watches, id->nwatches, sizeof(key), watch_cmp);
 }
 
@@ -526,13 +528,18 @@ static int cid_key_cmp(const void *key, const void *elem)
 
 static struct ig_pod *find_pod(struct ig_ident *id, const char *uid)
 {
-	struct ig_pod **p = bsearch(uid, id->pods, id->npods, sizeof(*p), pod_key_cmp);
+	struct ig_pod **p;
 
+	if (!id->npods)
+		return NULL;
+	p = bsearch(uid, id->pods, id->npods, sizeof(*p), pod_key_cmp);
 	return p ? *p : NULL;
 }
 
 static const struct cid_ref *find_cid(struct ig_ident *id, const char *cid)
 {
+	if (!id->ncids)
+		return NULL;
 	return bsearch(cid, id->cids, id->ncids, sizeof(struct cid_ref), cid_key_cmp);
 }
 
@@ -657,7 +664,9 @@ static void apply_k8s(struct ig_ident *id, struct ig_k8s_ev *ev)
 	}
 	for (size_t k = 0; k < ev->npods; k++) {
 		struct ig_pod *p = ev->pods[k];
-		struct ig_pod **at = bsearch(p->uid, id->pods, id->npods, sizeof(*at), pod_key_cmp);
+		struct ig_pod **at =
+			id->npods ? bsearch(p->uid, id->pods, id->npods, sizeof(*at), pod_key_cmp)
+				  : NULL;
 
 		if (ev->type == IG_K8S_DELETE) {
 			if (at) {
