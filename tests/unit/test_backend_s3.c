@@ -675,6 +675,94 @@ static void test_configuration_errors_say_what_to_do(void **state)
 	assert_non_null(strstr(f->sim.obj[0].key, "ingrain/cluster=default/"));
 }
 
+/* A record with full pod identity, as ig_metric_from_record makes it: the
+ * stored line carries every identity member; after a whitelist and a rewrite
+ * (what the seed example's Whitelist + Regex stages do) it carries exactly
+ * the kept tags, with the rewritten value, and no identity. */
+static void test_stored_line_has_identity_and_reflects_whitelist_and_rewrite(void **state)
+{
+	struct fixture *f = *state;
+	static struct ig_record r;
+	static struct ig_metric m;
+	struct ig_err err;
+	void *st;
+
+	ig_record_reset(&r);
+	r.kind = "tcp.connect";
+	r.probe = "tls";
+	r.node = "node-1";
+	r.ts_ns = (T0 + 5) * IG_NSEC_PER_SEC;
+	r.pid = 77;
+	r.tid = 78;
+	r.comm = "conn42";
+	r.id.scope = "pod";
+	r.id.namespace_ = "shop";
+	r.id.pod_name = "web-7d9f";
+	r.id.container_name = "app";
+	r.id.owner_kind = "Deployment";
+	r.id.owner_name = "web";
+	ig_record_add_label(&r, "app", "web");
+	ig_record_add_str(&r, "s_ip", "10.0.0.1", 8);
+	ig_record_add_uint(&r, "d_port", 443);
+	ig_record_add_str(&r, "path", "/etc/passwd", 11);
+
+	ig_err_init(&err);
+	assert_int_equal(open_backend(f, "  compression: none\n", &st, &err), 0);
+	assert_int_equal(ig_metric_from_record(&m, &r), 0);
+	assert_int_equal(ig_backend_s3.write(st, &m), 0);
+	/* Whitelist allow = [process, s_ip, d_port, path]... */
+	const char *allow[] = { "process", "s_ip", "d_port", "path" };
+	for (uint32_t i = m.ntags; i-- > 0;) {
+		bool keep = false;
+		for (size_t a = 0; a < 4; a++)
+			keep |= !strcmp(m.tags[i].key, allow[a]);
+		if (!keep)
+			ig_metric_del_tag(&m, i);
+	}
+	/* ...then Regex {key: process, regex: 'conn\d+', replace_with: docker_conn_proxy}. */
+	for (uint32_t i = 0; i < m.ntags; i++)
+		if (!strcmp(m.tags[i].key, "process"))
+			m.tags[i].val = ig_metric_strdup(&m, "docker_conn_proxy");
+	assert_int_equal(ig_backend_s3.write(st, &m), 0);
+	close_backend(f, st);
+
+	assert_int_equal(f->sim.nobj, 1);
+	char *text = (char *)f->sim.obj[0].data;
+	text[f->sim.obj[0].len] = '\0';
+	char *second = strchr(text, '\n');
+	assert_non_null(second);
+	*second++ = '\0';
+	json_object *full = json_tokener_parse(text), *cut = json_tokener_parse(second), *t, *v;
+	assert_non_null(full);
+	assert_non_null(cut);
+	assert_true(json_object_object_get_ex(full, "tags", &t));
+	const char *want[][2] = { { "node", "node-1" },	   { "scope", "pod" },
+				  { "namespace", "shop" }, { "pod", "web-7d9f" },
+				  { "container", "app" },  { "owner_kind", "Deployment" },
+				  { "owner_name", "web" }, { "label_app", "web" },
+				  { "process", "conn42" }, { "s_ip", "10.0.0.1" } };
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		if (!json_object_object_get_ex(t, want[i][0], &v) ||
+		    strcmp(json_object_get_string(v), want[i][1]))
+			fail_msg("full line: tag %s missing or wrong: %s", want[i][0], text);
+	}
+	assert_true(json_object_object_get_ex(t, "d_port", &v));
+	assert_int_equal(json_object_get_type(v), json_type_int);
+	assert_true(json_object_object_get_ex(full, "probe", &v));
+	assert_string_equal(json_object_get_string(v), "tls");
+
+	assert_true(json_object_object_get_ex(cut, "tags", &t));
+	assert_int_equal(json_object_object_length(t), 4);
+	assert_true(json_object_object_get_ex(t, "process", &v));
+	assert_string_equal(json_object_get_string(v), "docker_conn_proxy");
+	assert_false(json_object_object_get_ex(t, "pod", &v));
+	assert_false(json_object_object_get_ex(t, "namespace", &v));
+	assert_true(json_object_object_get_ex(t, "d_port", &v));
+	assert_int_equal(json_object_get_int(v), 443);
+	json_object_put(full);
+	json_object_put(cut);
+}
+
 /* record_json on hostile strings: always one valid JSON object. */
 static void test_json_lines_are_valid_for_any_bytes(void **state)
 {
@@ -735,6 +823,9 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_configuration_errors_say_what_to_do, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_stored_line_has_identity_and_reflects_whitelist_and_rewrite, setup,
+			teardown),
 		cmocka_unit_test(test_json_lines_are_valid_for_any_bytes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
