@@ -335,7 +335,8 @@ static __always_inline int on_exit(long ret)
 		 * data across the threshold: a wakeup costs ~1 us, a record
 		 * ~40 ns. The agent also polls on a timer. */
 		__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-		wflags = (avail < ig_wakeup_bytes && avail + size + 8 >= ig_wakeup_bytes)
+		__u64 used = (size + BPF_RINGBUF_HDR_SZ + 7) & ~7ULL; /* as the ring buffer counts */
+		wflags = (avail < ig_wakeup_bytes && avail + used >= ig_wakeup_bytes)
 				 ? BPF_RB_FORCE_WAKEUP
 				 : BPF_RB_NO_WAKEUP;
 	}
@@ -370,11 +371,11 @@ int BPF_PROG(ig_files_enter_btf, struct pt_regs *regs, long id)
 	default:
 		return 0;
 	}
-	if (ig_task_in_compat_syscall(bpf_get_current_task_btf()))
+	/* BTF-typed pointers: direct loads, no helper calls. */
+	if (bpf_get_current_task_btf()->thread_info.status & IG_TS_COMPAT)
 		return 0;
 	/* x86_64 syscall arguments: di, si, dx, r10. */
-	unsigned long a0 = BPF_CORE_READ(regs, di), a1 = BPF_CORE_READ(regs, si);
-	unsigned long a2 = BPF_CORE_READ(regs, dx), a3 = BPF_CORE_READ(regs, r10);
+	unsigned long a0 = regs->di, a1 = regs->si, a2 = regs->dx, a3 = regs->r10;
 	int dirfd = AT_FDCWD;
 	const char *path = (const char *)a0;
 	__u64 flags = (__u32)a1, mode = (__u32)a2;
@@ -400,7 +401,7 @@ int BPF_PROG(ig_files_enter_btf, struct pt_regs *regs, long id)
 SEC("tp_btf/sys_exit")
 int BPF_PROG(ig_files_exit_btf, struct pt_regs *regs, long ret)
 {
-	long id = BPF_CORE_READ(regs, orig_ax);
+	long id = regs->orig_ax;
 
 	if (id != NR_openat && id != NR_openat2 && id != NR_open && id != NR_creat)
 		return 0;

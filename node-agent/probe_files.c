@@ -214,6 +214,34 @@ static void select_variant(struct files_bpf *skel, bool btf)
 	}
 }
 
+/* tp_btf when the kernel runs it (one program pair for all syscalls,
+ * measured cheaper per open than the perf-based syscall tracepoints);
+ * INGRAIN_FILES_VARIANT=tracepoint|tp_btf overrides, for tests and
+ * benchmarks. */
+static int choose_variant(bool *btf, struct ig_err *err)
+{
+	const char *v = getenv("INGRAIN_FILES_VARIANT");
+
+	*btf = ig_bpf_has_tp_btf();
+	if (!v || !*v)
+		return 0;
+	if (strcmp(v, "tracepoint") == 0) {
+		*btf = false;
+		return 0;
+	}
+	if (strcmp(v, "tp_btf") == 0) {
+		if (*btf)
+			return 0;
+		ig_err_add(err, "INGRAIN_FILES_VARIANT=tp_btf but this kernel cannot attach "
+				"tp_btf programs: unset it to use syscall tracepoints");
+		return -EOPNOTSUPP;
+	}
+	ig_err_add(err, "INGRAIN_FILES_VARIANT='%s' is not a variant: use tracepoint or tp_btf, "
+			"or unset it",
+		   v);
+	return -EINVAL;
+}
+
 static void files_close(void *state);
 
 static int files_open(void **state, const void *conf, const struct ig_agent_conf *ac,
@@ -257,7 +285,8 @@ static int files_open(void **state, const void *conf, const struct ig_agent_conf
 		goto fail;
 	}
 
-	st->btf_variant = ig_bpf_has_tp_btf();
+	if ((rv = choose_variant(&st->btf_variant, err)) < 0)
+		goto fail;
 	select_variant(st->skel, st->btf_variant);
 
 	if ((rv = files_bpf__load(st->skel)) < 0) {

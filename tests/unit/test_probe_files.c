@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -123,8 +124,8 @@ static void agent_conf(struct ig_agent_conf *ac)
 }
 
 /* Opens the probe on the given prefixes; fails the test on error. */
-static void probe_open(struct probe *p, const char *const *dirs, size_t n, bool include_failed,
-		       uint64_t ringbuf_bytes)
+static void probe_open_wakeup(struct probe *p, const char *const *dirs, size_t n,
+			      bool include_failed, uint64_t ringbuf_bytes, uint64_t wakeup_records)
 {
 	struct ig_err err;
 
@@ -138,6 +139,7 @@ static void probe_open(struct probe *p, const char *const *dirs, size_t n, bool 
 	agent_conf(&p->ac);
 	if (ringbuf_bytes)
 		p->ac.ringbuf_bytes = ringbuf_bytes;
+	p->ac.wakeup_records = wakeup_records;
 	ig_err_init(&err);
 	int rv = ig_probe_files_ops.open(&p->state, &p->fc, &p->ac, &sink, &err);
 	if (rv < 0)
@@ -146,6 +148,12 @@ static void probe_open(struct probe *p, const char *const *dirs, size_t n, bool 
 	assert_true(ig_probe_files_ops.epoll_fd(p->state) >= 0);
 	col.n = 0;
 	col.other_pids = 0;
+}
+
+static void probe_open(struct probe *p, const char *const *dirs, size_t n, bool include_failed,
+		       uint64_t ringbuf_bytes)
+{
+	probe_open_wakeup(p, dirs, n, include_failed, ringbuf_bytes, 64);
 }
 
 static void drain(struct probe *p)
@@ -611,6 +619,51 @@ static void test_full_ring_buffer_counts_every_lost_event(void **state)
 	probe_close(&p);
 }
 
+static int epoll_ready(int ep)
+{
+	struct epoll_event ev;
+	return epoll_wait(ep, &ev, 1, 0);
+}
+
+static void test_consumer_is_woken_only_past_the_wakeup_threshold(void **state)
+{
+	struct probe p;
+	const char *dirs[] = { dir };
+	char path[PATH_MAX];
+
+	(void)state;
+	join(path, sizeof(path), dir, "wake");
+	touch(path);
+	/* 4 records' worth of bytes: the first open must not wake the
+	 * consumer, a burst of 20 must. */
+	probe_open_wakeup(&p, dirs, 1, true, 0, 4);
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event ev = { .events = EPOLLIN };
+	assert_int_equal(epoll_ctl(ep, EPOLL_CTL_ADD, ig_probe_files_ops.epoll_fd(p.state), &ev), 0);
+	assert_int_equal(epoll_ready(ep), 0);
+	close_fd(sys_openat(AT_FDCWD, path, O_RDONLY, 0));
+	assert_int_equal(epoll_ready(ep), 0);
+	for (int i = 0; i < 20; i++)
+		close_fd(sys_openat(AT_FDCWD, path, O_RDONLY, 0));
+	assert_int_equal(epoll_ready(ep), 1);
+	drain(&p);
+	assert_int_equal(col.n, 21);
+	close(ep);
+	probe_close(&p);
+
+	/* wakeup_records 0: the kernel's default, a wakeup per record when
+	 * the consumer is idle. */
+	probe_open_wakeup(&p, dirs, 1, true, 0, 0);
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	assert_int_equal(epoll_ctl(ep, EPOLL_CTL_ADD, ig_probe_files_ops.epoll_fd(p.state), &ev), 0);
+	close_fd(sys_openat(AT_FDCWD, path, O_RDONLY, 0));
+	assert_int_equal(epoll_ready(ep), 1);
+	drain(&p);
+	assert_int_equal(col.n, 1);
+	close(ep);
+	probe_close(&p);
+}
+
 static void test_sixteen_long_monitor_dirs_load_and_match(void **state)
 {
 	struct probe p;
@@ -748,7 +801,16 @@ int main(void)
 		cmocka_unit_test_setup(test_unresolvable_relative_path_is_reported_only_for_root,
 				       need_root),
 		cmocka_unit_test_setup(test_full_ring_buffer_counts_every_lost_event, need_root),
+		cmocka_unit_test_setup(test_consumer_is_woken_only_past_the_wakeup_threshold,
+				       need_root),
 		cmocka_unit_test_setup(test_sixteen_long_monitor_dirs_load_and_match, need_root),
 	};
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	/* Once with the variant the kernel supports best, once with the
+	 * portable syscall tracepoints. */
+	int failed = cmocka_run_group_tests_name("files probe, default variant", tests,
+						 group_setup, group_teardown);
+	setenv("INGRAIN_FILES_VARIANT", "tracepoint", 1);
+	failed += cmocka_run_group_tests_name("files probe, tracepoint variant", tests,
+					      group_setup, group_teardown);
+	return failed;
 }
