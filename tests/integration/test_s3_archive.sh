@@ -116,7 +116,7 @@ find "$IG_TMP/copy" -name '*.jsonl.gz' -print0 | xargs -0 zcat |
 	sort | uniq -c >"$IG_TMP/jq.out"
 cat "$IG_TMP/jq.out"
 ig_check "jq recipe finds the process that opened $target" \
-	grep -qP '^\s+1 -\t-\tpython3$' "$IG_TMP/jq.out"
+	grep -qP '^\s+1 -\t-\tpython3[.0-9]*$' "$IG_TMP/jq.out"
 # sqlite3 recipe
 find "$IG_TMP/copy" -name '*.jsonl.gz' -print0 | xargs -0 zcat >"$IG_TMP/all.jsonl"
 sqlite3 :memory: >"$IG_TMP/sql.out" <<SQL
@@ -133,7 +133,7 @@ SELECT coalesce(line ->> '\$.tags.namespace', '-'), coalesce(line ->> '\$.tags.p
  GROUP BY 1, 2, 3;
 SQL
 cat "$IG_TMP/sql.out"
-ig_check "sqlite3 recipe finds the same" grep -qx -e '-|-|python3|1' "$IG_TMP/sql.out"
+ig_check "sqlite3 recipe finds the same" grep -qxE -e '-\|-\|python3[.0-9]*\|1' "$IG_TMP/sql.out"
 
 # SIGTERM flushes the open batch (its age limit is a minute away).
 ig_opener open "$mon/last" creat >"$IG_TMP/last.jsonl"
