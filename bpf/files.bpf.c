@@ -181,7 +181,8 @@ static __always_inline long resolve_relative(struct scratch *s, int dirfd, __u32
 				break;
 			d = BPF_CORE_READ(mnt, mnt_mountpoint);
 			mnt = mp;
-			m = (struct vfsmount *)((char *)mp + bpf_core_field_offset(struct mount, mnt));
+			m = (struct vfsmount *)((char *)mp +
+						bpf_core_field_offset(struct mount, mnt));
 			s->lens[i & WALK_MASK] = LEN_MOUNT;
 			continue;
 		}
@@ -255,8 +256,7 @@ static __always_inline long resolve_relative(struct scratch *s, int dirfd, __u32
 	return off + n - 1;
 }
 
-static __always_inline int on_enter(__u16 sc, int dirfd, const char *upath, __u64 flags,
-				    __u64 mode)
+static __always_inline int on_enter(__u16 sc, int dirfd, const char *upath, __u64 flags, __u64 mode)
 {
 	__u32 zero = 0;
 	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
@@ -335,10 +335,11 @@ static __always_inline int on_exit(long ret)
 		 * data across the threshold: a wakeup costs ~1 us, a record
 		 * ~40 ns. The agent also polls on a timer. */
 		__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-		__u64 used = (size + BPF_RINGBUF_HDR_SZ + 7) & ~7ULL; /* as the ring buffer counts */
-		wflags = (avail < ig_wakeup_bytes && avail + used >= ig_wakeup_bytes)
-				 ? BPF_RB_FORCE_WAKEUP
-				 : BPF_RB_NO_WAKEUP;
+		__u64 used =
+			(size + BPF_RINGBUF_HDR_SZ + 7) & ~7ULL; /* as the ring buffer counts */
+		wflags = (avail < ig_wakeup_bytes && avail + used >= ig_wakeup_bytes) ?
+				 BPF_RB_FORCE_WAKEUP :
+				 BPF_RB_NO_WAKEUP;
 	}
 	if (bpf_ringbuf_output(&events, ev, size, wflags))
 		ig_count(&lost, IG_FILE_LOST_RINGBUF);
@@ -445,8 +446,8 @@ int ig_files_exit_openat2(struct trace_event_raw_sys_exit *ctx)
 SEC("tracepoint/syscalls/sys_enter_open")
 int ig_files_enter_open(struct trace_event_raw_sys_enter *ctx)
 {
-	return on_enter(IG_FILE_SC_OPEN, AT_FDCWD, (const char *)ctx->args[0],
-			(__u32)ctx->args[1], (__u32)ctx->args[2]);
+	return on_enter(IG_FILE_SC_OPEN, AT_FDCWD, (const char *)ctx->args[0], (__u32)ctx->args[1],
+			(__u32)ctx->args[2]);
 }
 
 SEC("tracepoint/syscalls/sys_exit_open")

@@ -15,8 +15,8 @@
 #endif
 
 #define IG_FILE_PATH_MAX 512 /* path bytes kept, NUL included; longer = truncated */
-#define IG_FILE_MAX_DIRS 16  /* monitor_dirs entries */
-#define IG_FILE_DIR_MAX 256  /* bytes per monitor_dirs entry, NUL included */
+#define IG_FILE_MAX_DIRS 16 /* monitor_dirs entries */
+#define IG_FILE_DIR_MAX 256 /* bytes per monitor_dirs entry, NUL included */
 #define IG_FILE_COMM_LEN 16
 
 /* Which syscall opened the file. */
@@ -28,24 +28,24 @@ enum ig_file_syscall {
 };
 
 /* ig_file_event.eflags */
-#define IG_FILE_F_RELATIVE 0x1	 /* path is relative to dirfd: it could not be resolved */
-#define IG_FILE_F_TRUNCATED 0x2	 /* path longer than IG_FILE_PATH_MAX - 1 bytes */
+#define IG_FILE_F_RELATIVE 0x1 /* path is relative to dirfd: it could not be resolved */
+#define IG_FILE_F_TRUNCATED 0x2 /* path longer than IG_FILE_PATH_MAX - 1 bytes */
 #define IG_FILE_F_UNREADABLE 0x4 /* the user path could not be read (path is "") */
 
 /* Indices of the per-CPU loss counter map ("lost"). */
 #define IG_FILE_LOST_RINGBUF 0 /* no ring-buffer space */
-#define IG_FILE_LOST_OTHER 1   /* in-flight map full: the open was not reported */
+#define IG_FILE_LOST_OTHER 1 /* in-flight map full: the open was not reported */
 
 struct ig_file_event {
-	__u64 ts_ns;	 /* CLOCK_MONOTONIC at syscall exit */
+	__u64 ts_ns; /* CLOCK_MONOTONIC at syscall exit */
 	__u64 cgroup_id; /* cgroup v2 id of the task */
-	__u64 flags;	 /* open flags (openat2: open_how.flags) */
-	__u64 mode;	 /* creation mode */
-	__s64 ret;	 /* fd, or -errno */
+	__u64 flags; /* open flags (openat2: open_how.flags) */
+	__u64 mode; /* creation mode */
+	__s64 ret; /* fd, or -errno */
 	__u32 pid, tid, ppid, uid, gid;
 	__s32 dirfd; /* AT_FDCWD (-100) or the directory fd the path is relative to */
 	__u16 syscall; /* enum ig_file_syscall */
-	__u16 eflags;  /* IG_FILE_F_* */
+	__u16 eflags; /* IG_FILE_F_* */
 	__u16 path_len; /* strlen(path) */
 	__u16 pad;
 	char comm[IG_FILE_COMM_LEN];

@@ -33,10 +33,10 @@
 #define IG_TS_COMPAT 0x0002
 
 #ifndef container_of
-#define container_of(ptr, type, member)                                                          \
-	({                                                                                       \
-		void *__mptr = (void *)(ptr);                                                    \
-		((type *)(__mptr - __builtin_offsetof(type, member)));                           \
+#define container_of(ptr, type, member)                                \
+	({                                                             \
+		void *__mptr = (void *)(ptr);                          \
+		((type *)(__mptr - __builtin_offsetof(type, member))); \
 	})
 #endif
 
@@ -45,12 +45,12 @@
  * (entry map full, ...). User space sums the CPUs. */
 enum { IG_LOST_RINGBUF = 0, IG_LOST_OTHER = 1, IG_LOST__COUNT };
 
-#define IG_LOST_MAP(name)                                                                        \
-	struct {                                                                                 \
-		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);                                         \
-		__uint(max_entries, IG_LOST__COUNT);                                             \
-		__type(key, __u32);                                                              \
-		__type(value, __u64);                                                            \
+#define IG_LOST_MAP(name)                                \
+	struct {                                         \
+		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); \
+		__uint(max_entries, IG_LOST__COUNT);     \
+		__type(key, __u32);                      \
+		__type(value, __u64);                    \
 	} name SEC(".maps")
 
 static __always_inline void ig_count(void *map, __u32 idx)

@@ -154,7 +154,7 @@ static int probe_kprobes(void)
 	memset(&attr, 0, sizeof(attr));
 	attr.size = sizeof(attr);
 	attr.type = (uint32_t)type;
-	attr.config1 = (uint64_t)(uintptr_t)"do_sys_openat2"; /* kprobe_func */
+	attr.config1 = (uint64_t)(uintptr_t) "do_sys_openat2"; /* kprobe_func */
 	int pfd = (int)syscall(SYS_perf_event_open, &attr, -1, 0, -1, PERF_FLAG_FD_CLOEXEC);
 	if (pfd < 0) {
 		ig_debug("feature probe: kprobe refused", "errno=%d", errno);

@@ -76,9 +76,9 @@ static void build_record(struct files_state *st, const struct ig_file_event *ev)
 	r->comm = ig_record_strndup(r, ev->comm, strnlen(ev->comm, sizeof(ev->comm)));
 
 	const char *sc = ev->syscall < sizeof(syscall_names) / sizeof(syscall_names[0]) &&
-					 syscall_names[ev->syscall]
-				 ? syscall_names[ev->syscall]
-				 : "unknown";
+					 syscall_names[ev->syscall] ?
+				 syscall_names[ev->syscall] :
+				 "unknown";
 	ig_record_add_str(r, "path", ev->path, ev->path_len);
 	ig_record_add_uint(r, "flags", ev->flags);
 	ig_record_add_uint(r, "mode", ev->mode);
@@ -141,8 +141,9 @@ static int configure_dirs(struct files_bpf *skel, const struct ig_files_conf *fc
 		return -EINVAL;
 	}
 	if (l->n > IG_FILE_MAX_DIRS) {
-		ig_err_add(err, "probes.files.monitor_dirs has %zu entries; at most %d are "
-				"supported: use a common parent directory",
+		ig_err_add(err,
+			   "probes.files.monitor_dirs has %zu entries; at most %d are "
+			   "supported: use a common parent directory",
 			   l->n, IG_FILE_MAX_DIRS);
 		return -EINVAL;
 	}
@@ -151,8 +152,9 @@ static int configure_dirs(struct files_bpf *skel, const struct ig_files_conf *fc
 		size_t len = strlen(d);
 
 		if (d[0] != '/') {
-			ig_err_add(err, "probes.files.monitor_dirs: '%s' is not an absolute path: "
-					"write it from the root, e.g. '/%s'",
+			ig_err_add(err,
+				   "probes.files.monitor_dirs: '%s' is not an absolute path: "
+				   "write it from the root, e.g. '/%s'",
 				   d, d);
 			rv = -EINVAL;
 			continue;
@@ -164,8 +166,9 @@ static int configure_dirs(struct files_bpf *skel, const struct ig_files_conf *fc
 			continue;
 		}
 		if (len >= IG_FILE_DIR_MAX) {
-			ig_err_add(err, "probes.files.monitor_dirs: '%s' is longer than %d bytes: "
-					"use a shorter parent directory",
+			ig_err_add(err,
+				   "probes.files.monitor_dirs: '%s' is longer than %d bytes: "
+				   "use a shorter parent directory",
 				   d, IG_FILE_DIR_MAX - 1);
 			rv = -EINVAL;
 			continue;
@@ -236,8 +239,9 @@ static int choose_variant(bool *btf, struct ig_err *err)
 				"tp_btf programs: unset it to use syscall tracepoints");
 		return -EOPNOTSUPP;
 	}
-	ig_err_add(err, "INGRAIN_FILES_VARIANT='%s' is not a variant: use tracepoint or tp_btf, "
-			"or unset it",
+	ig_err_add(err,
+		   "INGRAIN_FILES_VARIANT='%s' is not a variant: use tracepoint or tp_btf, "
+		   "or unset it",
 		   v);
 	return -EINVAL;
 }
@@ -290,16 +294,18 @@ static int files_open(void **state, const void *conf, const struct ig_agent_conf
 	select_variant(st->skel, st->btf_variant);
 
 	if ((rv = files_bpf__load(st->skel)) < 0) {
-		ig_err_add(err, "probes.files: the kernel refused the BPF programs (%s); the log "
-				"above has the verifier's reason. ingrain needs a BTF-enabled kernel "
-				"and root (or CAP_BPF + CAP_PERFMON)",
+		ig_err_add(err,
+			   "probes.files: the kernel refused the BPF programs (%s); the log "
+			   "above has the verifier's reason. ingrain needs a BTF-enabled kernel "
+			   "and root (or CAP_BPF + CAP_PERFMON)",
 			   strerror(-rv));
 		goto fail;
 	}
 	if ((rv = files_bpf__attach(st->skel)) < 0) {
-		ig_err_add(err, "probes.files: attaching to the syscall tracepoints failed (%s): "
-				"check that tracefs is mounted (agent.mount_tracefs) and that the "
-				"agent runs as root",
+		ig_err_add(err,
+			   "probes.files: attaching to the syscall tracepoints failed (%s): "
+			   "check that tracefs is mounted (agent.mount_tracefs) and that the "
+			   "agent runs as root",
 			   strerror(-rv));
 		goto fail;
 	}
@@ -309,7 +315,8 @@ static int files_open(void **state, const void *conf, const struct ig_agent_conf
 		ig_err_add(err, "probes.files: cannot map the ring buffer (%s)", strerror(-rv));
 		goto fail;
 	}
-	ig_info("files probe attached", "variant=%s monitor_dirs=%zu ringbuf_bytes=%llu "
+	ig_info("files probe attached",
+		"variant=%s monitor_dirs=%zu ringbuf_bytes=%llu "
 		"wakeup_bytes=%llu include_failed=%d",
 		st->btf_variant ? "tp_btf" : "tracepoint", fc->monitor_dirs.n,
 		(unsigned long long)rbsz, (unsigned long long)st->skel->rodata->ig_wakeup_bytes,

@@ -20,7 +20,7 @@
 #include "ig_log.h"
 
 #define TRACEFS_MAGIC_NR 0x74726163 /* linux/magic.h TRACEFS_MAGIC */
-#define BPF_FS_MAGIC_NR 0xcafe4a11  /* linux/magic.h BPF_FS_MAGIC */
+#define BPF_FS_MAGIC_NR 0xcafe4a11 /* linux/magic.h BPF_FS_MAGIC */
 
 #ifndef CAP_PERFMON
 #define CAP_PERFMON 38
@@ -55,18 +55,21 @@ static int check_privileges(struct ig_err *err)
 	if (syscall(SYS_capget, &hdr, data) < 0) {
 		if (geteuid() == 0)
 			return 0;
-		ig_err_add(err, "cannot read this process's capabilities (%s): run ingrain-agent "
-				"as root", strerror(errno));
+		ig_err_add(err,
+			   "cannot read this process's capabilities (%s): run ingrain-agent "
+			   "as root",
+			   strerror(errno));
 		return -EPERM;
 	}
 	if (has_cap(data, CAP_SYS_ADMIN))
 		return 0;
 	if (has_cap(data, CAP_BPF) && has_cap(data, CAP_PERFMON))
 		return 0;
-	ig_err_add(err, "ingrain-agent lacks the privileges to load eBPF programs: run it as root, "
-			"or grant CAP_BPF and CAP_PERFMON (plus CAP_SYS_ADMIN to mount tracefs/bpffs, "
-			"CAP_SYS_RESOURCE on kernels before 5.11), e.g. in the pod's "
-			"securityContext.capabilities.add");
+	ig_err_add(err,
+		   "ingrain-agent lacks the privileges to load eBPF programs: run it as root, "
+		   "or grant CAP_BPF and CAP_PERFMON (plus CAP_SYS_ADMIN to mount tracefs/bpffs, "
+		   "CAP_SYS_RESOURCE on kernels before 5.11), e.g. in the pod's "
+		   "securityContext.capabilities.add");
 	return -EPERM;
 }
 
@@ -80,8 +83,10 @@ static int check_btf(struct ig_err *err)
 				"BTF-enabled kernel (" IG_BTF_VMLINUX_PATH " is missing): use a "
 				"distribution kernel built with CONFIG_DEBUG_INFO_BTF=y");
 	else
-		ig_err_add(err, "cannot read " IG_BTF_VMLINUX_PATH " (%s): run ingrain-agent as "
-				"root, and in a container mount the host's /sys", strerror(e));
+		ig_err_add(err,
+			   "cannot read " IG_BTF_VMLINUX_PATH " (%s): run ingrain-agent as "
+			   "root, and in a container mount the host's /sys",
+			   strerror(e));
 	return -e;
 }
 
@@ -96,13 +101,16 @@ static int prep_tracefs(const struct ig_agent_conf *ac, struct ig_err *err)
 				"agent.mount_tracefs: true");
 		return -ENOENT;
 	}
-	if (mount("tracefs", IG_TRACEFS_PATH, "tracefs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-		  NULL) < 0) {
+	if (mount("tracefs", IG_TRACEFS_PATH, "tracefs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) <
+	    0) {
 		int e = errno;
-		ig_err_add(err, "tracefs is not mounted at " IG_TRACEFS_PATH " and mounting it "
-				"failed (%s): mount it on the host (mount -t tracefs tracefs "
-				IG_TRACEFS_PATH "), or give the agent CAP_SYS_ADMIN and a writable "
-				"/sys/kernel", strerror(e));
+		ig_err_add(
+			err,
+			"tracefs is not mounted at " IG_TRACEFS_PATH " and mounting it "
+			"failed (%s): mount it on the host (mount -t tracefs tracefs " IG_TRACEFS_PATH
+			"), or give the agent CAP_SYS_ADMIN and a writable "
+			"/sys/kernel",
+			strerror(e));
 		return -e;
 	}
 	ig_info("mounted tracefs", "path=%s", IG_TRACEFS_PATH);

@@ -47,7 +47,7 @@ static struct {
 	size_t other_pids; /* records of other processes (monitor_dirs "/") */
 } col;
 
-static char dir[PATH_MAX];     /* monitored */
+static char dir[PATH_MAX]; /* monitored */
 static char outside[PATH_MAX]; /* a sibling, not monitored */
 static char cwd0[PATH_MAX];
 static bool have_root;
@@ -241,18 +241,17 @@ static void assert_header(const struct got *g)
 	assert_true(g->ts_ns <= now + IG_NSEC_PER_SEC && g->ts_ns + 60 * IG_NSEC_PER_SEC > now);
 }
 
-static int need_root(void **state)
+/* Called first by every test that loads the probe. */
+static void require_root(void)
 {
-	(void)state;
 	if (have_root)
-		return 0;
+		return;
 	const char *ci = getenv("CI");
 	if (ci && strcmp(ci, "true") == 0)
 		fail_msg("test_probe_files needs root (loads eBPF programs) and CI=true");
 	print_message("SKIPPED: test_probe_files needs root to load eBPF programs; "
 		      "run it as root (sudo ctest -R probe_files)\n");
 	skip();
-	return 0;
 }
 
 static void test_absolute_open_inside_reports_exact_fields(void **state)
@@ -262,6 +261,7 @@ static void test_absolute_open_inside_reports_exact_fields(void **state)
 	char path[PATH_MAX];
 
 	(void)state;
+	require_root();
 	join(path, sizeof(path), dir, "created");
 	probe_open(&p, dirs, 1, true, 0);
 	uint64_t before = ig_wall_ns();
@@ -293,6 +293,7 @@ static void test_relative_path_from_cwd_is_resolved(void **state)
 	char path[PATH_MAX];
 
 	(void)state;
+	require_root();
 	join(path, sizeof(path), dir, "rel");
 	touch(path);
 	probe_open(&p, dirs, 1, true, 0);
@@ -328,6 +329,7 @@ static void test_relative_path_from_dirfd_is_resolved(void **state)
 	char sub[PATH_MAX], path[PATH_MAX];
 
 	(void)state;
+	require_root();
 	join(sub, sizeof(sub), dir, "sub");
 	mkdir(sub, 0755);
 	join(path, sizeof(path), sub, "f");
@@ -358,6 +360,7 @@ static void test_failed_open_reports_negative_errno(void **state)
 	char path[PATH_MAX];
 
 	(void)state;
+	require_root();
 	join(path, sizeof(path), dir, "missing");
 	probe_open(&p, dirs, 1, true, 0);
 	long fd = sys_openat(AT_FDCWD, path, O_RDONLY, 0);
@@ -379,6 +382,7 @@ static void test_include_failed_false_drops_failed_opens(void **state)
 	char missing[PATH_MAX], present[PATH_MAX];
 
 	(void)state;
+	require_root();
 	join(missing, sizeof(missing), dir, "missing");
 	join(present, sizeof(present), dir, "present");
 	touch(present);
@@ -401,6 +405,7 @@ static void test_opens_outside_monitor_dirs_are_not_reported(void **state)
 	char path[PATH_MAX], etcetera[PATH_MAX + 16], sibling[PATH_MAX + 32];
 
 	(void)state;
+	require_root();
 	join(path, sizeof(path), outside, "f");
 	touch(path);
 	/* "<dir>etera" shares the monitored prefix but is another directory. */
@@ -438,6 +443,7 @@ static void test_trailing_slash_and_several_dirs_match(void **state)
 	char a[PATH_MAX], b[PATH_MAX];
 
 	(void)state;
+	require_root();
 	snprintf(slash, sizeof(slash), "%s/", dir);
 	const char *dirs[] = { "/nonexistent-ingrain-a", slash, outside };
 	join(a, sizeof(a), dir, "a");
@@ -464,6 +470,7 @@ static void test_open_creat_and_openat2_are_named(void **state)
 	char po[PATH_MAX], pc[PATH_MAX], p2[PATH_MAX];
 
 	(void)state;
+	require_root();
 	join(po, sizeof(po), dir, "via-open");
 	join(pc, sizeof(pc), dir, "via-creat");
 	join(p2, sizeof(p2), dir, "via-openat2");
@@ -519,6 +526,7 @@ static void test_path_longer_than_buffer_is_truncated(void **state)
 	char deep[PATH_MAX], path[PATH_MAX];
 
 	(void)state;
+	require_root();
 	make_long_dir(deep, sizeof(deep));
 	join(path, sizeof(path), deep, "f");
 	touch(path);
@@ -552,6 +560,7 @@ static void test_unresolvable_relative_path_is_reported_only_for_root(void **sta
 	char deep[PATH_MAX];
 
 	(void)state;
+	require_root();
 	/* More levels than the kernel side walks. */
 	snprintf(deep, sizeof(deep), "%s", dir);
 	for (int i = 0; i < 60; i++) {
@@ -599,6 +608,7 @@ static void test_full_ring_buffer_counts_every_lost_event(void **state)
 	struct ig_probe_stats st;
 
 	(void)state;
+	require_root();
 	join(path, sizeof(path), dir, "loss");
 	touch(path);
 	probe_open(&p, dirs, 1, true, 4096); /* one page: a few dozen records */
@@ -632,6 +642,7 @@ static void test_consumer_is_woken_only_past_the_wakeup_threshold(void **state)
 	char path[PATH_MAX];
 
 	(void)state;
+	require_root();
 	join(path, sizeof(path), dir, "wake");
 	touch(path);
 	/* 4 records' worth of bytes: the first open must not wake the
@@ -639,7 +650,8 @@ static void test_consumer_is_woken_only_past_the_wakeup_threshold(void **state)
 	probe_open_wakeup(&p, dirs, 1, true, 0, 4);
 	int ep = epoll_create1(EPOLL_CLOEXEC);
 	struct epoll_event ev = { .events = EPOLLIN };
-	assert_int_equal(epoll_ctl(ep, EPOLL_CTL_ADD, ig_probe_files_ops.epoll_fd(p.state), &ev), 0);
+	assert_int_equal(epoll_ctl(ep, EPOLL_CTL_ADD, ig_probe_files_ops.epoll_fd(p.state), &ev),
+			 0);
 	assert_int_equal(epoll_ready(ep), 0);
 	close_fd(sys_openat(AT_FDCWD, path, O_RDONLY, 0));
 	assert_int_equal(epoll_ready(ep), 0);
@@ -655,7 +667,8 @@ static void test_consumer_is_woken_only_past_the_wakeup_threshold(void **state)
 	 * the consumer is idle. */
 	probe_open_wakeup(&p, dirs, 1, true, 0, 0);
 	ep = epoll_create1(EPOLL_CLOEXEC);
-	assert_int_equal(epoll_ctl(ep, EPOLL_CTL_ADD, ig_probe_files_ops.epoll_fd(p.state), &ev), 0);
+	assert_int_equal(epoll_ctl(ep, EPOLL_CTL_ADD, ig_probe_files_ops.epoll_fd(p.state), &ev),
+			 0);
 	close_fd(sys_openat(AT_FDCWD, path, O_RDONLY, 0));
 	assert_int_equal(epoll_ready(ep), 1);
 	drain(&p);
@@ -672,6 +685,7 @@ static void test_sixteen_long_monitor_dirs_load_and_match(void **state)
 	char path[PATH_MAX];
 
 	(void)state;
+	require_root();
 	for (int i = 0; i < 15; i++) {
 		memset(long_dirs[i], 'a' + i, 255);
 		long_dirs[i][0] = '/';
@@ -738,6 +752,7 @@ static void test_sysprep_as_root_leaves_tracefs_mounted(void **state)
 	struct ig_err err;
 
 	(void)state;
+	require_root();
 	agent_conf(&ac);
 	ig_err_init(&err);
 	int rv = ig_sysprep(&ac, &err);
@@ -788,29 +803,27 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bad_monitor_dirs_are_rejected_with_advice),
-		cmocka_unit_test_setup(test_sysprep_as_root_leaves_tracefs_mounted, need_root),
-		cmocka_unit_test_setup(test_absolute_open_inside_reports_exact_fields, need_root),
-		cmocka_unit_test_setup(test_relative_path_from_cwd_is_resolved, need_root),
-		cmocka_unit_test_setup(test_relative_path_from_dirfd_is_resolved, need_root),
-		cmocka_unit_test_setup(test_failed_open_reports_negative_errno, need_root),
-		cmocka_unit_test_setup(test_include_failed_false_drops_failed_opens, need_root),
-		cmocka_unit_test_setup(test_opens_outside_monitor_dirs_are_not_reported, need_root),
-		cmocka_unit_test_setup(test_trailing_slash_and_several_dirs_match, need_root),
-		cmocka_unit_test_setup(test_open_creat_and_openat2_are_named, need_root),
-		cmocka_unit_test_setup(test_path_longer_than_buffer_is_truncated, need_root),
-		cmocka_unit_test_setup(test_unresolvable_relative_path_is_reported_only_for_root,
-				       need_root),
-		cmocka_unit_test_setup(test_full_ring_buffer_counts_every_lost_event, need_root),
-		cmocka_unit_test_setup(test_consumer_is_woken_only_past_the_wakeup_threshold,
-				       need_root),
-		cmocka_unit_test_setup(test_sixteen_long_monitor_dirs_load_and_match, need_root),
+		cmocka_unit_test(test_sysprep_as_root_leaves_tracefs_mounted),
+		cmocka_unit_test(test_absolute_open_inside_reports_exact_fields),
+		cmocka_unit_test(test_relative_path_from_cwd_is_resolved),
+		cmocka_unit_test(test_relative_path_from_dirfd_is_resolved),
+		cmocka_unit_test(test_failed_open_reports_negative_errno),
+		cmocka_unit_test(test_include_failed_false_drops_failed_opens),
+		cmocka_unit_test(test_opens_outside_monitor_dirs_are_not_reported),
+		cmocka_unit_test(test_trailing_slash_and_several_dirs_match),
+		cmocka_unit_test(test_open_creat_and_openat2_are_named),
+		cmocka_unit_test(test_path_longer_than_buffer_is_truncated),
+		cmocka_unit_test(test_unresolvable_relative_path_is_reported_only_for_root),
+		cmocka_unit_test(test_full_ring_buffer_counts_every_lost_event),
+		cmocka_unit_test(test_consumer_is_woken_only_past_the_wakeup_threshold),
+		cmocka_unit_test(test_sixteen_long_monitor_dirs_load_and_match),
 	};
 	/* Once with the variant the kernel supports best, once with the
 	 * portable syscall tracepoints. */
-	int failed = cmocka_run_group_tests_name("files probe, default variant", tests,
-						 group_setup, group_teardown);
+	int failed = cmocka_run_group_tests_name("files probe, default variant", tests, group_setup,
+						 group_teardown);
 	setenv("INGRAIN_FILES_VARIANT", "tracepoint", 1);
-	failed += cmocka_run_group_tests_name("files probe, tracepoint variant", tests,
-					      group_setup, group_teardown);
+	failed += cmocka_run_group_tests_name("files probe, tracepoint variant", tests, group_setup,
+					      group_teardown);
 	return failed;
 }
