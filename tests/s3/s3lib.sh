@@ -5,7 +5,8 @@
 #   ig_s3_start BUCKET [PROXY_ARGS...]   s3rver on a free port with BUCKET, and the
 #                                 signature-verifying proxy (tests/s3/verify_proxy.py)
 #                                 in front of it; sets IG_S3_URL (the proxy) and
-#                                 IG_S3_PORT, IG_S3RVER_PORT
+#                                 IG_S3_PORT, IG_S3RVER_PORT. Virtual-hosted requests
+#                                 work too: http://<bucket>.s3.localhost:$IG_S3_PORT
 #   ig_s3_proxy_stop / ig_s3_proxy_start   take the proxy down / bring it back (same port)
 #   ig_s3_ctl PATH                GET a proxy control endpoint (/__ctl/stats, ...)
 #   ig_s3_stat EXPR               a value from /__ctl/stats (python expression over `s`)
@@ -47,7 +48,8 @@ ig_s3_start() {
 	IG_S3_URL="http://127.0.0.1:$IG_S3_PORT"
 	mkdir -p "$IG_TMP/s3data"
 	node "$IG_S3RVER" -d "$IG_TMP/s3data" -a 127.0.0.1 -p "$IG_S3RVER_PORT" --silent \
-		--allow-mismatched-signatures --configure-bucket "$IG_S3_BUCKET" \
+		--allow-mismatched-signatures --service-endpoint localhost \
+		--configure-bucket "$IG_S3_BUCKET" \
 		>>"$IG_TMP/s3rver.log" 2>&1 &
 	IG_PIDS+=("$!")
 	IG_PID_s3rver=$!

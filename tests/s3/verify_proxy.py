@@ -230,7 +230,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if resp.status == 200 and (
                 (self.command == "PUT" and not query)
                 or (self.command == "POST" and "uploadId=" in query and b"<Error>" not in rbody)):
-            key = urllib.parse.unquote(path.split("/", 2)[2]) if path.count("/") >= 2 else path
+            if ".s3." in headers.get("host", ""):  # virtual-hosted: /<key>
+                key = urllib.parse.unquote(path[1:])
+            else:  # path-style: /<bucket>/<key>
+                key = urllib.parse.unquote(path.split("/", 2)[2]) if path.count("/") >= 2 else path
             with LOCK:
                 STATE["puts"][key] = STATE["puts"].get(key, 0) + 1
                 if self.command == "POST":
