@@ -46,9 +46,19 @@ static void entry_fill_ident(struct ig_cg_entry *e)
 	e->ident.cgroup_path = e->path;
 }
 
+static struct ig_cg_entry *entry_alloc(void)
+{
+	size_t size = (sizeof(struct ig_cg_entry) + 63) & ~(size_t)63;
+	struct ig_cg_entry *e = aligned_alloc(64, size);
+
+	if (e)
+		memset(e, 0, size);
+	return e;
+}
+
 struct ig_cg_entry *ig_cg_entry_new(uint64_t id, const char *path, uint64_t now_ns)
 {
-	struct ig_cg_entry *e = calloc(1, sizeof(*e));
+	struct ig_cg_entry *e = entry_alloc();
 
 	if (!e)
 		return NULL;
@@ -69,7 +79,7 @@ struct ig_cg_entry *ig_cg_entry_new(uint64_t id, const char *path, uint64_t now_
 struct ig_cg_entry *ig_cg_entry_new_unresolved(uint64_t id, enum ig_cge_state state,
 					       uint64_t now_ns)
 {
-	struct ig_cg_entry *e = calloc(1, sizeof(*e));
+	struct ig_cg_entry *e = entry_alloc();
 
 	if (!e)
 		return NULL;

@@ -48,15 +48,17 @@ enum ig_cge_state {
 	IG_CGE_PENDING = 3,  /* a lookup is queued: events stay anonymous meanwhile */
 };
 
+/* What the hot path reads (ident, state, vanished_ns) comes first, in the
+ * first two cache lines of a 64-byte aligned allocation. */
 struct ig_cg_entry {
-	uint64_t id;
-	enum ig_cge_state state;
-	uint64_t added_ns;    /* CLOCK_MONOTONIC when it entered the table */
-	uint64_t vanished_ns; /* when the cgroup was seen removed; 0 = alive */
-	uint64_t gen;	      /* identity.c's: last rescan that saw it */
-	char *path;	      /* relative to the v2 root ("/kubepods.slice/..."); owned */
-	struct ig_cgroup_info info;
 	struct ig_cg_ident ident;
+	enum ig_cge_state state;
+	uint64_t vanished_ns; /* when the cgroup was seen removed; 0 = alive */
+	uint64_t id;
+	uint64_t added_ns; /* CLOCK_MONOTONIC when it entered the table */
+	uint64_t gen;	   /* identity.c's: last rescan that saw it */
+	char *path;	   /* relative to the v2 root ("/kubepods.slice/..."); owned */
+	struct ig_cgroup_info info;
 	const void *pod; /* identity.c's: pod the entry was enriched from */
 	struct ig_cg_entry *retired_next;
 };
