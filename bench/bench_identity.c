@@ -90,8 +90,8 @@ static double time_fill(struct ig_ident *id, struct ig_record *r, const uint64_t
 	return (double)(ig_mono_ns() - t0) / (double)iters;
 }
 
-static double time_cache(struct ig_cg_cache *c, struct ig_record *r, const uint64_t *ids,
-			 size_t n, long iters)
+static double time_cache(struct ig_cg_cache *c, struct ig_record *r, const uint64_t *ids, size_t n,
+			 long iters)
 {
 	uint64_t t0 = ig_mono_ns();
 
@@ -155,16 +155,16 @@ static void make_tree(const char *root, long pods)
 		snprintf(uid, sizeof(uid), "%08x_1111_4222_8333_%012x", (unsigned)p, (unsigned)p);
 		if (qos)
 			snprintf(slice, sizeof(slice),
-				 "%s/kubepods.slice/kubepods-%s.slice/kubepods-%s-pod%s.slice", root,
-				 qos, qos, uid);
+				 "%s/kubepods.slice/kubepods-%s.slice/kubepods-%s-pod%s.slice",
+				 root, qos, qos, uid);
 		else
-			snprintf(slice, sizeof(slice), "%s/kubepods.slice/kubepods-pod%s.slice", root,
-				 uid);
+			snprintf(slice, sizeof(slice), "%s/kubepods.slice/kubepods-pod%s.slice",
+				 root, uid);
 		for (int c = 0; c < 3; c++) {
 			char cmd[PATH_MAX + 16];
 
-			if (snprintf(path, sizeof(path), "%s/cri-containerd-%056lx%08x.scope", slice,
-				     (unsigned long)p, c) >= (int)sizeof(path))
+			if (snprintf(path, sizeof(path), "%s/cri-containerd-%056lx%08x.scope",
+				     slice, (unsigned long)p, c) >= (int)sizeof(path))
 				exit(1);
 			if (mkdir(path, 0755) == 0)
 				continue;
@@ -189,8 +189,10 @@ int main(int argc, char **argv)
 	struct ig_err err;
 	struct ids ids = { 0 };
 	struct ig_cg_cache *c;
-	struct ig_label labels[4] = { { "app", "web" }, { "team", "payments" },
-				      { "tier", "backend" }, { "version", "v42" } };
+	struct ig_label labels[4] = { { "app", "web" },
+				      { "team", "payments" },
+				      { "tier", "backend" },
+				      { "version", "v42" } };
 	uint64_t *missing, *big;
 	enum { BIG = 65536 };
 	struct fig hit, hit_labels, miss, bigt;
@@ -247,7 +249,8 @@ int main(int argc, char **argv)
 	time_cache(c, r, big, BIG, BIG);
 	bigt = rep_cache(c, r, big, BIG, iters);
 
-	printf("cgroups=%zu containers=%zu iterations=%ld\n", (size_t)st.cgroups_known, ids.n, iters);
+	printf("cgroups=%zu containers=%zu iterations=%ld\n", (size_t)st.cgroups_known, ids.n,
+	       iters);
 	printf("hit_ns=%.1f (median %.1f)\n", hit.min, hit.median);
 	printf("hit_with_4_labels_ns=%.1f (median %.1f)\n", hit_labels.min, hit_labels.median);
 	printf("miss_ns=%.1f (median %.1f; lazy lookups queued: %llu)\n", miss.min, miss.median,

@@ -43,9 +43,9 @@ struct ig_cg_ident {
 };
 
 enum ig_cge_state {
-	IG_CGE_READY = 1,    /* path known (identity may still lack pod fields) */
+	IG_CGE_READY = 1, /* path known (identity may still lack pod fields) */
 	IG_CGE_NEGATIVE = 2, /* looked up and not found: events stay anonymous */
-	IG_CGE_PENDING = 3,  /* a lookup is queued: events stay anonymous meanwhile */
+	IG_CGE_PENDING = 3, /* a lookup is queued: events stay anonymous meanwhile */
 };
 
 /* What the hot path reads (ident, state, vanished_ns) comes first, in the
@@ -56,8 +56,8 @@ struct ig_cg_entry {
 	uint64_t vanished_ns; /* when the cgroup was seen removed; 0 = alive */
 	uint64_t id;
 	uint64_t added_ns; /* CLOCK_MONOTONIC when it entered the table */
-	uint64_t gen;	   /* identity.c's: last rescan that saw it */
-	char *path;	   /* relative to the v2 root ("/kubepods.slice/..."); owned */
+	uint64_t gen; /* identity.c's: last rescan that saw it */
+	char *path; /* relative to the v2 root ("/kubepods.slice/..."); owned */
 	struct ig_cgroup_info info;
 	const void *pod; /* identity.c's: pod the entry was enriched from */
 	struct ig_cg_entry *retired_next;

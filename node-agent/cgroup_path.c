@@ -31,8 +31,8 @@
 
 struct parse_state {
 	struct ig_cgroup_info *out;
-	bool in_kube;	     /* below a kubepods root */
-	bool after_qos;	     /* the previous component was a cgroupfs QoS dir */
+	bool in_kube; /* below a kubepods root */
+	bool after_qos; /* the previous component was a cgroupfs QoS dir */
 	bool have_pod;
 	bool have_container; /* a container (or monitor) component matched */
 	bool bad_pod;
@@ -291,7 +291,9 @@ static bool parse_colon_form(struct parse_state *st, const char *c, size_t len)
 	static const struct {
 		const char *prefix;
 		const char *runtime;
-	} forms[] = { { "cri-containerd", "containerd" }, { "crio", "cri-o" }, { "docker", "docker" } };
+	} forms[] = { { "cri-containerd", "containerd" },
+		      { "crio", "cri-o" },
+		      { "docker", "docker" } };
 
 	if (!c1)
 		return false;

@@ -40,7 +40,7 @@
 #include <stdint.h>
 
 #define IG_CONTAINER_ID_MAX 129 /* 64 hex for every OCI runtime; LXC names up to 128 */
-#define IG_POD_UID_MAX 64	/* 36-char UUID, or 32 hex for static pods */
+#define IG_POD_UID_MAX 64 /* 36-char UUID, or 32 hex for static pods */
 
 enum ig_cg_scope {
 	IG_CG_UNKNOWN = 0, /* could not tell: never reported as host */
@@ -55,9 +55,9 @@ struct ig_cgroup_info {
 	enum ig_cg_scope scope;
 	const char *runtime; /* static: "containerd", "cri-o", "docker", "podman", "lxc"; NULL */
 	char container_id[IG_CONTAINER_ID_MAX]; /* "" when none */
-	char pod_uid[IG_POD_UID_MAX];		 /* with dashes; "" when none */
+	char pod_uid[IG_POD_UID_MAX]; /* with dashes; "" when none */
 	enum ig_cg_qos qos;
-	bool conmon;	/* a runtime monitor's cgroup (crio-conmon, libpod-conmon) */
+	bool conmon; /* a runtime monitor's cgroup (crio-conmon, libpod-conmon) */
 	bool malformed; /* a runtime- or pod-shaped component did not parse */
 };
 

@@ -43,8 +43,8 @@
 #include "ig_log.h"
 #include "ig_time.h"
 
-#define IG_PEND_MAX 4096	  /* unknown ids queued per tick */
-#define IG_MAX_WATCHES 16384	  /* inotify watches; beyond, rescans catch up */
+#define IG_PEND_MAX 4096 /* unknown ids queued per tick */
+#define IG_MAX_WATCHES 16384 /* inotify watches; beyond, rescans catch up */
 #define IG_VANISH_TTL_MIN_NS (60 * IG_NSEC_PER_SEC)
 #define IG_WALK_DEPTH 64
 #define IG_INO_MASK (IN_CREATE | IN_DELETE | IN_DELETE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW)
@@ -279,9 +279,9 @@ static void watch_add(struct ig_ident *id, uint64_t cgid, const char *path)
 
 struct walk_ctx {
 	struct ig_ident *id;
-	struct snap *snap;   /* collect (rescan) */
-	bool send_adds;	     /* push M_CG_ADD for each (new subtree) */
-	const char *prefix;  /* walk of a subtree: paths are prefix + path */
+	struct snap *snap; /* collect (rescan) */
+	bool send_adds; /* push M_CG_ADD for each (new subtree) */
+	const char *prefix; /* walk of a subtree: paths are prefix + path */
 };
 
 static int snap_add(struct snap *s, uint64_t cgid, const char *path)
@@ -402,7 +402,8 @@ static bool drain_inotify(struct ig_ident *id)
 			}
 			if (!(ev->mask & IN_ISDIR) || !ev->len)
 				continue;
-			if (snprintf(path, sizeof(path), "%s/%s", strcmp(w->path, "/") ? w->path : "",
+			if (snprintf(path, sizeof(path), "%s/%s",
+				     strcmp(w->path, "/") ? w->path : "",
 				     ev->name) >= (int)sizeof(path))
 				continue;
 			if (ev->mask & IN_CREATE)
@@ -480,7 +481,8 @@ static void *cg_main(void *arg)
 		struct pollfd pfd[2] = { { .fd = id->wake_fd, .events = POLLIN },
 					 { .fd = id->ino_fd, .events = POLLIN } };
 		uint64_t now = ig_mono_ns();
-		int timeout = now >= next_rescan ? 0 : (int)((next_rescan - now) / IG_NSEC_PER_MSEC) + 1;
+		int timeout =
+			now >= next_rescan ? 0 : (int)((next_rescan - now) / IG_NSEC_PER_MSEC) + 1;
 		bool need_rescan = false;
 
 		if (poll(pfd, id->ino_fd >= 0 ? 2 : 1, timeout) < 0 && errno != EINTR)
@@ -665,8 +667,8 @@ static void apply_k8s(struct ig_ident *id, struct ig_k8s_ev *ev)
 	for (size_t k = 0; k < ev->npods; k++) {
 		struct ig_pod *p = ev->pods[k];
 		struct ig_pod **at =
-			id->npods ? bsearch(p->uid, id->pods, id->npods, sizeof(*at), pod_key_cmp)
-				  : NULL;
+			id->npods ? bsearch(p->uid, id->pods, id->npods, sizeof(*at), pod_key_cmp) :
+				    NULL;
 
 		if (ev->type == IG_K8S_DELETE) {
 			if (at) {
@@ -689,7 +691,8 @@ static void apply_k8s(struct ig_ident *id, struct ig_k8s_ev *ev)
 			}
 			while (i < id->npods && strcmp(id->pods[i]->uid, p->uid) < 0)
 				i++;
-			memmove(&id->pods[i + 1], &id->pods[i], (id->npods - i) * sizeof(*id->pods));
+			memmove(&id->pods[i + 1], &id->pods[i],
+				(id->npods - i) * sizeof(*id->pods));
 			id->pods[i] = p;
 			id->npods++;
 		}
@@ -805,7 +808,7 @@ static void apply(struct ig_ident *id, struct msg *m)
 
 void ig_ident_fill(struct ig_ident *id, struct ig_record *r)
 {
-	struct ig_cg_entry *e = ig_cg_cache_get(id->cache, r->cgroup_id);
+	struct ig_cg_entry *e = id ? ig_cg_cache_get(id->cache, r->cgroup_id) : NULL;
 	struct ig_identity *d = &r->id;
 
 	if (__builtin_expect(e && e->state == IG_CGE_READY, 1)) {
@@ -819,6 +822,8 @@ void ig_ident_fill(struct ig_ident *id, struct ig_record *r)
 	d->namespace_ = d->container_name = d->image = d->owner_kind = NULL;
 	d->owner_name = d->cgroup_path = NULL;
 	d->nlabels = 0;
+	if (!id)
+		return; /* identity enrichment not running */
 	id->misses++;
 	if (e || !r->cgroup_id || !id->have_root || id->npend >= IG_PEND_MAX)
 		return;
@@ -986,8 +991,9 @@ static int setup_cgroups(struct ig_ident *id, const char *cgroup_root, struct ig
 		return 0;
 	}
 	if (ret) {
-		ig_err_add(err, "agent.cgroup_root: '%s' is not usable (%s): set it to the cgroup v2 "
-				"mount or to \"auto\"",
+		ig_err_add(err,
+			   "agent.cgroup_root: '%s' is not usable (%s): set it to the cgroup v2 "
+			   "mount or to \"auto\"",
 			   cgroup_root, strerror(-ret));
 		return -EINVAL;
 	}

@@ -38,14 +38,14 @@
 struct ig_ident;
 
 struct ig_ident_stats {
-	uint64_t hits;		 /* events enriched from the cache */
-	uint64_t misses;	 /* events whose cgroup id was unknown (identity left empty) */
-	uint64_t vanished;	 /* events whose cgroup had already been removed (still enriched) */
-	uint64_t lazy_lookups;	 /* unknown ids queued for lookup */
-	uint64_t lazy_resolved;	 /* ... found */
-	uint64_t lazy_failed;	 /* ... gone before they could be looked up */
-	uint64_t cache_full;	 /* cgroups not cached: kubernetes.cache_max_entries reached */
-	uint64_t cgroups_known;	 /* entries in the cache */
+	uint64_t hits; /* events enriched from the cache */
+	uint64_t misses; /* events whose cgroup id was unknown (identity left empty) */
+	uint64_t vanished; /* events whose cgroup had already been removed (still enriched) */
+	uint64_t lazy_lookups; /* unknown ids queued for lookup */
+	uint64_t lazy_resolved; /* ... found */
+	uint64_t lazy_failed; /* ... gone before they could be looked up */
+	uint64_t cache_full; /* cgroups not cached: kubernetes.cache_max_entries reached */
+	uint64_t cgroups_known; /* entries in the cache */
 	uint64_t inotify_watches;
 	uint64_t rescans;
 	enum ig_api_state api_state;
@@ -63,7 +63,8 @@ struct ig_ident_stats {
  * succeeds, logs a warning, and every event stays anonymous. */
 int ig_ident_new(struct ig_ident **out, const struct ig_kube_conf *kc, const char *node_name,
 		 const char *cgroup_root, struct ig_err *err);
-/* HOT PATH: fills r->id from r->cgroup_id. */
+/* HOT PATH: fills r->id from r->cgroup_id. id may be NULL (enrichment off):
+ * the identity is then cleared. */
 void ig_ident_fill(struct ig_ident *id, struct ig_record *r);
 /* Agent thread, every ~100 ms: applies queued updates, expires vanished
  * cgroups, frees what the previous tick retired, queues lazy lookups.

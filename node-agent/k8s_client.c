@@ -366,8 +366,8 @@ int ig_watch_parser_feed(struct ig_watch_parser *p, const char *buf, size_t len)
 		}
 		off += json_tokener_get_parse_end(p->tok);
 		p->partial = false;
-		ret = json_object_is_type(obj, json_type_object) ? dispatch_event(p, obj)
-								  : -EBADMSG;
+		ret = json_object_is_type(obj, json_type_object) ? dispatch_event(p, obj) :
+								   -EBADMSG;
 		json_object_put(obj);
 		if (ret)
 			return ret;
@@ -520,7 +520,8 @@ static int load_kubeconfig(const char *file, struct ig_k8s_target *t, struct ig_
 		}
 	}
 	if (!ctx) {
-		ig_err_add(err, "%s: no context '%s': set current-context to one of contexts[].name",
+		ig_err_add(err,
+			   "%s: no context '%s': set current-context to one of contexts[].name",
 			   file, cur ? cur : "");
 		ret = -EINVAL;
 		goto out;
@@ -545,10 +546,11 @@ static int load_kubeconfig(const char *file, struct ig_k8s_target *t, struct ig_
 	if (ret || !user)
 		goto out;
 	if (ig_ymap_get(user, "exec") || ig_ymap_get(user, "auth-provider")) {
-		ig_err_add(err,
-			   "%s: user '%s' gets credentials from an exec/auth-provider plugin, which "
-			   "ingrain does not run: use a token, tokenFile or client certificate",
-			   file, yscalar(ctx, "user"));
+		ig_err_add(
+			err,
+			"%s: user '%s' gets credentials from an exec/auth-provider plugin, which "
+			"ingrain does not run: use a token, tokenFile or client certificate",
+			file, yscalar(ctx, "user"));
 		ret = -EINVAL;
 		goto out;
 	}
@@ -578,10 +580,11 @@ static int sa_files(struct ig_k8s_target *t, const struct ig_kube_conf *kc, stru
 	if (dup_opt(&t->token_file, tok ? tok : IG_K8S_SA_DIR "/token") ||
 	    dup_opt(&t->ca_file, ca ? ca : IG_K8S_SA_DIR "/ca.crt"))
 		return -ENOMEM;
-	ret |= check_readable("kubernetes.token_file", t->token_file,
-			      "mount the service-account token (automountServiceAccountToken) or set "
-			      "kubernetes.token_file",
-			      err);
+	ret |= check_readable(
+		"kubernetes.token_file", t->token_file,
+		"mount the service-account token (automountServiceAccountToken) or set "
+		"kubernetes.token_file",
+		err);
 	ret |= check_readable("kubernetes.ca_file", t->ca_file,
 			      "mount the service-account CA or set kubernetes.ca_file", err);
 	return ret ? -EINVAL : 0;
@@ -621,9 +624,10 @@ int ig_k8s_target_resolve(const struct ig_kube_conf *kc, struct ig_k8s_target *t
 			ret = sa_files(t, kc, err);
 	} else {
 		if (enabled == 1) {
-			ig_err_add(err, "kubernetes.enabled is on but no API server is known: set "
-					"kubernetes.api_server or kubernetes.kubeconfig, or run the "
-					"agent in a pod");
+			ig_err_add(err,
+				   "kubernetes.enabled is on but no API server is known: set "
+				   "kubernetes.api_server or kubernetes.kubeconfig, or run the "
+				   "agent in a pod");
 			return -EINVAL;
 		}
 		return -ENODEV;
@@ -704,8 +708,7 @@ static void set_state(struct ig_k8s_client *c, enum ig_api_state s)
 	atomic_store(&c->state, (int)s);
 }
 
-static void emit(struct ig_k8s_client *c, enum ig_k8s_ev_type type, struct ig_pod **pods,
-		 size_t n)
+static void emit(struct ig_k8s_client *c, enum ig_k8s_ev_type type, struct ig_pod **pods, size_t n)
 {
 	struct ig_k8s_ev *ev = calloc(1, sizeof(*ev));
 
@@ -1277,12 +1280,12 @@ int ig_k8s_client_new(struct ig_k8s_client **out, const struct ig_kube_conf *kc,
 	ret = -ENOMEM;
 	c->cb = cb;
 	c->arg = arg;
-	c->watch_timeout_s = kc && kc->watch_timeout_ns ? kc->watch_timeout_ns / IG_NSEC_PER_SEC
-							: 300;
+	c->watch_timeout_s =
+		kc && kc->watch_timeout_ns ? kc->watch_timeout_ns / IG_NSEC_PER_SEC : 300;
 	if (!c->watch_timeout_s)
 		c->watch_timeout_s = 1;
-	c->backoff_max_ns = kc && kc->relist_backoff_max_ns ? kc->relist_backoff_max_ns
-							    : 30 * IG_NSEC_PER_SEC;
+	c->backoff_max_ns =
+		kc && kc->relist_backoff_max_ns ? kc->relist_backoff_max_ns : 30 * IG_NSEC_PER_SEC;
 	if (c->backoff_max_ns < IG_K8S_BACKOFF_MIN_NS)
 		c->backoff_max_ns = IG_K8S_BACKOFF_MIN_NS;
 	if (copy_strlist(&c->allow, kc ? &kc->label_allowlist : NULL))

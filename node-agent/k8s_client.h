@@ -47,7 +47,7 @@ struct json_object;
 /* --- pods as the agent keeps them --- */
 
 struct ig_pod_container {
-	char *id;	     /* bare id, "containerd://" stripped; NULL while not started */
+	char *id; /* bare id, "containerd://" stripped; NULL while not started */
 	const char *runtime; /* static "containerd", "cri-o", "docker", or NULL */
 	char *name;
 	char *image;
@@ -103,8 +103,8 @@ void ig_watch_parser_free(struct ig_watch_parser *p);
 /* --- where the API server is --- */
 
 struct ig_k8s_target {
-	char *server;	  /* "https://host:port", no trailing slash */
-	char *token;	  /* inline bearer token (kubeconfig), or NULL */
+	char *server; /* "https://host:port", no trailing slash */
+	char *token; /* inline bearer token (kubeconfig), or NULL */
 	char *token_file; /* read before each request, or NULL */
 	char *ca_file;
 	char *ca_pem; /* certificate-authority-data, decoded */
@@ -125,17 +125,17 @@ void ig_k8s_target_free(struct ig_k8s_target *t);
 
 enum ig_api_state {
 	IG_API_DISABLED = 0,
-	IG_API_CONNECTING,  /* first list not done yet */
-	IG_API_CONNECTED,   /* watching */
-	IG_API_RELISTING,   /* listing again (410, or after a failure) */
+	IG_API_CONNECTING, /* first list not done yet */
+	IG_API_CONNECTED, /* watching */
+	IG_API_RELISTING, /* listing again (410, or after a failure) */
 	IG_API_UNREACHABLE, /* the last attempt failed; retrying with backoff */
 };
 const char *ig_api_state_name(enum ig_api_state s);
 
 enum ig_k8s_ev_type {
 	IG_K8S_REPLACE = 1, /* pods[0..npods): the complete set after a list */
-	IG_K8S_UPSERT,	    /* pods[0]: added or modified */
-	IG_K8S_DELETE,	    /* pods[0]: deleted */
+	IG_K8S_UPSERT, /* pods[0]: added or modified */
+	IG_K8S_DELETE, /* pods[0]: deleted */
 };
 
 /* An event handed to the callback; the callee owns it (ig_k8s_ev_free). */
@@ -149,12 +149,12 @@ typedef void (*ig_k8s_cb)(void *arg, struct ig_k8s_ev *ev);
 
 struct ig_k8s_stats {
 	enum ig_api_state state;
-	uint64_t lists;		/* successful lists */
+	uint64_t lists; /* successful lists */
 	uint64_t watch_restarts; /* watches reopened (timeout, drop, error) */
-	uint64_t relists_410;	/* relists because the version was gone */
-	uint64_t errors;	/* failed requests */
-	uint64_t events;	/* watch events applied */
-	int last_http;		/* last HTTP status (0: none / transport error) */
+	uint64_t relists_410; /* relists because the version was gone */
+	uint64_t errors; /* failed requests */
+	uint64_t events; /* watch events applied */
+	int last_http; /* last HTTP status (0: none / transport error) */
 };
 
 struct ig_k8s_client;

@@ -102,15 +102,21 @@ static void test_replaced_entries_stay_readable_until_reclaim(void **state)
 	(void)state;
 	assert_int_equal(ig_cg_cache_new(&c, 0), 0);
 	assert_int_equal(ig_cg_cache_max(c), 65536);
-	assert_int_equal(ig_cg_cache_put(c, ig_cg_entry_new(7, "/docker/"
-							       "31cb02944da7a12196a193cf0e0f6c226d7c453a1db62e65ba98287593a2ee30",
-							       0)),
-			 0);
+	assert_int_equal(
+		ig_cg_cache_put(
+			c,
+			ig_cg_entry_new(
+				7,
+				"/docker/"
+				"31cb02944da7a12196a193cf0e0f6c226d7c453a1db62e65ba98287593a2ee30",
+				0)),
+		0);
 	old = ig_cg_cache_get(c, 7);
 	path = old->ident.cgroup_path;
 	assert_int_equal(ig_cg_cache_put(c, ig_cg_entry_new(7, "/other", 0)), 0);
 	/* a record filled before the replace still points at readable memory */
-	assert_string_equal(path, "/docker/31cb02944da7a12196a193cf0e0f6c226d7c453a1db62e65ba98287593a2ee30");
+	assert_string_equal(
+		path, "/docker/31cb02944da7a12196a193cf0e0f6c226d7c453a1db62e65ba98287593a2ee30");
 	assert_int_equal(ig_cg_cache_del(c, 7), 0);
 	ig_cg_cache_reclaim(c); /* now both are freed (ASan checks) */
 	ig_cg_cache_free(c);
@@ -503,11 +509,11 @@ static void real_cleanup(struct real *rl)
 
 static void check_layout(const struct layout *l, const struct ig_identity *got)
 {
-#define EQ(field, want)                                                                         \
-	do {                                                                                    \
-		if ((want) == NULL ? got->field != NULL                                         \
-				   : (got->field == NULL || strcmp(got->field, (want)) != 0))   \
-			fail_msg("%s: " #field " is '%s', want '%s'", l->dir,                   \
+#define EQ(field, want)                                                                           \
+	do {                                                                                      \
+		if ((want) == NULL ? got->field != NULL :                                         \
+				     (got->field == NULL || strcmp(got->field, (want)) != 0))     \
+			fail_msg("%s: " #field " is '%s', want '%s'", l->dir,                     \
 				 got->field ? got->field : "(null)", (want) ? (want) : "(null)"); \
 	} while (0)
 	EQ(scope, l->scope);
@@ -545,8 +551,8 @@ static void test_real_kubelet_hierarchies_resolve_for_processes_inside(void **st
 				       "pod", "containerd", C8, UID1 };
 
 	(void)state;
-	if (!need_root() ||
-	    ig_cgroup_root_detect("auto", rl->root, sizeof(rl->root), &cg2) != 0 || !cg2) {
+	if (!need_root() || ig_cgroup_root_detect("auto", rl->root, sizeof(rl->root), &cg2) != 0 ||
+	    !cg2) {
 		free(r);
 		if (geteuid() == 0)
 			fail_msg("root, but no cgroup v2 hierarchy");
@@ -614,8 +620,8 @@ int main(void)
 		cmocka_unit_test(test_ident_copy_caps_labels),
 		cmocka_unit_test_teardown(test_identity_on_a_directory_tree, tree_teardown),
 		cmocka_unit_test(test_identity_rejects_an_unusable_cgroup_root),
-		cmocka_unit_test_teardown(test_real_kubelet_hierarchies_resolve_for_processes_inside,
-					  real_teardown),
+		cmocka_unit_test_teardown(
+			test_real_kubelet_hierarchies_resolve_for_processes_inside, real_teardown),
 	};
 
 	ig_time_init();

@@ -47,6 +47,7 @@ struct row {
 #define BUR IG_QOS_BURSTABLE
 #define BES IG_QOS_BESTEFFORT
 
+/* clang-format off */
 static const struct row rows[] = {
 	/* ---- kubelet, systemd driver ---- */
 	{ "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-poddd1bf9d1_241d_47f5_8e25_12de83135812.slice/cri-containerd-f45298cd514d1930c4fe3afc4412e59547f7e3148fddd22ca33cefce046eb830.scope",
@@ -224,6 +225,7 @@ static const struct row rows[] = {
 	{ "/ecs/5a081c13-b8cf-4801-b427-f4601742204d/foo-4f797c539e6c745de61a93ca3ff892358ecbcaccd8414d5db545c38428142970.scope",
 	  UNK, NULL, NULL, NULL, NOQ, 0, 0, "an unknown runtime's scope carrying a 64-hex id: unknown, not host" },
 };
+/* clang-format on */
 
 static void test_real_world_paths_parse_to_the_expected_identity(void **state)
 {
@@ -241,8 +243,8 @@ static void test_real_world_paths_parse_to_the_expected_identity(void **state)
 			fail_msg("%s: scope %d, want %d", where, info.scope, r->scope);
 		if ((r->runtime == NULL) != (info.runtime == NULL) ||
 		    (r->runtime && strcmp(r->runtime, info.runtime)))
-			fail_msg("%s: runtime %s, want %s", where, info.runtime ? info.runtime : "-",
-				 r->runtime ? r->runtime : "-");
+			fail_msg("%s: runtime %s, want %s", where,
+				 info.runtime ? info.runtime : "-", r->runtime ? r->runtime : "-");
 		if (strcmp(info.container_id, r->container_id ? r->container_id : ""))
 			fail_msg("%s: container '%s', want '%s'", where, info.container_id,
 				 r->container_id ? r->container_id : "");
@@ -309,7 +311,8 @@ static void test_container_id_must_be_64_lowercase_hex(void **state)
 	(void)state;
 	assert_true(ig_container_id_valid(ok, 64));
 	assert_false(ig_container_id_valid(ok, 63));
-	assert_false(ig_container_id_valid("F45298cd514d1930c4fe3afc4412e59547f7e3148fddd22ca33cefce046eb830", 64));
+	assert_false(ig_container_id_valid(
+		"F45298cd514d1930c4fe3afc4412e59547f7e3148fddd22ca33cefce046eb830", 64));
 	assert_false(ig_container_id_valid(NULL, 64));
 }
 

@@ -53,25 +53,27 @@ static void pod_json(char *buf, size_t n, const char *name, const char *uid, con
 	char owner[512] = "", labels[256];
 
 	if (owner_kind)
-		snprintf(owner, sizeof(owner),
-			 ",\"ownerReferences\":[{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\","
-			 "\"name\":\"not-the-controller\",\"uid\":\"x\"},{\"apiVersion\":\"apps/v1\","
-			 "\"kind\":\"%s\",\"name\":\"%s\",\"uid\":\"o-1\",\"controller\":true}]",
-			 owner_kind, owner_name);
+		snprintf(
+			owner, sizeof(owner),
+			",\"ownerReferences\":[{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\","
+			"\"name\":\"not-the-controller\",\"uid\":\"x\"},{\"apiVersion\":\"apps/v1\","
+			"\"kind\":\"%s\",\"name\":\"%s\",\"uid\":\"o-1\",\"controller\":true}]",
+			owner_kind, owner_name);
 	snprintf(labels, sizeof(labels),
 		 "{\"app\":\"%s\",\"team\":\"payments\",\"tier\":\"backend\"%s%s%s}", name,
 		 hash ? ",\"pod-template-hash\":\"" : "", hash ? hash : "", hash ? "\"" : "");
-	snprintf(buf, n,
-		 "{\"kind\":\"Pod\",\"apiVersion\":\"v1\",\"metadata\":{\"name\":\"%s\","
-		 "\"namespace\":\"shop\",\"uid\":\"%s\",\"labels\":%s%s,"
-		 "\"managedFields\":[{\"manager\":\"kubelet\",\"fieldsV1\":{\"f:status\":{}}}]},"
-		 "\"spec\":{\"nodeName\":\"%s\",\"containers\":[{\"name\":\"app\","
-		 "\"image\":\"nginx:1.25\"}]},\"status\":{\"phase\":\"Running\","
-		 "\"initContainerStatuses\":[{\"name\":\"init\",\"image\":\"busybox:1.36\","
-		 "\"containerID\":\"containerd://" C3 "\"}],"
-		 "\"containerStatuses\":[{\"name\":\"app\",\"image\":\"docker.io/library/nginx:1.25\","
-		 "\"containerID\":\"%s\"},{\"name\":\"waiting\",\"image\":\"redis:7\"}]}}",
-		 name, uid, labels, owner, node, cid_uri);
+	snprintf(
+		buf, n,
+		"{\"kind\":\"Pod\",\"apiVersion\":\"v1\",\"metadata\":{\"name\":\"%s\","
+		"\"namespace\":\"shop\",\"uid\":\"%s\",\"labels\":%s%s,"
+		"\"managedFields\":[{\"manager\":\"kubelet\",\"fieldsV1\":{\"f:status\":{}}}]},"
+		"\"spec\":{\"nodeName\":\"%s\",\"containers\":[{\"name\":\"app\","
+		"\"image\":\"nginx:1.25\"}]},\"status\":{\"phase\":\"Running\","
+		"\"initContainerStatuses\":[{\"name\":\"init\",\"image\":\"busybox:1.36\","
+		"\"containerID\":\"containerd://" C3 "\"}],"
+		"\"containerStatuses\":[{\"name\":\"app\",\"image\":\"docker.io/library/nginx:1.25\","
+		"\"containerID\":\"%s\"},{\"name\":\"waiting\",\"image\":\"redis:7\"}]}}",
+		name, uid, labels, owner, node, cid_uri);
 }
 
 static struct ig_strlist allow_list(void)
@@ -294,7 +296,8 @@ static void test_watch_parser_reports_partial_and_malformed_streams(void **state
 	assert_int_equal(ig_watch_parser_feed(p, "{\"type\":}\n", 10), -EBADMSG);
 	assert_int_equal(ig_watch_parser_feed(p, "{\"type\":\"ADDED\"}\n", 17), -EBADMSG);
 	assert_int_equal(ig_watch_parser_feed(p, "[1]\n", 4), -EBADMSG);
-	assert_int_equal(ig_watch_parser_feed(p, "{\"type\":\"ADDED\",\"object\":[]}", 28), -EBADMSG);
+	assert_int_equal(ig_watch_parser_feed(p, "{\"type\":\"ADDED\",\"object\":[]}", 28),
+			 -EBADMSG);
 	assert_int_equal(l.n, 0);
 	/* a callback can stop the feed */
 	l.stop_after = 1;
@@ -577,8 +580,10 @@ static void on_ev(void *arg, struct ig_k8s_ev *ev)
 		if (ev->type == IG_K8S_DELETE) {
 			m->deletes++;
 			if (at >= 0) {
-				memmove(&m->uids[at], &m->uids[at + 1], (size_t)(m->n - at - 1) * 64);
-				memmove(&m->names[at], &m->names[at + 1], (size_t)(m->n - at - 1) * 64);
+				memmove(&m->uids[at], &m->uids[at + 1],
+					(size_t)(m->n - at - 1) * 64);
+				memmove(&m->names[at], &m->names[at + 1],
+					(size_t)(m->n - at - 1) * 64);
 				m->n--;
 			}
 			continue;
@@ -609,14 +614,14 @@ static bool model_has(struct model *m, const char *uid)
 	return found;
 }
 
-#define WAIT_UNTIL(cond, ms)                                                                   \
-	do {                                                                                   \
-		uint64_t _end = ig_mono_ns() + (uint64_t)(ms) * IG_NSEC_PER_MSEC;              \
-		while (!(cond)) {                                                              \
-			if (ig_mono_ns() > _end)                                               \
-				fail_msg("timed out waiting for: %s", #cond);                  \
-			usleep(20000);                                                         \
-		}                                                                              \
+#define WAIT_UNTIL(cond, ms)                                                    \
+	do {                                                                    \
+		uint64_t _end = ig_mono_ns() + (uint64_t)(ms)*IG_NSEC_PER_MSEC; \
+		while (!(cond)) {                                               \
+			if (ig_mono_ns() > _end)                                \
+				fail_msg("timed out waiting for: %s", #cond);   \
+			usleep(20000);                                          \
+		}                                                               \
 	} while (0)
 
 static struct ig_k8s_stats kstats(struct ig_k8s_client *c)
@@ -917,18 +922,18 @@ static int cg_teardown(void **state)
 }
 
 /* Ticks the identity until cond holds (cond may use r after a fill). */
-#define TICK_UNTIL(id, r, cond, ms)                                                            \
-	do {                                                                                   \
-		uint64_t _end = ig_mono_ns() + (uint64_t)(ms) * IG_NSEC_PER_MSEC;              \
-		for (;;) {                                                                     \
-			ig_ident_tick((id), ig_mono_ns());                                     \
-			ig_ident_fill((id), (r));                                              \
-			if (cond)                                                              \
-				break;                                                         \
-			if (ig_mono_ns() > _end)                                               \
-				fail_msg("timed out waiting for: %s", #cond);                  \
-			usleep(20000);                                                         \
-		}                                                                              \
+#define TICK_UNTIL(id, r, cond, ms)                                             \
+	do {                                                                    \
+		uint64_t _end = ig_mono_ns() + (uint64_t)(ms)*IG_NSEC_PER_MSEC; \
+		for (;;) {                                                      \
+			ig_ident_tick((id), ig_mono_ns());                      \
+			ig_ident_fill((id), (r));                               \
+			if (cond)                                               \
+				break;                                          \
+			if (ig_mono_ns() > _end)                                \
+				fail_msg("timed out waiting for: %s", #cond);   \
+			usleep(20000);                                          \
+		}                                                               \
 	} while (0)
 
 static bool streq(const char *a, const char *b)
@@ -1058,7 +1063,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pod_keeps_allowlisted_labels_and_resolves_the_deployment),
 		cmocka_unit_test(test_pod_owner_and_runtime_variants),
-		cmocka_unit_test(test_replicaset_names_resolve_to_deployments_only_when_the_hash_matches),
+		cmocka_unit_test(
+			test_replicaset_names_resolve_to_deployments_only_when_the_hash_matches),
 		cmocka_unit_test(test_pod_without_identity_is_rejected),
 		cmocka_unit_test(test_watch_events_split_at_every_byte_are_reassembled),
 		cmocka_unit_test(test_watch_parser_reports_partial_and_malformed_streams),
