@@ -91,9 +91,22 @@ config:
   probes:
     files:
       monitor_dirs: ["/etc", "/root/.ssh"]
+      pipelines: [live, archive]
+  pipelines:
+    archive:
+      stages: []
+      backends: [s3, dd]
   backends:
     console:
       format: text
+    s3:
+      type: s3
+      bucket: audit-archive
+      region: eu-west-1
+      cluster: prod-1
+    dd:
+      type: datadog
+      site: datadoghq.eu
 EOF
 cat >"$tmp/values-no-agent.yaml" <<'EOF'
 agent:
@@ -397,6 +410,11 @@ if docs:
               cfg["kubernetes"]["enabled"])
         check(cfg["probes"]["files"]["monitor_dirs"] == ["/etc", "/root/.ssh"], "config: user lists replace defaults")
         check(cfg["backends"]["console"] == {"type": "console", "format": "text"}, "config: user maps merge into defaults")
+        check(cfg["probes"]["files"]["pipelines"] == ["live", "archive"] and
+              cfg["pipelines"]["archive"]["backends"] == ["s3", "dd"] and cfg["backends"]["s3"]["bucket"] == "audit-archive",
+              "config: S3 and Datadog backends added beside the defaults")
+        check(not any(k in str(cfg["backends"]) for k in ("access_key", "secret", "api_key")),
+              "config: no credential in the ConfigMap (they come from Secrets)")
         check(cfg["agent"]["queue_max_bytes"] == "64MiB", "config: untouched defaults kept")
 
 # ---------------------------------------------------------------- variants
