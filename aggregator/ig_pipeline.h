@@ -12,6 +12,7 @@
 #ifndef IG_PIPELINE_H
 #define IG_PIPELINE_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -25,6 +26,11 @@ struct ig_graph;
 int ig_graph_build(const struct ig_conf *conf, struct ig_graph **out, struct ig_err *err);
 /* Flushes every stage and backend, then frees. NULL is fine. */
 void ig_graph_free(struct ig_graph *g);
+/* Reload: for each pipeline of ng whose definition is identical to the one
+ * of the same name in old, moves the state of its stages that have adopt()
+ * (a rollup's open window) from old to ng, so that freeing old flushes only
+ * the pipelines that changed. Returns the number of pipelines carried over. */
+size_t ig_graph_adopt(struct ig_graph *ng, struct ig_graph *old);
 /* Runs one record through every pipeline its probe feeds. */
 void ig_graph_process(struct ig_graph *g, const struct ig_record *r);
 void ig_graph_tick(struct ig_graph *g, uint64_t now_ns);

@@ -8,7 +8,13 @@
  * (possibly modified) metric to the next stage, IG_STAGE_DROP to discard it,
  * or IG_STAGE_CONSUMED when it kept what it needed (a rollup); such stages
  * emit their own metrics later from tick() or flush() through `out`, which
- * runs the rest of the pipeline. */
+ * runs the rest of the pipeline.
+ *
+ * adopt() (optional) carries state across a reload: when a pipeline's
+ * definition is unchanged, the engine calls it on each stage of the new
+ * graph with the running graph's stage of the same position and type, before
+ * the running graph is flushed and freed; the stage moves what it holds
+ * (a rollup's open window) into new_state and leaves old_state empty. */
 #ifndef IG_STAGE_H
 #define IG_STAGE_H
 
@@ -35,6 +41,7 @@ struct ig_stage_ops {
 	enum ig_stage_result (*process)(void *state, struct ig_metric *m, const struct ig_emit *out);
 	void (*tick)(void *state, uint64_t now_ns, const struct ig_emit *out); /* may be NULL */
 	void (*flush)(void *state, const struct ig_emit *out);		       /* may be NULL */
+	void (*adopt)(void *new_state, void *old_state);		       /* may be NULL */
 	void (*free)(void *state);
 };
 

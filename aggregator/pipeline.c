@@ -71,6 +71,7 @@ struct backend_inst {
 
 struct pipeline {
 	char *name;
+	char *def; /* the definition without positions, for ig_graph_adopt */
 	struct ig_graph *g;
 	bool fed;
 	size_t nstages;
@@ -353,6 +354,62 @@ static struct pipeline *find_pipeline(struct ig_graph *g, const char *name)
 
 /* ---- pass 2: pipelines ---- */
 
+/* A pipeline's definition as text without positions: two definitions render
+ * alike exactly when they define the same pipeline (ig_graph_adopt). */
+struct text {
+	char *p;
+	size_t len, cap;
+	bool oom;
+};
+
+static void text_add(struct text *t, const char *s, size_t n)
+{
+	if (t->oom)
+		return;
+	if (t->len + n + 1 > t->cap) {
+		size_t cap = (t->len + n + 1) * 2;
+		char *p = realloc(t->p, cap);
+
+		if (!p) {
+			t->oom = true;
+			return;
+		}
+		t->p = p;
+		t->cap = cap;
+	}
+	memcpy(t->p + t->len, s, n);
+	t->len += n;
+	t->p[t->len] = '\0';
+}
+
+static void render(struct text *t, const struct ig_ynode *n)
+{
+	char head[32];
+
+	if (!n) {
+		text_add(t, "~", 1);
+		return;
+	}
+	if (n->type == IG_Y_SCALAR) {
+		size_t sl = strlen(n->scalar);
+
+		snprintf(head, sizeof(head), "%c%zu:", n->plain_null ? 'n' : 's', sl);
+		text_add(t, head, strlen(head));
+		text_add(t, n->scalar, sl);
+		return;
+	}
+	text_add(t, n->type == IG_Y_SEQ ? "[" : "{", 1);
+	for (size_t i = 0; i < n->n; i++) {
+		if (n->type == IG_Y_SEQ) {
+			render(t, n->items[i]);
+		} else {
+			render(t, n->pairs[i].key);
+			render(t, n->pairs[i].val);
+		}
+	}
+	text_add(t, n->type == IG_Y_SEQ ? "]" : "}", 1);
+}
+
 static void run(struct pipeline *p, size_t first, struct ig_metric *m);
 
 static void emit_after(void *ctx, struct ig_metric *m)
@@ -540,6 +597,15 @@ static void parse_pipelines(struct bctx *b, struct ig_graph *g)
 		}
 		p->g = g;
 		g->npipelines++;
+		{
+			struct text t = { 0 };
+
+			render(&t, pn);
+			if (t.oom) /* no definition: never adopts, which is safe */
+				free(t.p);
+			else
+				p->def = t.p;
+		}
 		snprintf(where, sizeof(where), "pipelines.%.200s", p->name);
 		if (ig_cfg_apply(pipeline_opts, pn, &pc, where, NULL, b->err) < 0) {
 			b->failed = true;
@@ -711,6 +777,7 @@ static void destroy(struct ig_graph *g, bool flush)
 		free(p->stages);
 		free(p->backends);
 		free(p->name);
+		free(p->def);
 	}
 	free(g->pipelines);
 	for (size_t i = 0; i < g->nbackends; i++) {
@@ -787,6 +854,33 @@ int ig_graph_check(const struct ig_conf *conf, struct ig_err *err)
 void ig_graph_free(struct ig_graph *g)
 {
 	destroy(g, true);
+}
+
+size_t ig_graph_adopt(struct ig_graph *ng, struct ig_graph *old)
+{
+	size_t adopted = 0;
+
+	if (!ng || !old)
+		return 0;
+	for (size_t i = 0; i < ng->npipelines; i++) {
+		struct pipeline *p = &ng->pipelines[i];
+		struct pipeline *op = find_pipeline(old, p->name);
+		bool any = false;
+
+		if (!op || !p->def || !op->def || strcmp(p->def, op->def) ||
+		    p->nstages != op->nstages)
+			continue;
+		for (size_t j = 0; j < p->nstages; j++) {
+			struct stage_inst *s = &p->stages[j], *os = &op->stages[j];
+
+			if (s->ops != os->ops || !s->ops->adopt || !s->state || !os->state)
+				continue;
+			s->ops->adopt(s->state, os->state);
+			any = true;
+		}
+		adopted += any;
+	}
+	return adopted;
 }
 
 /* ---- processing ---- */

@@ -180,6 +180,8 @@ static int reload(struct ig_server *s, const char *path, struct ig_err *err)
 	if (strcmp(nc->aggregator.listen, s->conf->aggregator.listen))
 		ig_warn("aggregator.listen changed; restart the aggregator to apply it", "old=%s new=%s",
 			s->conf->aggregator.listen, nc->aggregator.listen);
+	/* Unchanged pipelines keep their rollup windows; the rest flush. */
+	size_t kept = ig_graph_adopt(ng, s->graph);
 	ig_graph_free(s->graph); /* flushes stages and backends first */
 	s->graph = ng;
 	ig_conf_free(s->conf);
@@ -194,8 +196,8 @@ static int reload(struct ig_server *s, const char *path, struct ig_err *err)
 	free(s->last_reload_errors);
 	s->last_reload_errors = NULL;
 	ig_log_set_level((enum ig_log_level)nc->aggregator.log_level);
-	ig_info("configuration reloaded", "file=%s sha256=%s",
-		s->config_path ? s->config_path : "<default>", s->config_digest);
+	ig_info("configuration reloaded", "file=%s sha256=%s pipelines_carried_over=%zu",
+		s->config_path ? s->config_path : "<default>", s->config_digest, kept);
 	return 0;
 }
 

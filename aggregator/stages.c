@@ -11,9 +11,17 @@
 
 /* Defined by the stage files; only this table refers to them. */
 extern const struct ig_stage_ops ig_stage_add_tags;
+extern const struct ig_stage_ops ig_stage_whitelist;
+extern const struct ig_stage_ops ig_stage_regex;
+extern const struct ig_stage_ops ig_stage_filter;
+extern const struct ig_stage_ops ig_stage_rollup;
 
 const struct ig_stage_ops *const ig_stage_table[] = {
 	&ig_stage_add_tags,
+	&ig_stage_whitelist,
+	&ig_stage_regex,
+	&ig_stage_filter,
+	&ig_stage_rollup,
 	NULL,
 };
 
