@@ -32,11 +32,11 @@
 #define IG_SOURCE_DIR "."
 #endif
 
-#define C1 "1111111111111111111111111111111111111111111111111111111111111111"
-#define C2 "2222222222222222222222222222222222222222222222222222222222222222"
-#define C3 "3333333333333333333333333333333333333333333333333333333333333333"
-#define UID1 "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
-#define UID1_ "0a1b2c3d_4e5f_4a6b_8c7d_9e0f1a2b3c4d"
+#define C1 "a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1"
+#define C2 "b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2"
+#define C3 "c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3"
+#define UID1 "5d6e7f80-9a0b-4c1d-8e2f-3a4b5c6d7e8f"
+#define UID1_ "5d6e7f80_9a0b_4c1d_8e2f_3a4b5c6d7e8f"
 #define UID2 "1b2c3d4e-5f60-4b7c-9d8e-0f1a2b3c4d5e"
 #define UID2_ "1b2c3d4e_5f60_4b7c_9d8e_0f1a2b3c4d5e"
 #define UID3 "2c3d4e5f-6071-4c8d-8e9f-1a2b3c4d5e6f"
@@ -50,6 +50,8 @@ static void pod_json(char *buf, size_t n, const char *name, const char *uid, con
 		     const char *owner_kind, const char *owner_name, const char *hash,
 		     const char *cid_uri)
 {
+	/* only the web pod (UID1) has C3 as its init container: ids are unique */
+	const char *init_cid = strcmp(uid, UID1) == 0 ? C3 : "";
 	char owner[512] = "", labels[256];
 
 	if (owner_kind)
@@ -70,10 +72,10 @@ static void pod_json(char *buf, size_t n, const char *name, const char *uid, con
 		"\"spec\":{\"nodeName\":\"%s\",\"containers\":[{\"name\":\"app\","
 		"\"image\":\"nginx:1.25\"}]},\"status\":{\"phase\":\"Running\","
 		"\"initContainerStatuses\":[{\"name\":\"init\",\"image\":\"busybox:1.36\","
-		"\"containerID\":\"containerd://" C3 "\"}],"
+		"\"containerID\":\"containerd://%s\"}],"
 		"\"containerStatuses\":[{\"name\":\"app\",\"image\":\"docker.io/library/nginx:1.25\","
 		"\"containerID\":\"%s\"},{\"name\":\"waiting\",\"image\":\"redis:7\"}]}}",
-		name, uid, labels, owner, node, cid_uri);
+		name, uid, labels, owner, node, init_cid, cid_uri);
 }
 
 static struct ig_strlist allow_list(void)
@@ -951,10 +953,12 @@ static void test_events_carry_pod_metadata_and_follow_pods_added_and_deleted(voi
 	struct ig_record *r = calloc(1, sizeof(*r));
 	struct ig_err err;
 	char pod[4096], tok[PATH_MAX], ca[PATH_MAX];
-	const char *dir1 = "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" UID1_
-			   ".slice/cri-containerd-" C1 ".scope";
-	const char *dir2 = "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" UID2_
-			   ".slice/crio-" C2 ".scope";
+	/* below a prefix, as on a kind/minikube node, so that this test and
+	 * test_cgroup_cache never share a directory when run in parallel */
+	const char *dir1 = "/ig-test-k8s/kubepods.slice/kubepods-burstable.slice/"
+			   "kubepods-burstable-pod" UID1_ ".slice/cri-containerd-" C1 ".scope";
+	const char *dir2 = "/ig-test-k8s/kubepods.slice/kubepods-besteffort.slice/"
+			   "kubepods-besteffort-pod" UID2_ ".slice/crio-" C2 ".scope";
 	const char *dir3 = "/ig-rootless.slice/cri-containerd-" C3 ".scope";
 	uint64_t id1, id2, id3;
 	bool cg2;
