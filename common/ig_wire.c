@@ -84,6 +84,9 @@ static int pk_key(msgpack_packer *pk, const char *k)
 	return msgpack_pack_str_with_body(pk, k, strlen(k));
 }
 
+/* A key that is a string literal: its length is known at compile time. */
+#define PK_KEY(pk, lit) msgpack_pack_str_with_body(pk, lit, sizeof(lit) - 1)
+
 /* A signed-format integer of the smallest width: see the top comment. */
 static int pk_signed(msgpack_packer *pk, int64_t v)
 {
@@ -165,7 +168,7 @@ static int pack_identity(msgpack_packer *pk, const struct ig_identity *id)
 		rv |= pk_str(pk, ig_wire_id_get(id, i));
 	}
 	if (id->nlabels) {
-		rv |= pk_key(pk, "lbl");
+		rv |= PK_KEY(pk, "lbl");
 		rv |= msgpack_pack_map(pk, id->nlabels);
 		for (uint32_t i = 0; i < id->nlabels; i++) {
 			rv |= pk_str(pk, id->labels[i].key);
@@ -211,31 +214,31 @@ int ig_wire_enc_add(struct ig_wire_enc *e, const struct ig_record *r)
 	if (rv < 0)
 		return rv;
 	rv = msgpack_pack_map(pk, 11 + id);
-	rv |= pk_key(pk, "k");
+	rv |= PK_KEY(pk, "k");
 	rv |= pk_str(pk, r->kind);
-	rv |= pk_key(pk, "p");
+	rv |= PK_KEY(pk, "p");
 	rv |= pk_str(pk, r->probe);
-	rv |= pk_key(pk, "ts");
+	rv |= PK_KEY(pk, "ts");
 	rv |= msgpack_pack_uint64(pk, r->ts_ns);
-	rv |= pk_key(pk, "pid");
+	rv |= PK_KEY(pk, "pid");
 	rv |= msgpack_pack_uint32(pk, r->pid);
-	rv |= pk_key(pk, "tid");
+	rv |= PK_KEY(pk, "tid");
 	rv |= msgpack_pack_uint32(pk, r->tid);
-	rv |= pk_key(pk, "ppid");
+	rv |= PK_KEY(pk, "ppid");
 	rv |= msgpack_pack_uint32(pk, r->ppid);
-	rv |= pk_key(pk, "uid");
+	rv |= PK_KEY(pk, "uid");
 	rv |= msgpack_pack_uint32(pk, r->uid);
-	rv |= pk_key(pk, "gid");
+	rv |= PK_KEY(pk, "gid");
 	rv |= msgpack_pack_uint32(pk, r->gid);
-	rv |= pk_key(pk, "comm");
+	rv |= PK_KEY(pk, "comm");
 	rv |= pk_str(pk, r->comm);
-	rv |= pk_key(pk, "cg");
+	rv |= PK_KEY(pk, "cg");
 	rv |= msgpack_pack_uint64(pk, r->cgroup_id);
 	if (id) {
-		rv |= pk_key(pk, "id");
+		rv |= PK_KEY(pk, "id");
 		rv |= pack_identity(pk, &r->id);
 	}
-	rv |= pk_key(pk, "f");
+	rv |= PK_KEY(pk, "f");
 	rv |= pack_fields(pk, r);
 	if (rv) {
 		e->sb.size = mark; /* drop the partial record */
@@ -265,25 +268,25 @@ int ig_wire_enc_finish(struct ig_wire_enc *e, const struct ig_envelope_hdr *hdr,
 	rv |= msgpack_pack_map(&pk, 8);
 	/* v first: a decoder learns the version before anything else. A
 	 * non-zero hdr->v is kept so tests can build other versions. */
-	rv |= pk_key(&pk, "v");
+	rv |= PK_KEY(&pk, "v");
 	rv |= msgpack_pack_uint32(&pk, hdr->v ? hdr->v : IG_WIRE_VERSION);
-	rv |= pk_key(&pk, "agent_id");
+	rv |= PK_KEY(&pk, "agent_id");
 	rv |= pk_str(&pk, hdr->agent_id);
-	rv |= pk_key(&pk, "node");
+	rv |= PK_KEY(&pk, "node");
 	rv |= pk_str(&pk, hdr->node);
-	rv |= pk_key(&pk, "boot_id");
+	rv |= PK_KEY(&pk, "boot_id");
 	rv |= msgpack_pack_uint64(&pk, hdr->boot_id);
-	rv |= pk_key(&pk, "seq");
+	rv |= PK_KEY(&pk, "seq");
 	rv |= msgpack_pack_uint64(&pk, hdr->seq);
-	rv |= pk_key(&pk, "sent_ns");
+	rv |= PK_KEY(&pk, "sent_ns");
 	rv |= msgpack_pack_uint64(&pk, hdr->sent_ns);
-	rv |= pk_key(&pk, "lost");
+	rv |= PK_KEY(&pk, "lost");
 	rv |= msgpack_pack_map(&pk, hdr->nlost);
 	for (uint32_t i = 0; i < hdr->nlost; i++) {
 		rv |= pk_str(&pk, hdr->lost[i].cause);
 		rv |= msgpack_pack_uint64(&pk, hdr->lost[i].count);
 	}
-	rv |= pk_key(&pk, "records");
+	rv |= PK_KEY(&pk, "records");
 	rv |= msgpack_pack_array(&pk, e->n);
 	out = rv ? NULL : malloc(sb.size + e->sb.size);
 	if (!out) {
@@ -319,13 +322,13 @@ int ig_wire_ack_encode(uint64_t seq, enum ig_ack_status st, const char *errmsg, 
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	rv |= msgpack_pack_map(&pk, 4);
-	rv |= pk_key(&pk, "v");
+	rv |= PK_KEY(&pk, "v");
 	rv |= msgpack_pack_uint32(&pk, IG_WIRE_VERSION);
-	rv |= pk_key(&pk, "seq");
+	rv |= PK_KEY(&pk, "seq");
 	rv |= msgpack_pack_uint64(&pk, seq);
-	rv |= pk_key(&pk, "st");
+	rv |= PK_KEY(&pk, "st");
 	rv |= msgpack_pack_uint32(&pk, (uint32_t)st);
-	rv |= pk_key(&pk, "err");
+	rv |= PK_KEY(&pk, "err");
 	rv |= msgpack_pack_str_with_body(&pk, errmsg ? errmsg : "", elen);
 	if (rv) {
 		msgpack_sbuffer_destroy(&sb);

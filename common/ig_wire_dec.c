@@ -293,9 +293,13 @@ static int want(struct vctx *c, enum want w, struct ig_mp_val *v, unsigned depth
 
 static bool key_is(const struct ig_mp_val *k, const char *name)
 {
-	size_t n = strlen(name);
+	uint32_t i;
 
-	return k->s.len == n && !memcmp(k->s.ptr, name, n);
+	/* No strlen: keys are short and most differ in the first byte. */
+	for (i = 0; i < k->s.len; i++)
+		if (!name[i] || name[i] != k->s.ptr[i])
+			return false;
+	return name[i] == '\0';
 }
 
 static bool same_str(const struct ig_mp_val *a, const struct ig_mp_val *b)
@@ -308,9 +312,17 @@ struct kmap {
 	const char *const *names; /* known keys */
 	int nnames;
 	uint32_t seen;		  /* bit per known key */
-	struct ig_mp_val unknown[IG_WIRE_MAX_UNKNOWN];
 	uint32_t nunknown;
+	struct ig_mp_val unknown[IG_WIRE_MAX_UNKNOWN]; /* [0, nunknown) in use */
 };
+
+static void kmap_init(struct kmap *km, const char *const *names, int nnames)
+{
+	km->names = names;
+	km->nnames = nnames;
+	km->seen = 0;
+	km->nunknown = 0;
+}
 
 /* Reads the next key of a map at `depth`. Returns the known key's index,
  * -1 when the key was bad or unknown (handled: reported or skipped with its
@@ -442,10 +454,11 @@ static const char *const id_keys[IG_WIRE_ID_NSTR + 1] = { "scope", "rt", "cid", 
 
 static int check_identity(struct vctx *c, unsigned depth)
 {
-	struct kmap km = { .names = id_keys, .nnames = IG_WIRE_ID_NSTR + 1 };
+	struct kmap km;
 	struct ig_mp_val m, v;
 	int rv, i;
 
+	kmap_init(&km, id_keys, IG_WIRE_ID_NSTR + 1);
 	rv = want(c, W_MAP, &m, depth - 1);
 	if (rv <= 0)
 		return rv;
@@ -480,10 +493,11 @@ static const char *const rec_keys[R_N] = { "k",	  "p",	 "ts",	 "pid", "tid", "pp
 
 static int check_record(struct vctx *c, unsigned depth)
 {
-	struct kmap km = { .names = rec_keys, .nnames = R_N };
+	struct kmap km;
 	struct ig_mp_val m, v;
 	int rv, i;
 
+	kmap_init(&km, rec_keys, R_N);
 	c->key = NULL;
 	c->need = 0;
 	rv = want(c, W_MAP, &m, depth - 1);
@@ -617,8 +631,8 @@ static int check_records(struct vctx *c, struct ig_envelope_hdr *h, size_t *firs
 	if (rv <= 0)
 		return rv;
 	if (a.n > c->d->lim.max_records) {
-		verr(c, "%u records, more than the limit of %u (aggregator.max_records; lower "
-			"the agent's batch_max_records)",
+		verr(c, "%u records, more than the limit of %u (lower the agent's "
+			"agent.batch_max_records)",
 		     a.n, c->d->lim.max_records);
 		return -EBADMSG;
 	}
@@ -637,10 +651,11 @@ static int check_records(struct vctx *c, struct ig_envelope_hdr *h, size_t *firs
 
 static int check_envelope(struct vctx *c, struct ig_envelope_hdr *h, size_t *first)
 {
-	struct kmap km = { .names = env_keys, .nnames = E_N };
+	struct kmap km;
 	struct ig_mp_val m, v;
 	int rv, i;
 
+	kmap_init(&km, env_keys, E_N);
 	rv = rd(c, &m);
 	if (rv < 0)
 		return rv;
@@ -745,7 +760,8 @@ int ig_wire_decode(struct ig_wire_dec *d, const void *buf, size_t len, struct ig
 	}
 	if (len > d->lim.max_msg_bytes) {
 		ig_err_add(err, "envelope: %zu bytes, more than the limit of %zu "
-				"(aggregator.max_msg_bytes; or lower the agent's batch size)",
+				"(raise aggregator.max_msg_bytes, or lower the agent's "
+				"agent.batch_max_records)",
 			   len, d->lim.max_msg_bytes);
 		return -EBADMSG;
 	}
