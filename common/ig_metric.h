@@ -50,7 +50,8 @@ const char *ig_metric_kind_name(enum ig_metric_kind k);
 void ig_metric_reset(struct ig_metric *m);
 const char *ig_metric_strndup(struct ig_metric *m, const char *s, size_t len);
 const char *ig_metric_strdup(struct ig_metric *m, const char *s);
-/* Appends a tag (key and val must outlive m; use ig_metric_strdup). -ENOSPC when full. */
+/* Appends a tag (key and val must outlive m; use ig_metric_strdup). -ENOSPC when full,
+ * -EINVAL when key or val is NULL. */
 int ig_metric_add_tag(struct ig_metric *m, const char *key, const char *val, enum ig_tag_type type);
 /* NULL when absent. */
 const char *ig_metric_tag(const struct ig_metric *m, const char *key);
@@ -60,10 +61,14 @@ void ig_metric_del_tag(struct ig_metric *m, uint32_t i);
  * namespace, pod, container, container_id, runtime, image, owner_kind,
  * owner_name, pod_uid, label_<k> per label, process (comm), pid, tid, ppid,
  * uid, gid, cgroup_id, then every body field by its key. Absent identity
- * members produce no tag. -ENOSPC if the tags did not all fit (the metric
- * holds those that did). */
+ * members (and a NULL node or comm) produce no tag. Numbers are rendered in
+ * m's arena and typed IG_TAG_NUM; string values point into r. -ENOSPC if the
+ * tags did not all fit (IG_MAX_TAGS or the arena): the metric then holds the
+ * tags before the first that did not. */
 int ig_metric_from_record(struct ig_metric *m, const struct ig_record *r);
-/* Copies src into dst, re-homing every string into dst's arena. */
+/* Copies src into dst, re-homing every string (name, set_member, tag keys
+ * and values) into dst's arena; rec is copied as is. -ENOSPC when they do
+ * not fit (dst then holds the tags that did). dst == src does nothing. */
 int ig_metric_copy(struct ig_metric *dst, const struct ig_metric *src);
 
 #endif

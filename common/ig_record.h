@@ -81,13 +81,16 @@ const char *ig_record_strndup(struct ig_record *r, const char *s, size_t len);
 const char *ig_record_strdup(struct ig_record *r, const char *s);
 /* Add a body field; key must outlive the record (static, or from
  * ig_record_strdup). -ENOSPC when IG_MAX_FIELDS are used or the string does
- * not fit; the record is unchanged then. add_str copies the value. */
+ * not fit, -EINVAL when key is NULL; the record is unchanged then. add_str
+ * copies the value (NULL is taken as ""). Keys are not checked for
+ * duplicates here; the wire encoder refuses records that have them. */
 int ig_record_add_str(struct ig_record *r, const char *key, const char *val, size_t len);
 int ig_record_add_int(struct ig_record *r, const char *key, int64_t v);
 int ig_record_add_uint(struct ig_record *r, const char *key, uint64_t v);
 /* NULL when absent. */
 const struct ig_field *ig_record_field(const struct ig_record *r, const char *key);
-/* Adds a pod label (copied); -ENOSPC when full. */
+/* Adds a pod label (key and value copied; NULL value = ""); -ENOSPC when
+ * full or out of arena (nothing kept), -EINVAL when key is NULL. */
 int ig_record_add_label(struct ig_record *r, const char *key, const char *val);
 
 #endif
