@@ -81,8 +81,12 @@ int main(int argc, char **argv)
 	 * would hand them over; fill() is cheap next to encoding. */
 	t0 = now_s();
 	for (long k = 0; k < nenv; k++) {
-		struct ig_envelope_hdr h = { .v = IG_WIRE_VERSION, .agent_id = "bench", .node = "n1",
-					     .boot_id = 1, .seq = (uint64_t)k + 1, .sent_ns = 1 };
+		struct ig_envelope_hdr h = { .v = IG_WIRE_VERSION,
+					     .agent_id = "bench",
+					     .node = "n1",
+					     .boot_id = 1,
+					     .seq = (uint64_t)k + 1,
+					     .sent_ns = 1 };
 		ig_wire_enc_reset(e);
 		for (int i = 0; i < BATCH && done < total; i++, done++) {
 			fill(r, (unsigned)done);

@@ -115,8 +115,7 @@ static int check_record(const struct ig_record *r)
 	size_t need = 0;
 	bool ok = true;
 
-	if (!r->kind || !r->kind[0] || r->nfields > IG_MAX_FIELDS ||
-	    r->id.nlabels > IG_MAX_LABELS)
+	if (!r->kind || !r->kind[0] || r->nfields > IG_MAX_FIELDS || r->id.nlabels > IG_MAX_LABELS)
 		return -EINVAL;
 	ok &= str_ok(r->kind, &need);
 	ok &= str_ok(r->probe, &need);
@@ -399,7 +398,8 @@ static int ack_parse(const void *buf, size_t len, uint64_t *seq, enum ig_ack_sta
 		else
 			status = x;
 	}
-	if (ig_mp_left(&mp) != 0 || (seen & (ACK_V | ACK_SEQ | ACK_ST)) != (ACK_V | ACK_SEQ | ACK_ST))
+	if (ig_mp_left(&mp) != 0 ||
+	    (seen & (ACK_V | ACK_SEQ | ACK_ST)) != (ACK_V | ACK_SEQ | ACK_ST))
 		return -EBADMSG;
 	if (ver != IG_WIRE_VERSION || status > IG_ACK_REJECTED)
 		return -EBADMSG;

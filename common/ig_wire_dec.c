@@ -41,7 +41,7 @@ struct ig_wire_dec {
 	size_t pool_cap, pool_used;
 	const char *node;
 	struct ig_mp it; /* at the next record */
-	uint32_t left;	 /* records not yet returned */
+	uint32_t left; /* records not yet returned */
 	struct ig_err tmp;
 };
 
@@ -155,14 +155,14 @@ static int type_err(struct vctx *c)
 static int structural(struct vctx *c, int rv)
 {
 	if (rv == -ENODATA)
-		verr(c, "the envelope ends inside this value (at byte %zu of %zu): truncated "
-			"message",
+		verr(c,
+		     "the envelope ends inside this value (at byte %zu of %zu): truncated "
+		     "message",
 		     ig_mp_pos(&c->mp), ig_mp_pos(&c->mp) + ig_mp_left(&c->mp));
 	else if (rv == -ELOOP)
 		verr(c, "values nested deeper than %d levels", IG_WIRE_MAX_DEPTH);
 	else
-		verr(c, "invalid msgpack (byte 0x%02x at offset %zu)", *c->mp.p,
-		     ig_mp_pos(&c->mp));
+		verr(c, "invalid msgpack (byte 0x%02x at offset %zu)", *c->mp.p, ig_mp_pos(&c->mp));
 	return -EBADMSG;
 }
 
@@ -311,7 +311,7 @@ static bool same_str(const struct ig_mp_val *a, const struct ig_mp_val *b)
 struct kmap {
 	const char *const *names; /* known keys */
 	int nnames;
-	uint32_t seen;		  /* bit per known key */
+	uint32_t seen; /* bit per known key */
 	uint32_t nunknown;
 	struct ig_mp_val unknown[IG_WIRE_MAX_UNKNOWN]; /* [0, nunknown) in use */
 };
@@ -449,8 +449,9 @@ static int check_dict(struct vctx *c, const struct ig_mp_val *map, uint32_t max,
 }
 
 /* The keys of "id": ig_wire_id_members' order, then the labels. */
-static const char *const id_keys[IG_WIRE_ID_NSTR + 1] = { "scope", "rt", "cid", "puid", "pod", "ns",
-				       "ctr",	"img", "ok",  "on",   "cgp", "lbl" };
+static const char *const id_keys[IG_WIRE_ID_NSTR + 1] = { "scope", "rt", "cid", "puid",
+							  "pod",   "ns", "ctr", "img",
+							  "ok",	   "on", "cgp", "lbl" };
 
 static int check_identity(struct vctx *c, unsigned depth)
 {
@@ -631,8 +632,9 @@ static int check_records(struct vctx *c, struct ig_envelope_hdr *h, size_t *firs
 	if (rv <= 0)
 		return rv;
 	if (a.n > c->d->lim.max_records) {
-		verr(c, "%u records, more than the limit of %u (lower the agent's "
-			"agent.batch_max_records)",
+		verr(c,
+		     "%u records, more than the limit of %u (lower the agent's "
+		     "agent.batch_max_records)",
 		     a.n, c->d->lim.max_records);
 		return -EBADMSG;
 	}
@@ -759,9 +761,10 @@ int ig_wire_decode(struct ig_wire_dec *d, const void *buf, size_t len, struct ig
 		return -EBADMSG;
 	}
 	if (len > d->lim.max_msg_bytes) {
-		ig_err_add(err, "envelope: %zu bytes, more than the limit of %zu "
-				"(raise aggregator.max_msg_bytes, or lower the agent's "
-				"agent.batch_max_records)",
+		ig_err_add(err,
+			   "envelope: %zu bytes, more than the limit of %zu "
+			   "(raise aggregator.max_msg_bytes, or lower the agent's "
+			   "agent.batch_max_records)",
 			   len, d->lim.max_msg_bytes);
 		return -EBADMSG;
 	}
@@ -779,8 +782,9 @@ int ig_wire_decode(struct ig_wire_dec *d, const void *buf, size_t len, struct ig
 	ig_mp_init(&c.mp, d->buf, len);
 	rv = check_envelope(&c, hdr, &first);
 	if (c.version_bad) {
-		ig_err_add(err, "v: wire version %llu is not supported (this aggregator speaks "
-				"version %d); run agents and aggregators of matching versions",
+		ig_err_add(err,
+			   "v: wire version %llu is not supported (this aggregator speaks "
+			   "version %d); run agents and aggregators of matching versions",
 			   (unsigned long long)c.version, IG_WIRE_VERSION);
 		return -EBADMSG;
 	}

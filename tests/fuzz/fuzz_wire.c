@@ -36,8 +36,7 @@ static void same_record(const struct ig_record *a, const struct ig_record *b)
 	check(a->ts_ns == b->ts_ns && a->pid == b->pid && a->tid == b->tid && a->ppid == b->ppid &&
 	      a->uid == b->uid && a->gid == b->gid && a->cgroup_id == b->cgroup_id);
 	check(same_str(a->id.scope, b->id.scope) && same_str(a->id.pod_name, b->id.pod_name) &&
-	      same_str(a->id.cgroup_path, b->id.cgroup_path) &&
-	      same_str(a->id.image, b->id.image));
+	      same_str(a->id.cgroup_path, b->id.cgroup_path) && same_str(a->id.image, b->id.image));
 	check(a->id.nlabels == b->id.nlabels && a->nfields == b->nfields);
 	for (uint32_t i = 0; i < a->id.nlabels; i++)
 		check(same_str(a->id.labels[i].key, b->id.labels[i].key) &&

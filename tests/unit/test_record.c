@@ -261,8 +261,8 @@ static void test_metric_tags_follow_the_documented_order(void **state)
 
 static void test_absent_identity_members_make_no_tag(void **state)
 {
-	static const char *const want[] = { "process", "pid", "tid", "ppid", "uid", "gid",
-					    "cgroup_id", "ret" };
+	static const char *const want[] = { "process", "pid", "tid",	   "ppid",
+					    "uid",     "gid", "cgroup_id", "ret" };
 	struct ig_record *r = rec_new();
 	struct ig_metric *m = metric_new();
 

@@ -555,8 +555,9 @@ static void test_string_over_max_str_is_rejected(void **state)
 
 	encode_n(1, &buf, &len); /* path "/etc/passwd.0" is 13 bytes */
 	assert_int_equal(decode(buf, len, &h, &err, &lim), -EBADMSG);
-	assert_non_null(strstr(ig_err_str(&err),
-			       "records[0].f.path: string of 13 bytes is longer than the limit of 12"));
+	assert_non_null(
+		strstr(ig_err_str(&err),
+		       "records[0].f.path: string of 13 bytes is longer than the limit of 12"));
 	free(buf);
 }
 
@@ -965,22 +966,32 @@ static void test_wrong_type_for_each_key_is_rejected_naming_it(void **state)
 		{ "records[0].p", N_NIL, "records[0].p: expected a string, got nil" },
 		{ "records[0].ts", N_STR, "records[0].ts: expected an unsigned 64-bit integer" },
 		{ "records[0].pid", N_STR, "records[0].pid: expected an unsigned 32-bit integer" },
-		{ "records[0].tid", N_MAP, "records[0].tid: expected an unsigned 32-bit integer, got a map" },
-		{ "records[0].ppid", N_INT, "records[0].ppid: expected an unsigned 32-bit integer, got -7" },
-		{ "records[0].uid", N_BIN, "records[0].uid: expected an unsigned 32-bit integer, got binary data" },
-		{ "records[1].gid", N_FLOAT, "records[1].gid: expected an unsigned 32-bit integer" },
+		{ "records[0].tid", N_MAP,
+		  "records[0].tid: expected an unsigned 32-bit integer, got a map" },
+		{ "records[0].ppid", N_INT,
+		  "records[0].ppid: expected an unsigned 32-bit integer, got -7" },
+		{ "records[0].uid", N_BIN,
+		  "records[0].uid: expected an unsigned 32-bit integer, got binary data" },
+		{ "records[1].gid", N_FLOAT,
+		  "records[1].gid: expected an unsigned 32-bit integer" },
 		{ "records[0].comm", N_BIN, "records[0].comm: expected a string, got binary data" },
-		{ "records[0].cg", N_ARR, "records[0].cg: expected an unsigned 64-bit integer, got an array" },
+		{ "records[0].cg", N_ARR,
+		  "records[0].cg: expected an unsigned 64-bit integer, got an array" },
 		{ "records[0].id", N_STR, "records[0].id: expected a map, got a string" },
 		{ "records[0].id.scope", N_UINT, "records[0].id.scope: expected a string, got 7" },
 		{ "records[0].id.pod", N_MAP, "records[0].id.pod: expected a string, got a map" },
 		{ "records[0].id.lbl", N_ARR, "records[0].id.lbl: expected a map, got an array" },
-		{ "records[0].id.lbl.app", N_UINT, "records[0].id.lbl.app: expected a string, got 7" },
+		{ "records[0].id.lbl.app", N_UINT,
+		  "records[0].id.lbl.app: expected a string, got 7" },
 		{ "records[0].f", N_ARR, "records[0].f: expected a map, got an array" },
-		{ "records[1].f.path", N_ARR, "records[1].f.path: expected a string or an integer, got an array" },
-		{ "records[0].f.ret", N_MAP, "records[0].f.ret: expected a string or an integer, got a map" },
-		{ "records[0].f.flags", N_NIL, "records[0].f.flags: expected a string or an integer, got nil" },
-		{ "records[0].f.path", N_FLOAT, "records[0].f.path: expected a string or an integer, got a float" },
+		{ "records[1].f.path", N_ARR,
+		  "records[1].f.path: expected a string or an integer, got an array" },
+		{ "records[0].f.ret", N_MAP,
+		  "records[0].f.ret: expected a string or an integer, got a map" },
+		{ "records[0].f.flags", N_NIL,
+		  "records[0].f.flags: expected a string or an integer, got nil" },
+		{ "records[0].f.path", N_FLOAT,
+		  "records[0].f.path: expected a string or an integer, got a float" },
 	};
 
 	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
@@ -1034,10 +1045,10 @@ static void test_signed_format_with_non_negative_value_is_accepted_for_unsigned_
 
 static void test_missing_required_keys_are_rejected(void **state)
 {
-	static const char *const env[] = { "v", "agent_id", "node", "boot_id", "seq", "sent_ns",
-					   "lost", "records" };
-	static const char *const rec[] = { "k", "p", "ts", "pid", "tid", "ppid", "uid", "gid",
-					   "comm", "cg", "f" };
+	static const char *const env[] = { "v",	  "agent_id", "node", "boot_id",
+					   "seq", "sent_ns",  "lost", "records" };
+	static const char *const rec[] = { "k",	  "p",	 "ts",	 "pid", "tid", "ppid",
+					   "uid", "gid", "comm", "cg",	"f" };
 	char path[64], msg[96];
 
 	for (size_t i = 0; i < sizeof(env) / sizeof(env[0]); i++) {
@@ -1094,7 +1105,8 @@ static void test_duplicate_keys_are_rejected_at_every_level(void **state)
 
 static void test_nul_in_any_string_is_rejected(void **state)
 {
-	static const char *const paths[] = { "agent_id", "node", "records[0].k", "records[0].comm",
+	static const char *const paths[] = { "agent_id",	  "node",
+					     "records[0].k",	  "records[0].comm",
 					     "records[1].id.pod", "records[0].id.lbl.app",
 					     "records[0].f.path" };
 	char msg[96];
@@ -1346,7 +1358,8 @@ static void test_ack_roundtrip_for_every_status(void **state)
 		char msg[64];
 
 		assert_int_equal(ig_wire_ack_encode(UINT64_MAX - i, sts[i],
-						    i == 2 ? "records[0].k: bad" : NULL, &buf, &len),
+						    i == 2 ? "records[0].k: bad" : NULL, &buf,
+						    &len),
 				 0);
 		assert_int_equal(ig_wire_ack_decode(buf, len, &seq, &st, msg, sizeof(msg)), 0);
 		assert_true(seq == UINT64_MAX - i);
@@ -1493,16 +1506,16 @@ static void test_truncated_or_padded_acks_are_rejected(void **state)
 static void test_reader_keeps_integer_signedness_and_widths(void **state)
 {
 	static const uint8_t b[] = {
-		0x05,			  /* positive fixint */
-		0xe0,			  /* negative fixint -32 */
-		0xcc, 0xff,		  /* uint8 255 */
-		0xd0, 0x05,		  /* int8 5: signed format */
-		0xd1, 0xff, 0x00,	  /* int16 -256 */
+		0x05, /* positive fixint */
+		0xe0, /* negative fixint -32 */
+		0xcc, 0xff, /* uint8 255 */
+		0xd0, 0x05, /* int8 5: signed format */
+		0xd1, 0xff, 0x00, /* int16 -256 */
 		0xce, 0xff, 0xff, 0xff, 0xff, /* uint32 */
-		0xd3, 0x80, 0, 0, 0, 0, 0, 0, 0, /* int64 min */
-		0xc3,			  /* true */
-		0xd4, 0x01, 0x02,	  /* fixext1 */
-		0xca, 0x3f, 0xc0, 0, 0,	  /* float32 1.5 */
+		0xd3, 0x80, 0,	  0,	0,    0, 0, 0, 0, /* int64 min */
+		0xc3, /* true */
+		0xd4, 0x01, 0x02, /* fixext1 */
+		0xca, 0x3f, 0xc0, 0,	0, /* float32 1.5 */
 	};
 	struct ig_mp mp;
 	struct ig_mp_val v;
@@ -1558,7 +1571,8 @@ int main(void)
 		cmocka_unit_test(test_hand_built_envelope_is_accepted),
 		cmocka_unit_test(test_wrong_type_for_each_key_is_rejected_naming_it),
 		cmocka_unit_test(test_u32_fields_reject_values_above_uint32_max),
-		cmocka_unit_test(test_signed_format_with_non_negative_value_is_accepted_for_unsigned_keys),
+		cmocka_unit_test(
+			test_signed_format_with_non_negative_value_is_accepted_for_unsigned_keys),
 		cmocka_unit_test(test_missing_required_keys_are_rejected),
 		cmocka_unit_test(test_identity_is_optional),
 		cmocka_unit_test(test_duplicate_keys_are_rejected_at_every_level),
