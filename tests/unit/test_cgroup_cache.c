@@ -29,7 +29,10 @@
 
 #include "cgroup_cache.h"
 #include "identity.h"
+#include "ig_log.h"
 #include "ig_time.h"
+#include "probe.h"
+#include "sysprep.h"
 
 /* ---------------------------------------------------------------- cache */
 
@@ -609,6 +612,218 @@ static void test_real_kubelet_hierarchies_resolve_for_processes_inside(void **st
 	free(r);
 }
 
+/* ------------------------------------ file events from inside containers */
+
+struct fe_seen {
+	pid_t pid;
+	uint64_t cgid;
+	char path[PATH_MAX];
+	struct {
+		char scope[16], runtime[16], cid[80], puid[64], cgp[512];
+	} id;
+};
+
+static struct {
+	struct ig_ident *id;
+	pid_t pids[NLAYOUTS];
+	int npids;
+	struct fe_seen v[64];
+	int n;
+} fe;
+
+static void cp(char *dst, size_t n, const char *s)
+{
+	snprintf(dst, n, "%s", s ? s : "");
+}
+
+/* The agent's sink, cut down: enrich, then keep what the test needs. */
+static void fe_emit(void *ctx, struct ig_record *r)
+{
+	const struct ig_field *f = ig_record_field(r, "path");
+	struct fe_seen *s;
+
+	(void)ctx;
+	for (int i = 0; i < fe.npids; i++) {
+		if ((pid_t)r->pid != fe.pids[i] || fe.n >= 64)
+			continue;
+		ig_ident_fill(fe.id, r);
+		s = &fe.v[fe.n++];
+		s->pid = (pid_t)r->pid;
+		s->cgid = r->cgroup_id;
+		cp(s->path, sizeof(s->path), f ? f->s : NULL);
+		cp(s->id.scope, sizeof(s->id.scope), r->id.scope);
+		cp(s->id.runtime, sizeof(s->id.runtime), r->id.runtime);
+		cp(s->id.cid, sizeof(s->id.cid), r->id.container_id);
+		cp(s->id.puid, sizeof(s->id.puid), r->id.pod_uid);
+		cp(s->id.cgp, sizeof(s->id.cgp), r->id.cgroup_path);
+	}
+}
+
+static const struct fe_seen *fe_find(pid_t pid, const char *path)
+{
+	for (int i = 0; i < fe.n; i++)
+		if (fe.v[i].pid == pid && strcmp(fe.v[i].path, path) == 0)
+			return &fe.v[i];
+	return NULL;
+}
+
+static void *g_probe;
+static char g_watched[PATH_MAX];
+
+static int files_teardown(void **state)
+{
+	char cmd[PATH_MAX + 16];
+
+	if (g_probe)
+		ig_probe_files_ops.close(g_probe);
+	g_probe = NULL;
+	if (fe.id)
+		ig_ident_free(fe.id);
+	fe.id = NULL;
+	if (g_watched[0]) {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_watched);
+		if (system(cmd) != 0)
+			fprintf(stderr, "warning: could not remove %s\n", g_watched);
+		g_watched[0] = '\0';
+	}
+	return real_teardown(state);
+}
+
+static const char *nn(const char *s)
+{
+	return s ? s : "";
+}
+
+/* A process in each kubelet-, docker-, podman-shaped cgroup opens a file;
+ * the files probe reports it with the kernel's cgroup id, and the identity
+ * stamped on the record is that container's. */
+static void test_file_events_from_inside_containers_carry_their_identity(void **state)
+{
+	struct real *rl = &g_real;
+	struct ig_kube_conf kc = kube_off();
+	struct ig_files_conf fc;
+	struct ig_agent_conf ac;
+	struct ig_sink sink = { fe_emit, NULL };
+	struct ig_err err;
+	char tmpl[] = "/tmp/ig_idfiles_XXXXXX", *dirs[1];
+	uint64_t ids[NLAYOUTS], end;
+	int go[NLAYOUTS][2];
+	bool cg2;
+
+	(void)state;
+	if (!need_root() || ig_cgroup_root_detect("auto", rl->root, sizeof(rl->root), &cg2) != 0 ||
+	    !cg2) {
+		if (geteuid() == 0)
+			fail_msg("root, but no cgroup v2 hierarchy");
+		skip();
+	}
+	memset(&fe, 0, sizeof(fe));
+	assert_non_null(mkdtemp(tmpl));
+	assert_non_null(realpath(tmpl, g_watched)); /* the kernel reports resolved paths */
+	memset(&ac, 0, sizeof(ac));
+	ac.ringbuf_bytes = 1 << 20;
+	ac.wakeup_records = 1;
+	ac.poll_interval_ns = 100 * IG_NSEC_PER_MSEC;
+	ac.mount_tracefs = ac.mount_bpffs = true;
+	ig_err_init(&err);
+	if (ig_sysprep(&ac, &err) < 0)
+		fail_msg("ig_sysprep: %s", ig_err_str(&err));
+	memset(&fc, 0, sizeof(fc));
+	dirs[0] = g_watched;
+	fc.c.enabled = true;
+	fc.monitor_dirs.n = 1;
+	fc.monitor_dirs.v = dirs;
+	if (ig_probe_files_ops.open(&g_probe, &fc, &ac, &sink, &err) < 0)
+		fail_msg("files probe: %s", ig_err_str(&err));
+	assert_int_equal(ig_ident_new(&fe.id, &kc, "node-a", "auto", &err), 0);
+
+	/* the containers start after the agent: found through inotify */
+	for (size_t i = 0; i < NLAYOUTS; i++) {
+		char path[PATH_MAX * 2];
+
+		real_mkdir(rl, layouts[i].dir);
+		snprintf(path, sizeof(path), "%s%s", rl->root, layouts[i].dir);
+		ids[i] = ino_of(path);
+	}
+	end = ig_mono_ns() + 5 * IG_NSEC_PER_SEC;
+	for (size_t known = 0; known < NLAYOUTS && ig_mono_ns() < end;) {
+		struct ig_record *r = new_record(0);
+
+		ig_ident_tick(fe.id, ig_mono_ns());
+		known = 0;
+		for (size_t i = 0; i < NLAYOUTS; i++) {
+			r->cgroup_id = ids[i];
+			ig_ident_fill(fe.id, r);
+			known += r->id.scope != NULL;
+		}
+		free(r);
+		usleep(10000);
+	}
+
+	/* each process moves into its container, then opens <watched>/<i> */
+	for (size_t i = 0; i < NLAYOUTS; i++) {
+		char procs[PATH_MAX * 2], line[32];
+		pid_t pid;
+		int fd;
+
+		assert_int_equal(pipe(go[i]), 0);
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			char c, file[PATH_MAX + 16];
+
+			close(go[i][1]);
+			if (read(go[i][0], &c, 1) != 1)
+				_exit(1);
+			snprintf(file, sizeof(file), "%s/%zu", g_watched, i);
+			fd = open(file, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+			_exit(fd < 0 ? 2 : 0);
+		}
+		close(go[i][0]);
+		rl->kids[rl->nkids++] = pid;
+		fe.pids[fe.npids++] = pid;
+		snprintf(procs, sizeof(procs), "%s%s/cgroup.procs", rl->root, layouts[i].dir);
+		fd = open(procs, O_WRONLY);
+		assert_true(fd >= 0);
+		snprintf(line, sizeof(line), "%d\n", (int)pid);
+		assert_true(write(fd, line, strlen(line)) > 0);
+		close(fd);
+		assert_int_equal(write(go[i][1], "g", 1), 1);
+		close(go[i][1]);
+	}
+	for (int i = 0; i < rl->nkids; i++) {
+		int st;
+
+		assert_int_equal(waitpid(rl->kids[i], &st, 0), rl->kids[i]);
+		assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	rl->nkids = 0;
+
+	end = ig_mono_ns() + 5 * IG_NSEC_PER_SEC;
+	while (fe.n < (int)NLAYOUTS && ig_mono_ns() < end) {
+		assert_true(ig_probe_files_ops.consume(g_probe) >= 0);
+		usleep(20000);
+	}
+	for (size_t i = 0; i < NLAYOUTS; i++) {
+		const struct layout *l = &layouts[i];
+		char file[PATH_MAX + 16];
+		const struct fe_seen *s;
+
+		snprintf(file, sizeof(file), "%s/%zu", g_watched, i);
+		s = fe_find(fe.pids[i], file);
+		if (!s)
+			fail_msg("%s: no file.open record for %s", l->dir, file);
+		if (s->cgid != ids[i])
+			fail_msg("%s: cgroup id %llu, directory inode %llu", l->dir,
+				 (unsigned long long)s->cgid, (unsigned long long)ids[i]);
+		if (strcmp(s->id.scope, l->scope) || strcmp(s->id.runtime, nn(l->runtime)) ||
+		    strcmp(s->id.cid, nn(l->container_id)) || strcmp(s->id.puid, nn(l->pod_uid)) ||
+		    strcmp(s->id.cgp, l->dir))
+			fail_msg("%s: got scope=%s runtime=%s container=%s pod=%s path=%s", l->dir,
+				 s->id.scope, s->id.runtime, s->id.cid, s->id.puid, s->id.cgp);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -622,8 +837,12 @@ int main(void)
 		cmocka_unit_test(test_identity_rejects_an_unusable_cgroup_root),
 		cmocka_unit_test_teardown(
 			test_real_kubelet_hierarchies_resolve_for_processes_inside, real_teardown),
+		cmocka_unit_test_teardown(
+			test_file_events_from_inside_containers_carry_their_identity,
+			files_teardown),
 	};
 
+	ig_log_init("test_cgroup_cache", IG_LOG_WARN, IG_LOG_LOGFMT);
 	ig_time_init();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
