@@ -357,7 +357,12 @@ static int next_key(struct vctx *c, struct kmap *km, unsigned depth)
 		km->seen |= 1u << i;
 		return i;
 	}
-	/* Unknown: skipped for forward compatibility, but bounded and unique. */
+	/* Unknown: skipped for forward compatibility, but bounded, unique, and
+	 * a string like any other. */
+	if (!str_ok(c, &k)) {
+		rv = skip_value(c, depth);
+		return rv < 0 ? rv : (type_err(c) < 0 ? -EBADMSG : -1);
+	}
 	for (uint32_t i = 0; i < km->nunknown; i++) {
 		if (same_str(&k, &km->unknown[i])) {
 			verr(c, "duplicate key");

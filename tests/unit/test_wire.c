@@ -1124,6 +1124,10 @@ static void test_nul_in_any_string_is_rejected(void **state)
 	e = std_envelope();
 	nput(nget(e, "lost"), nstrn("x\0", 2), nuint(1));
 	expect_reject(e, "string contains a NUL byte");
+	/* Even in the name of a key the decoder does not know. */
+	e = std_envelope();
+	nput(nget(e, "records[1]"), nstrn("new\0", 4), nuint(1));
+	expect_reject(e, "records[1].new?: string contains a NUL byte");
 }
 
 static void test_empty_kind_agent_id_and_keys_are_rejected(void **state)
