@@ -701,6 +701,7 @@ struct ig_k8s_client {
 	atomic_uint_fast64_t lists, restarts, relists, errors, events;
 	atomic_int last_http;
 	struct ig_ratelimit rl;
+	unsigned seed;
 };
 
 static void set_state(struct ig_k8s_client *c, enum ig_api_state s)
@@ -1111,7 +1112,8 @@ static void backoff(struct ig_k8s_client *c, uint64_t *cur)
 	*cur = *cur ? *cur * 2 : IG_K8S_BACKOFF_MIN_NS;
 	if (*cur > c->backoff_max_ns)
 		*cur = c->backoff_max_ns;
-	jitter = *cur / 5 ? (uint64_t)rand() % (*cur / 5) : 0;
+	/* per-agent jitter, so agents that lost the API together do not return together */
+	jitter = *cur / 5 ? (uint64_t)rand_r(&c->seed) % (*cur / 5) : 0;
 	set_state(c, IG_API_UNREACHABLE);
 	nap(c, *cur - *cur / 10 + jitter);
 }
@@ -1271,6 +1273,7 @@ int ig_k8s_client_new(struct ig_k8s_client **out, const struct ig_kube_conf *kc,
 	pthread_cond_init(&c->cv, &ca);
 	pthread_condattr_destroy(&ca);
 	c->rl.interval_ns = 30 * IG_NSEC_PER_SEC;
+	c->seed = (unsigned)(ig_wall_ns() ^ ((uint64_t)getpid() << 16));
 	ret = ig_k8s_target_resolve(kc, &c->t, err);
 	if (ret)
 		goto fail;
