@@ -236,8 +236,14 @@ static void watch_add(struct ig_ident *id, uint64_t cgid, const char *path)
 	}
 	snprintf(full, sizeof(full), "%s%s", id->root, strcmp(path, "/") ? path : "");
 	wd = inotify_add_watch(id->ino_fd, full, IG_INO_MASK);
-	if (wd < 0)
+	if (wd < 0) {
+		if (errno == ENOSPC && !id->watch_cap_logged)
+			ig_warn("inotify watch limit reached: new cgroups are found by the periodic "
+				"rescan and by lookups instead; raise fs.inotify.max_user_watches",
+				"watches=%zu", id->nwatches);
+		id->watch_cap_logged |= errno == ENOSPC;
 		return;
+	}
 	w = watch_by_wd(id, wd);
 	if (w) { /* already watched (same inode): refresh */
 		if (strcmp(w->path, path)) {
