@@ -217,33 +217,46 @@ static void select_variant(struct files_bpf *skel, bool btf)
 	}
 }
 
-/* tp_btf when the kernel runs it (one program pair for all syscalls,
- * measured cheaper per open than the perf-based syscall tracepoints);
- * INGRAIN_FILES_VARIANT=tracepoint|tp_btf overrides, for tests and
- * benchmarks. */
+/* Syscall tracepoints by default: they tax every other syscall about half
+ * as much as tp_btf sys_enter/sys_exit programs (which run for every
+ * syscall), and opens are a small share of a real workload's syscalls
+ * (docs/probes.md has the measurements). tp_btf when the syscall
+ * tracepoints are not available (tracefs missing). INGRAIN_FILES_VARIANT=
+ * tracepoint|tp_btf overrides, for tests, benchmarks and open-heavy nodes. */
 static int choose_variant(bool *btf, struct ig_err *err)
 {
 	const char *v = getenv("INGRAIN_FILES_VARIANT");
 
-	*btf = ig_bpf_has_tp_btf();
-	if (!v || !*v)
-		return 0;
-	if (strcmp(v, "tracepoint") == 0) {
+	if (v && strcmp(v, "tracepoint") == 0) {
 		*btf = false;
 		return 0;
 	}
-	if (strcmp(v, "tp_btf") == 0) {
-		if (*btf)
+	if (v && strcmp(v, "tp_btf") == 0) {
+		*btf = true;
+		if (ig_bpf_has_tp_btf())
 			return 0;
 		ig_err_add(err, "INGRAIN_FILES_VARIANT=tp_btf but this kernel cannot attach "
 				"tp_btf programs: unset it to use syscall tracepoints");
 		return -EOPNOTSUPP;
 	}
-	ig_err_add(err,
-		   "INGRAIN_FILES_VARIANT='%s' is not a variant: use tracepoint or tp_btf, "
-		   "or unset it",
-		   v);
-	return -EINVAL;
+	if (v && *v) {
+		ig_err_add(err,
+			   "INGRAIN_FILES_VARIANT='%s' is not a variant: use tracepoint or tp_btf, "
+			   "or unset it",
+			   v);
+		return -EINVAL;
+	}
+	*btf = false;
+	if (ig_bpf_has_tracepoint("syscalls", "sys_enter_openat"))
+		return 0;
+	if (ig_bpf_has_tp_btf()) {
+		*btf = true;
+		return 0;
+	}
+	ig_err_add(err, "probes.files: no syscall tracepoints (is tracefs mounted at "
+			"/sys/kernel/tracing? set agent.mount_tracefs: true or mount it) and "
+			"the kernel cannot run tp_btf programs");
+	return -ENOENT;
 }
 
 static void files_close(void *state);

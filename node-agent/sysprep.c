@@ -104,6 +104,13 @@ static int prep_tracefs(const struct ig_agent_conf *ac, struct ig_err *err)
 	if (mount("tracefs", IG_TRACEFS_PATH, "tracefs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) <
 	    0) {
 		int e = errno;
+		if (ig_bpf_has_tp_btf()) {
+			ig_warn("tracefs is not mounted and mounting it failed; probes fall back "
+				"to tp_btf raw tracepoints, which cost every syscall more: mount "
+				"tracefs at " IG_TRACEFS_PATH,
+				"err=\"%s\"", strerror(e));
+			return 0;
+		}
 		ig_err_add(
 			err,
 			"tracefs is not mounted at " IG_TRACEFS_PATH " and mounting it "
