@@ -2,7 +2,6 @@
 #include "sketch.h"
 
 #include <errno.h>
-#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,7 +146,7 @@ void ig_sketch_reset(struct ig_sketch *s)
 
 int ig_sketch_add(struct ig_sketch *s, double v)
 {
-	if (isnan(v))
+	if (!isfinite(v))
 		return -EINVAL;
 	if (!s->count || v < s->min)
 		s->min = v;
@@ -159,8 +158,6 @@ int ig_sketch_add(struct ig_sketch *s, double v)
 		s->zero++;
 		return 0;
 	}
-	if (isinf(v))
-		v = v > 0 ? DBL_MAX : -DBL_MAX;
 	return v > 0 ? store_add(&s->pos, bucket_of(v)) : store_add(&s->neg, bucket_of(-v));
 }
 

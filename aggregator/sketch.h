@@ -12,7 +12,8 @@
  * buckets (4 KiB); when a sample would need more, the lowest buckets are
  * merged into the lowest kept one (with a = 1 % that happens only for data
  * spanning more than 8 orders of magnitude, and it only coarsens the
- * smallest quantiles). count, sum, min and max are exact; quantiles are
+ * smallest quantiles: a single sample far above the rest, e.g. 1e300, does
+ * that to everything below it). count, sum, min and max are exact; quantiles are
  * clamped to [min, max].
  */
 #ifndef IG_SKETCH_H
@@ -40,7 +41,9 @@ struct ig_sketch *ig_sketch_new(void);
 void ig_sketch_free(struct ig_sketch *s);
 /* Empties the sketch, keeping its memory. */
 void ig_sketch_reset(struct ig_sketch *s);
-/* 0, or -ENOMEM (the sample is then only in count/sum/min/max). NaN is ignored (-EINVAL). */
+/* 0, or -ENOMEM (the sample is then only in count/sum/min/max). NaN and
+ * infinities are not counted at all (-EINVAL): one infinite sample would
+ * otherwise need every bucket up to DBL_MAX and merge all the others. */
 int ig_sketch_add(struct ig_sketch *s, double v);
 /* The value at quantile q (0..1); 0 for an empty sketch. */
 double ig_sketch_quantile(const struct ig_sketch *s, double q);
