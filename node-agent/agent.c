@@ -11,6 +11,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "identity.h"
 #include "ig_httpd.h"
 #include "ig_log.h"
 #include "ig_prom.h"
@@ -43,6 +44,8 @@ struct ig_agent {
 	uint64_t ringbuf_full_closed, other_lost_closed; /* from probes closed by a reload */
 	uint64_t last_stats_ns, last_publish_ns;
 	struct ig_httpd *httpd;
+	struct ig_ident *ident;
+	uint64_t last_ident_tick_ns;
 	bool stopping;
 	struct ig_ratelimit rl_encode;
 };
@@ -149,6 +152,7 @@ static void sink_emit(void *ctx, struct ig_record *r)
 	struct ig_agent *a = ctx;
 
 	r->node = a->conf->agent.node_name;
+	ig_ident_fill(a->ident, r);
 	if (ig_wire_enc_add(a->enc, r) < 0) {
 		uint64_t sup = 0;
 		a->lost_encode++;
@@ -168,8 +172,22 @@ static void sink_emit(void *ctx, struct ig_record *r)
 static void log_stats(struct ig_agent *a)
 {
 	struct ig_sender_stats ss;
+	struct ig_ident_stats is = { 0 };
 	uint64_t rb, other;
 	ig_sender_stats(a->sender, &ss);
+	if (a->ident) {
+		ig_ident_stats(a->ident, &is);
+		ig_info("identity stats",
+			"hits=%llu misses=%llu vanished=%llu lazy_resolved=%llu lazy_failed=%llu "
+			"cgroups=%llu pods=%llu api=%s watch_restarts=%llu relists_410=%llu "
+			"api_errors=%llu",
+			(unsigned long long)is.hits, (unsigned long long)is.misses,
+			(unsigned long long)is.vanished, (unsigned long long)is.lazy_resolved,
+			(unsigned long long)is.lazy_failed, (unsigned long long)is.cgroups_known,
+			(unsigned long long)is.pods_known, ig_api_state_name(is.api_state),
+			(unsigned long long)is.watch_restarts, (unsigned long long)is.relists_410,
+			(unsigned long long)is.api_errors);
+	}
 	lost_totals(a, &rb, &other);
 	ig_info("stats",
 		"records=%llu acked=%llu envelopes=%llu resends=%llu duplicates=%llu queued=%llu "
@@ -224,6 +242,28 @@ static void publish_metrics(struct ig_agent *a)
 	ig_prom_sample(&p, "ingrain_agent_queue_records", NULL, NULL, (double)ss.queued_records);
 	ig_prom_family(&p, "ingrain_agent_queue_bytes", "gauge", "Bytes waiting for an ack.");
 	ig_prom_sample(&p, "ingrain_agent_queue_bytes", NULL, NULL, (double)ss.queued_bytes);
+	if (a->ident) {
+		struct ig_ident_stats is;
+		ig_ident_stats(a->ident, &is);
+		ig_prom_family(&p, "ingrain_agent_identity_lookups_total", "counter",
+			       "Identity lookups by result (miss = event sent without identity).");
+		ig_prom_sample(&p, "ingrain_agent_identity_lookups_total", "result", "hit",
+			       (double)is.hits);
+		ig_prom_sample(&p, "ingrain_agent_identity_lookups_total", "result", "miss",
+			       (double)is.misses);
+		ig_prom_sample(&p, "ingrain_agent_identity_lookups_total", "result", "vanished",
+			       (double)is.vanished);
+		ig_prom_family(&p, "ingrain_agent_identity_cgroups", "gauge", "cgroups cached.");
+		ig_prom_sample(&p, "ingrain_agent_identity_cgroups", NULL, NULL,
+			       (double)is.cgroups_known);
+		ig_prom_family(&p, "ingrain_agent_identity_pods", "gauge", "Pods known from the API.");
+		ig_prom_sample(&p, "ingrain_agent_identity_pods", NULL, NULL, (double)is.pods_known);
+		ig_prom_family(&p, "ingrain_agent_kubernetes_api_up", "gauge",
+			       "1 when the pod watch is connected.");
+		ig_prom_sample(&p, "ingrain_agent_kubernetes_api_up", "state",
+			       ig_api_state_name(is.api_state),
+			       is.api_state == IG_API_CONNECTED ? 1 : 0);
+	}
 	ig_prom_family(&p, "ingrain_agent_connected", "gauge", "1 when connected to the aggregator.");
 	ig_prom_sample(&p, "ingrain_agent_connected", NULL, NULL, ss.connected ? 1 : 0);
 	ig_httpd_publish(a->httpd, p.buf ? p.buf : "", p.len);
@@ -318,6 +358,11 @@ int ig_agent_new(struct ig_agent **out, struct ig_conf *conf, const char *config
 
 	if ((rv = ig_sysprep(&conf->agent, err)) < 0)
 		goto fail;
+	/* Identity first: its initial cgroup walk means the first events already
+	 * find their containers. */
+	if ((rv = ig_ident_new(&a->ident, &conf->kubernetes, conf->agent.node_name,
+			       conf->agent.cgroup_root, err)) < 0)
+		goto fail;
 	struct ig_sender_opts so = {
 		.url = conf->agent.aggregator,
 		.queue_max_batches = conf->agent.queue_max_batches,
@@ -380,8 +425,13 @@ int ig_agent_run(struct ig_agent *a)
 				}
 			}
 		}
-		drain_probes(a);
 		uint64_t now = ig_mono_ns();
+		if (now - a->last_ident_tick_ns >= 100 * IG_NSEC_PER_MSEC) {
+			a->last_ident_tick_ns = now;
+			ig_ident_tick(a->ident, now);
+		}
+		drain_probes(a);
+		now = ig_mono_ns();
 		if (a->batch_started_ns && now - a->batch_started_ns >= a->conf->agent.batch_max_age_ns)
 			seal_batch(a);
 		if (now - a->last_publish_ns >= IG_NSEC_PER_SEC) {
@@ -413,6 +463,7 @@ void ig_agent_free(struct ig_agent *a)
 	if (!a)
 		return;
 	close_probes(a);
+	ig_ident_free(a->ident);
 	ig_httpd_free(a->httpd);
 	ig_sender_free(a->sender);
 	ig_wire_enc_free(a->enc);
