@@ -59,6 +59,7 @@ struct rule {
 	bool global;
 	pcre2_code *re;
 	pcre2_match_data *md;
+	bool jit; /* pcre2_jit_match: skips pcre2_match's checks */
 	char *replace;
 };
 
@@ -265,6 +266,11 @@ static int rule_init(struct rule *r, const struct rule_conf *c, const char *wher
 	if (check_replacement(rep, r->re, where, c->replace_with, err) < 0)
 		return -EINVAL;
 	r->md = pcre2_match_data_create_from_pattern(r->re, NULL);
+	{
+		size_t jitsize = 0;
+
+		r->jit = pcre2_pattern_info(r->re, PCRE2_INFO_JITSIZE, &jitsize) == 0 && jitsize;
+	}
 	r->key = strdup(key);
 	r->replace = strdup(rep);
 	if (!r->md || !r->key || !r->replace)
@@ -400,7 +406,8 @@ static enum ig_stage_result regex_process(void *state, struct ig_metric *m,
 			continue;
 		size_t len = strlen(subj);
 
-		rc = pcre2_match(r->re, (PCRE2_SPTR)subj, len, 0, 0, r->md, NULL);
+		rc = r->jit ? pcre2_jit_match(r->re, (PCRE2_SPTR)subj, len, 0, 0, r->md, NULL) :
+			      pcre2_match(r->re, (PCRE2_SPTR)subj, len, 0, 0, r->md, NULL);
 		if (rc < 0)
 			continue; /* no match (or a match limit hit: leave it) */
 		rc = pcre2_substitute(r->re, (PCRE2_SPTR)subj, len, 0,

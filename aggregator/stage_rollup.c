@@ -153,13 +153,30 @@ static const char *store(struct rollup *st, const char *s, size_t len)
 
 /* ---- series table ---- */
 
+/* 8 bytes a step, each mixed with the splitmix64 finaliser: keys are ~100
+ * bytes, and a byte-at-a-time hash was a third of the stage's cost. */
+static uint64_t mix64(uint64_t h)
+{
+	h ^= h >> 30;
+	h *= 0xbf58476d1ce4e5b9ULL;
+	h ^= h >> 27;
+	h *= 0x94d049bb133111ebULL;
+	h ^= h >> 31;
+	return h;
+}
+
 static uint32_t hash_key(const char *k, size_t len)
 {
-	uint32_t h = 2166136261u;
+	uint64_t h = 0x9e3779b97f4a7c15ULL ^ len, w;
+	size_t i = 0;
 
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (uint8_t)k[i]) * 16777619u;
-	return h;
+	for (; i + 8 <= len; i += 8) {
+		memcpy(&w, k + i, 8);
+		h = mix64(h ^ w) + i;
+	}
+	w = 0;
+	memcpy(&w, k + i, len - i);
+	return (uint32_t)mix64(h ^ w);
 }
 
 static int grow_slots(struct rollup *st)
@@ -246,15 +263,25 @@ static uint32_t build_key(struct rollup *st, const struct ig_metric *m, bool ove
 			  uint64_t *numtags)
 {
 	const char *name = m->name ? m->name : "";
-	size_t need = 2 + strlen(name), used = 0;
+	size_t lens[2 * IG_MAX_TAGS + 1], need = 1, used = 0;
+	uint32_t nstr = 0;
 	char *k;
 
 	*numtags = 0;
+	lens[nstr] = strlen(name) + 1;
+	need += lens[nstr++];
 	if (overflow) {
-		need += sizeof(OVERFLOW_KEY) + sizeof("true");
+		lens[nstr] = sizeof(OVERFLOW_KEY);
+		need += lens[nstr++];
+		lens[nstr] = sizeof("true");
+		need += lens[nstr++];
 	} else {
-		for (uint32_t i = 0; i < m->ntags; i++)
-			need += strlen(m->tags[i].key) + strlen(m->tags[i].val) + 2;
+		for (uint32_t i = 0; i < m->ntags; i++) {
+			lens[nstr] = strlen(m->tags[i].key) + 1;
+			need += lens[nstr++];
+			lens[nstr] = strlen(m->tags[i].val) + 1;
+			need += lens[nstr++];
+		}
 	}
 	if (need > UINT32_MAX)
 		return 0;
@@ -268,26 +295,24 @@ static uint32_t build_key(struct rollup *st, const struct ig_metric *m, bool ove
 		st->key_cap = cap;
 	}
 	k = st->key;
-#define PUT(s)                                                                                     \
-	do {                                                                                       \
-		size_t l_ = strlen(s) + 1;                                                         \
-		memcpy(k + used, (s), l_);                                                         \
-		used += l_;                                                                        \
-	} while (0)
 	k[used++] = (char)('0' + m->kind);
-	PUT(name);
+	memcpy(k + used, name, lens[0]);
+	used += lens[0];
 	if (overflow) {
-		PUT(OVERFLOW_KEY);
-		PUT("true");
-	} else {
-		for (uint32_t i = 0; i < m->ntags; i++) {
-			PUT(m->tags[i].key);
-			PUT(m->tags[i].val);
-			if (m->tags[i].type == IG_TAG_NUM && i < 64)
-				*numtags |= 1ULL << i;
-		}
+		memcpy(k + used, OVERFLOW_KEY, lens[1]);
+		used += lens[1];
+		memcpy(k + used, "true", lens[2]);
+		used += lens[2];
+		return (uint32_t)used;
 	}
-#undef PUT
+	for (uint32_t i = 0; i < m->ntags; i++) {
+		memcpy(k + used, m->tags[i].key, lens[1 + 2 * i]);
+		used += lens[1 + 2 * i];
+		memcpy(k + used, m->tags[i].val, lens[2 + 2 * i]);
+		used += lens[2 + 2 * i];
+		if (m->tags[i].type == IG_TAG_NUM && i < 64)
+			*numtags |= 1ULL << i;
+	}
 	return (uint32_t)used;
 }
 
