@@ -77,6 +77,7 @@ struct scratch {
 	const unsigned char *names[WALK_MASK + 1];
 	__u32 lens[WALK_MASK + 1];
 	__u32 nsteps, done, off, r, base_only;
+	__u64 owner; /* pid_tgid of the program run using this buffer */
 };
 
 struct {
@@ -269,6 +270,15 @@ static __always_inline int on_enter(__u16 sc, int dirfd, const char *upath, __u6
 	if (!s)
 		return 0;
 	struct ig_file_event *ev = &s->ev;
+	__u64 me = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)me;
+
+	/* BPF programs on syscall tracepoints run with preemption disabled
+	 * today; should a kernel run them preemptibly, another task's run
+	 * on this CPU could reuse the buffer meanwhile. The owner check
+	 * before the stash insert turns that into a counted loss instead of
+	 * a mixed-up event. */
+	s->owner = me;
 	long n = bpf_probe_read_user_str(ev->path, IG_FILE_PATH_MAX, upath);
 	__u32 len;
 
@@ -318,7 +328,7 @@ static __always_inline int on_enter(__u16 sc, int dirfd, const char *upath, __u6
 	ev->ret = 0;
 	ev->ts_ns = 0;
 	ev->pad = 0;
-	if (bpf_map_update_elem(&inflight, &ev->tid, ev, BPF_ANY))
+	if (*(volatile __u64 *)&s->owner != me || bpf_map_update_elem(&inflight, &tid, ev, BPF_ANY))
 		ig_count(&lost, IG_FILE_LOST_OTHER);
 	return 0;
 }
@@ -338,8 +348,9 @@ static __always_inline int on_exit(long ret)
 	__u64 wflags = 0;
 	if (ig_wakeup_bytes) {
 		/* Wake the consumer only when this record takes the unread
-		 * data across the threshold: a wakeup costs ~1 us, a record
-		 * ~40 ns. The agent also polls on a timer. */
+		 * data across the threshold: a wakeup (irq_work, then the
+		 * agent's epoll) costs far more than writing a record. The
+		 * agent also drains on a timer. */
 		__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
 		__u64 used =
 			(size + BPF_RINGBUF_HDR_SZ + 7) & ~7ULL; /* as the ring buffer counts */
