@@ -3,18 +3,28 @@
  *   ig_send URL --raw FILE...        send each file's bytes as one envelope
  *   ig_send URL --random N SEED      send N random/truncated/garbled messages
  *                                    (a bit-flipped envelope may still be valid)
- *   ig_send URL --valid N RECORDS [AGENT_ID]  send N valid envelopes of RECORDS
- *                                    file.open records each (seq 1..N)
+ *   ig_send URL --valid N RECORDS [AGENT_ID [INTERVAL_MS]]
+ *                                    send N valid envelopes of RECORDS
+ *                                    file.open records each (seq 1..N); with
+ *                                    INTERVAL_MS, envelope i leaves at
+ *                                    start + i * INTERVAL_MS (a fixed rate)
+ *   ig_send URL --jsonl FILE [AGENT_ID [PER_ENVELOPE]]
+ *                                    send the records of a JSON-lines file
+ *                                    (one object per line, see jsonl_record),
+ *                                    PER_ENVELOPE (default 100) per envelope
  *
  * Prints one line per reply: "ack kind=<k> seq=<n> st=<ok|duplicate|rejected> err=<text>"
  * and exits 0 when every request got a well-formed ack. Used by the
  * bad-input integration test and by bench/. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include <json-c/json.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 
@@ -112,13 +122,166 @@ static int build_valid(uint64_t seq, uint32_t nrec, const char *agent_id, void *
 	return rv;
 }
 
+static const char *jstr(struct ig_record *r, struct json_object *o, const char *k)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, k, &v) || json_object_is_type(v, json_type_null))
+		return NULL;
+	return ig_record_strdup(r, json_object_get_string(v));
+}
+
+static uint64_t jnum(struct json_object *o, const char *k, uint64_t def)
+{
+	struct json_object *v;
+
+	return json_object_object_get_ex(o, k, &v) ? (uint64_t)json_object_get_int64(v) : def;
+}
+
+/* One line of a fixture:
+ *   {"kind": "file.open", "probe": "files", "ts_ns": 1, "pid": 42, "tid": 42,
+ *    "ppid": 1, "uid": 0, "gid": 0, "cgroup_id": 7, "comm": "cat",
+ *    "id": {"scope": "pod", "namespace": "prod", "pod": "web-1",
+ *           "container": "app", "container_id": "...", "pod_uid": "...",
+ *           "image": "...", "runtime": "containerd", "owner_kind": "Deployment",
+ *           "owner_name": "web", "labels": {"app": "web"}},
+ *    "fields": {"path": "/etc/passwd", "ret": 3}}
+ * Absent members stay unset; integer fields are signed. */
+static int jsonl_record(struct ig_record *r, struct json_object *o)
+{
+	struct json_object *id, *f, *labels;
+
+	ig_record_reset(r);
+	r->kind = jstr(r, o, "kind");
+	r->probe = jstr(r, o, "probe");
+	if (!r->kind || !r->probe)
+		return -EINVAL;
+	r->ts_ns = jnum(o, "ts_ns", ig_wall_ns());
+	r->pid = (uint32_t)jnum(o, "pid", 0);
+	r->tid = (uint32_t)jnum(o, "tid", r->pid);
+	r->ppid = (uint32_t)jnum(o, "ppid", 0);
+	r->uid = (uint32_t)jnum(o, "uid", 0);
+	r->gid = (uint32_t)jnum(o, "gid", 0);
+	r->cgroup_id = jnum(o, "cgroup_id", 0);
+	r->comm = jstr(r, o, "comm");
+	if (json_object_object_get_ex(o, "id", &id)) {
+		r->id.scope = jstr(r, id, "scope");
+		r->id.namespace_ = jstr(r, id, "namespace");
+		r->id.pod_name = jstr(r, id, "pod");
+		r->id.container_name = jstr(r, id, "container");
+		r->id.container_id = jstr(r, id, "container_id");
+		r->id.pod_uid = jstr(r, id, "pod_uid");
+		r->id.image = jstr(r, id, "image");
+		r->id.runtime = jstr(r, id, "runtime");
+		r->id.owner_kind = jstr(r, id, "owner_kind");
+		r->id.owner_name = jstr(r, id, "owner_name");
+		if (json_object_object_get_ex(id, "labels", &labels)) {
+			json_object_object_foreach(labels, k, v)
+			{
+				if (ig_record_add_label(r, k, json_object_get_string(v)) < 0)
+					return -ENOSPC;
+			}
+		}
+	}
+	if (json_object_object_get_ex(o, "fields", &f)) {
+		json_object_object_foreach(f, k, v)
+		{
+			const char *key = ig_record_strdup(r, k);
+			int rv;
+
+			if (json_object_is_type(v, json_type_int))
+				rv = ig_record_add_int(r, key, json_object_get_int64(v));
+			else {
+				const char *sv = json_object_get_string(v);
+
+				rv = ig_record_add_str(r, key, sv, strlen(sv));
+			}
+			if (rv < 0)
+				return rv;
+		}
+	}
+	return 0;
+}
+
+/* Sends FILE's records, per_env to an envelope, seq 1, 2, ... */
+static int send_jsonl(nng_socket s, const char *path, const char *aid, int per_env)
+{
+	FILE *f = fopen(path, "r");
+	struct ig_wire_enc *e = ig_wire_enc_new();
+	struct ig_record *r = malloc(sizeof(*r));
+	char line[65536];
+	uint64_t seq = 0, nrec = 0;
+	int bad = 0, lineno = 0;
+
+	if (!f || !e || !r) {
+		fprintf(stderr, "ig_send: cannot read %s\n", path);
+		return 1;
+	}
+	for (;;) {
+		bool eof = !fgets(line, sizeof(line), f);
+
+		if (!eof) {
+			struct json_object *o;
+
+			lineno++;
+			if (line[strspn(line, " \t\r\n")] == '\0')
+				continue;
+			o = json_tokener_parse(line);
+			if (!o || jsonl_record(r, o) < 0 || ig_wire_enc_add(e, r) < 0) {
+				fprintf(stderr, "ig_send: %s:%d: not a record this tool can send\n",
+					path, lineno);
+				json_object_put(o);
+				bad = 1;
+				break;
+			}
+			json_object_put(o);
+			nrec++;
+		}
+		if (ig_wire_enc_count(e) && (eof || ig_wire_enc_count(e) >= (uint32_t)per_env)) {
+			struct ig_envelope_hdr h = { .v = IG_WIRE_VERSION, .agent_id = aid,
+						     .node = "ig-send", .boot_id = 0x1234,
+						     .seq = ++seq, .sent_ns = ig_wall_ns() };
+			void *buf;
+			size_t len;
+
+			if (ig_wire_enc_finish(e, &h, &buf, &len) < 0) {
+				bad = 1;
+				break;
+			}
+			bad |= roundtrip(s, buf, len, 1) != IG_ACK_OK;
+			free(buf);
+			ig_wire_enc_reset(e);
+		}
+		if (eof)
+			break;
+	}
+	printf("sent envelopes=%llu records=%llu\n", (unsigned long long)seq,
+	       (unsigned long long)nrec);
+	fclose(f);
+	ig_wire_enc_free(e);
+	free(r);
+	return bad;
+}
+
+static void sleep_until(uint64_t mono_ns)
+{
+	uint64_t now = ig_mono_ns();
+	struct timespec ts;
+
+	if (now >= mono_ns)
+		return;
+	ts.tv_sec = (time_t)((mono_ns - now) / IG_NSEC_PER_SEC);
+	ts.tv_nsec = (long)((mono_ns - now) % IG_NSEC_PER_SEC);
+	nanosleep(&ts, NULL);
+}
+
 int main(int argc, char **argv)
 {
 	nng_socket s;
 	int bad = 0;
 
 	if (argc < 3) {
-		fprintf(stderr, "usage: ig_send URL --raw FILE... | --random N SEED | --valid N RECORDS [AGENT_ID]\n");
+		fprintf(stderr, "usage: ig_send URL --raw FILE... | --random N SEED | --valid N RECORDS [AGENT_ID [INTERVAL_MS]] | --jsonl FILE [AGENT_ID [PER_ENVELOPE]]\n");
 		return 2;
 	}
 	ig_time_init();
@@ -176,10 +339,13 @@ int main(int argc, char **argv)
 		int n = atoi(argv[3]);
 		uint32_t nrec = (uint32_t)atoi(argv[4]);
 		const char *aid = argc > 5 ? argv[5] : "ig-send";
+		uint64_t interval_ns = argc > 6 ? (uint64_t)atol(argv[6]) * IG_NSEC_PER_MSEC : 0;
 		uint64_t t0 = ig_mono_ns();
 		for (int i = 1; i <= n; i++) {
 			void *b;
 			size_t len;
+			if (interval_ns)
+				sleep_until(t0 + (uint64_t)(i - 1) * interval_ns);
 			if (build_valid((uint64_t)i, nrec, aid, &b, &len) < 0)
 				return 1;
 			int st = roundtrip(s, b, len, 1);
@@ -189,6 +355,9 @@ int main(int argc, char **argv)
 		double secs = (double)(ig_mono_ns() - t0) / 1e9;
 		printf("sent envelopes=%d records=%llu seconds=%.3f records_per_s=%.0f\n", n,
 		       (unsigned long long)n * nrec, secs, (double)n * nrec / secs);
+	} else if (!strcmp(argv[2], "--jsonl") && argc >= 4) {
+		int per = argc > 5 ? atoi(argv[5]) : 100;
+		bad = send_jsonl(s, argv[3], argc > 4 ? argv[4] : "ig-send", per > 0 ? per : 100);
 	} else {
 		fprintf(stderr, "ig_send: unknown mode %s\n", argv[2]);
 		return 2;
