@@ -159,11 +159,73 @@ static const struct ig_opt files_opts[] = {
 };
 #undef F
 
+#define T(f) offsetof(struct ig_tcp_conf, f)
+static const struct ig_opt tcp_opts[] = {
+	{ "enabled", IG_OPT_BOOL, "true", T(c.enabled), "Run this probe.", .flags = 0 },
+	{ "pipelines", IG_OPT_STRLIST, "[]", T(c.pipelines),
+	  "Pipelines (names under pipelines:) its records feed.", .flags = 0 },
+	{ "include_failed", IG_OPT_BOOL, "true", T(include_failed),
+	  "Also report connects that failed (refused, timed out, ...).", .flags = 0 },
+	{ 0 }
+};
+#undef T
+
+static const char *const traffic_methods[] = { "auto", "sock_tracepoint", "cgroup_skb", NULL };
+#define V(f) offsetof(struct ig_traffic_conf, f)
+static const struct ig_opt traffic_opts[] = {
+	{ "enabled", IG_OPT_BOOL, "true", V(c.enabled), "Run this probe.", .flags = 0 },
+	{ "pipelines", IG_OPT_STRLIST, "[]", V(c.pipelines),
+	  "Pipelines (names under pipelines:) its records feed.", .flags = 0 },
+	{ "interval", IG_OPT_DURATION, "10s", V(interval_ns),
+	  "How often the in-kernel counters are read and reported.", .min = (int64_t)MS,
+	  .max = (int64_t)(3600 * SEC) },
+	{ "max_entries", IG_OPT_UINT, "16384", V(max_entries),
+	  "Size of the in-kernel LRU table of flows; evictions are counted.", .min = 64,
+	  .max = 4194304 },
+	{ "per_remote", IG_OPT_BOOL, "false", V(per_remote),
+	  "Also key volume by remote address and port (more series).", .flags = 0 },
+	{ "method", IG_OPT_ENUM, "auto", V(method),
+	  "How bytes are counted: auto, sock_tracepoint or cgroup_skb (see docs/probes.md).",
+	  .choices = traffic_methods },
+	{ 0 }
+};
+#undef V
+
+#define I(f) offsetof(struct ig_file_io_conf, f)
+static const struct ig_opt file_io_opts[] = {
+	{ "enabled", IG_OPT_BOOL, "true", I(c.enabled), "Run this probe.", .flags = 0 },
+	{ "pipelines", IG_OPT_STRLIST, "[]", I(c.pipelines),
+	  "Pipelines (names under pipelines:) its records feed.", .flags = 0 },
+	{ "monitor_dirs", IG_OPT_STRLIST, "[/]", I(monitor_dirs),
+	  "Only reads/writes of files under these absolute directories are counted (at most "
+	  "16, each at most 255 bytes).",
+	  .flags = 0 },
+	{ "interval", IG_OPT_DURATION, "10s", I(interval_ns),
+	  "How often the in-kernel counters are read and reported.", .min = (int64_t)MS,
+	  .max = (int64_t)(3600 * SEC) },
+	{ "max_entries", IG_OPT_UINT, "16384", I(max_entries),
+	  "Size of the in-kernel LRU table of (process, file); evictions are counted.",
+	  .min = 64, .max = 4194304 },
+	{ 0 }
+};
+#undef I
+
 const struct ig_probe_desc ig_probe_descs[IG_PROBE__COUNT] = {
 	[IG_PROBE_FILES] = { "files",
 			     "File opens (openat/openat2): who opened what, and the result.",
 			     files_opts, sizeof(struct ig_files_conf),
 			     offsetof(struct ig_files_conf, c) },
+	[IG_PROBE_TCP] = { "tcp", "TCP connections: connect, accept and close, IPv4 and IPv6.",
+			   tcp_opts, sizeof(struct ig_tcp_conf), offsetof(struct ig_tcp_conf, c) },
+	[IG_PROBE_TRAFFIC] = { "traffic",
+			       "TCP/UDP bytes and packets per process and direction, counted in the "
+			       "kernel.",
+			       traffic_opts, sizeof(struct ig_traffic_conf),
+			       offsetof(struct ig_traffic_conf, c) },
+	[IG_PROBE_FILE_IO] = { "file_io",
+			       "File read/write bytes per process and path, counted in the kernel.",
+			       file_io_opts, sizeof(struct ig_file_io_conf),
+			       offsetof(struct ig_file_io_conf, c) },
 };
 
 static const char *const sections[] = { "agent",  "kubernetes", "aggregator",
@@ -326,23 +388,25 @@ static const char *normalise_dir(char *p)
 	return NULL;
 }
 
-static int finish_files(struct ig_files_conf *f, const struct ig_ynode *sec, struct ig_err *err)
+/* monitor_dirs of files and file_io: bounded, absolute, normalised. */
+static int finish_dirs(struct ig_strlist *dirs, const struct ig_ynode *sec, const char *where,
+		       struct ig_err *err)
 {
 	const struct ig_ynode *list = ig_ymap_get(sec, "monitor_dirs");
 	char pos[300];
 	size_t i;
 	int rc = 0;
 
-	if (f->monitor_dirs.n > IG_MONITOR_DIRS_MAX) {
+	if (dirs->n > IG_MONITOR_DIRS_MAX) {
 		ig_err_add(err,
-			   "%s: probes.files.monitor_dirs: at most %d directories; got %zu "
+			   "%s: %s.monitor_dirs: at most %d directories; got %zu "
 			   "(use a common parent directory)",
-			   ig_ynode_pos(list, pos, sizeof(pos)), IG_MONITOR_DIRS_MAX,
-			   f->monitor_dirs.n);
+			   ig_ynode_pos(list, pos, sizeof(pos)), where, IG_MONITOR_DIRS_MAX,
+			   dirs->n);
 		rc = -1;
 	}
-	for (i = 0; i < f->monitor_dirs.n; i++) {
-		char *d = f->monitor_dirs.v[i];
+	for (i = 0; i < dirs->n; i++) {
+		char *d = dirs->v[i];
 		char shown[64];
 		const struct ig_ynode *item = NULL;
 		const char *why;
@@ -354,16 +418,16 @@ static int finish_files(struct ig_files_conf *f, const struct ig_ynode *sec, str
 		if (list && list->type == IG_Y_SEQ && i < list->n)
 			item = list->items[i];
 		if (item)
-			ig_err_add(err, "%s: probes.files.monitor_dirs: '%s%s' %s",
-				   ig_ynode_pos(item, pos, sizeof(pos)), shown,
+			ig_err_add(err, "%s: %s.monitor_dirs: '%s%s' %s",
+				   ig_ynode_pos(item, pos, sizeof(pos)), where, shown,
 				   strlen(d) >= sizeof(shown) ? "..." : "", why);
 		else
-			ig_err_add(err, "probes.files.monitor_dirs: '%s' %s", shown, why);
+			ig_err_add(err, "%s.monitor_dirs: '%s' %s", where, shown, why);
 		rc = -1;
 	}
-	if (f->monitor_dirs.n == 0 && rc == 0) {
-		ig_err_add(err, "%s: probes.files.monitor_dirs: empty; use [/] to watch everything",
-			   ig_ynode_pos(list, pos, sizeof(pos)));
+	if (dirs->n == 0 && rc == 0) {
+		ig_err_add(err, "%s: %s.monitor_dirs: empty; use [/] to watch everything",
+			   ig_ynode_pos(list, pos, sizeof(pos)), where);
 		rc = -1;
 	}
 	return rc ? -EINVAL : 0;
@@ -398,7 +462,7 @@ static int load_probes(struct ig_conf *c, const struct ig_ynode *probes, struct 
 					   pos, key->scalar, g);
 			else
 				ig_err_add(err,
-					   "%s: probes.%.100s: unknown probe kind (known: files)",
+					   "%s: probes.%.100s: unknown probe kind (known: files, tcp, traffic, file_io)",
 					   pos, key->scalar);
 			rc = -EINVAL;
 			continue;
@@ -412,7 +476,13 @@ static int load_probes(struct ig_conf *c, const struct ig_ynode *probes, struct 
 			rc = -EINVAL;
 			continue;
 		}
-		if (k == IG_PROBE_FILES && finish_files(c->probes[k], sec, err) < 0)
+		if (k == IG_PROBE_FILES &&
+		    finish_dirs(&((struct ig_files_conf *)c->probes[k])->monitor_dirs, sec, where,
+				err) < 0)
+			rc = -EINVAL;
+		if (k == IG_PROBE_FILE_IO &&
+		    finish_dirs(&((struct ig_file_io_conf *)c->probes[k])->monitor_dirs, sec, where,
+				err) < 0)
 			rc = -EINVAL;
 		pc = ig_conf_probe_common(c, k);
 		if (pc->enabled && pc->pipelines.n == 0) {

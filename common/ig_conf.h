@@ -81,9 +81,38 @@ struct ig_files_conf {
 	bool include_failed;		/* also report opens that failed */
 };
 
+/* TCP connection lifecycle: connect, accept, close (with bytes and duration). */
+struct ig_tcp_conf {
+	struct ig_probe_common c;
+	bool include_failed; /* report failed connects */
+};
+
+/* TCP/UDP traffic volume per process, aggregated in the kernel. */
+struct ig_traffic_conf {
+	struct ig_probe_common c;
+	uint64_t interval_ns;  /* how often the kernel maps are read */
+	uint64_t max_entries;  /* LRU map size; evictions are counted */
+	bool per_remote;       /* key by remote address/port too */
+	int method;	       /* 0 auto, 1 sock_tracepoint, 2 cgroup_skb */
+};
+
+/* File read/write volume per process and path, aggregated in the kernel. */
+struct ig_file_io_conf {
+	struct ig_probe_common c;
+	struct ig_strlist monitor_dirs;
+	uint64_t interval_ns;
+	uint64_t max_entries;
+};
+
 /* Probe kinds known to the configuration. The order is the order of
  * enum ig_probe_kind. */
-enum ig_probe_kind { IG_PROBE_FILES = 0, IG_PROBE__COUNT };
+enum ig_probe_kind {
+	IG_PROBE_FILES = 0,
+	IG_PROBE_TCP,
+	IG_PROBE_TRAFFIC,
+	IG_PROBE_FILE_IO,
+	IG_PROBE__COUNT
+};
 
 struct ig_probe_desc {
 	const char *name;
