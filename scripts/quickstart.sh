@@ -13,7 +13,9 @@ logs=build/quickstart
 mkdir -p "$logs"
 echo "ingrain: starting aggregator and agent (logs in $logs/); Ctrl-C to stop."
 echo "ingrain: try in another terminal: cat /etc/hostname; sudo cat /etc/shadow"
-./build/aggregator/ingrain-aggregator 2>"$logs/aggregator.log" &
+# setsid: Ctrl-C reaches only this script, which then stops the agent first
+# (so it can hand over its last records) and the aggregator second.
+setsid ./build/aggregator/ingrain-aggregator 2>"$logs/aggregator.log" &
 agg=$!
 stop() {
 	trap - INT TERM
@@ -21,7 +23,7 @@ stop() {
 	kill -TERM "$agg" 2>/dev/null && wait "$agg" 2>/dev/null
 	echo
 	echo "ingrain: stopped. Agent summary:"
-	grep -E 'msg="stats"|lost|acknowledged' "$logs/agent.log" | tail -n 3 || true
+	grep -E 'msg="stats"|acknowledged' "$logs/agent.log" | tail -n 2 || true
 	exit 0
 }
 trap stop INT TERM
@@ -30,7 +32,7 @@ for _ in $(seq 100); do
 	kill -0 "$agg" 2>/dev/null || { cat "$logs/aggregator.log"; exit 1; }
 	sleep 0.1
 done
-./build/node-agent/ingrain-agent 2>"$logs/agent.log" &
+setsid ./build/node-agent/ingrain-agent 2>"$logs/agent.log" &
 agent=$!
 for _ in $(seq 100); do
 	grep -q "agent running" "$logs/agent.log" 2>/dev/null && break
@@ -38,4 +40,6 @@ for _ in $(seq 100); do
 	sleep 0.1
 done
 echo "ingrain: agent running; file opens under /etc follow:"
-wait "$agg"
+wait "$agg" || true
+echo "ingrain: the aggregator exited; see $logs/aggregator.log" >&2
+stop
