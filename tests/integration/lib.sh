@@ -141,3 +141,35 @@ ig_done() {
 	[ "$IG_CHECKS" -gt 0 ] || ig_fail "no check ran"
 	ig_log "PASS ($IG_CHECKS checks)"
 }
+
+# ig_files_config FILE PORT MONITOR_DIR OUTPUT [AGENT_EXTRA] [AGGREGATOR_EXTRA]:
+# writes the configuration most end-to-end tests use: the files probe on
+# MONITOR_DIR feeding one pipeline into a console backend writing JSON lines
+# to OUTPUT; agent and aggregator on 127.0.0.1:PORT. The extra arguments are
+# YAML lines (two-space indented) appended to the agent and aggregator sections.
+ig_files_config() {
+	local file=$1 port=$2 mon=$3 out=$4 agent_extra=${5:-} agg_extra=${6:-}
+	cat >"$file" <<YAML
+agent:
+  aggregator: tcp://127.0.0.1:$port
+  batch_max_age: 50ms
+$agent_extra
+aggregator:
+  listen: tcp://127.0.0.1:$port
+  control: ""
+$agg_extra
+probes:
+  files:
+    monitor_dirs: ["$mon"]
+    pipelines: [archive]
+pipelines:
+  archive:
+    stages: []
+    backends: [out]
+backends:
+  out:
+    type: console
+    format: json
+    output: $out
+YAML
+}

@@ -12,27 +12,9 @@ port=$(ig_free_port)
 mon="$IG_TMP/mon"
 out="$IG_TMP/out.jsonl"
 mkdir -p "$mon"
-cat >"$IG_TMP/config.yaml" <<YAML
-agent:
-  aggregator: tcp://127.0.0.1:$port
-  batch_max_age: 50ms
-aggregator:
-  listen: tcp://127.0.0.1:$port
-  state_dir: ""
-probes:
-  files:
-    monitor_dirs: ["$mon"]
-    pipelines: [archive]
-pipelines:
-  archive:
-    stages: []
-    backends: [out]
-backends:
-  out:
-    type: console
-    format: json
-    output: $out
-YAML
+ig_files_config "$IG_TMP/config.yaml" "$port" "$mon" "$out" \
+	"" \
+	"  state_dir: \"\""
 ig_start_aggregator "$IG_TMP/config.yaml"
 url="tcp://127.0.0.1:$port"
 
