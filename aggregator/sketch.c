@@ -75,7 +75,8 @@ static int store_add(struct ig_sketch_store *st, int32_t i)
 	}
 	if (i >= st->off + (int32_t)st->n) {
 		int64_t want = (int64_t)i - st->off + 1;
-		uint32_t drop = want > IG_SKETCH_MAX_BINS ? (uint32_t)(want - IG_SKETCH_MAX_BINS) : 0;
+		uint32_t drop =
+			want > IG_SKETCH_MAX_BINS ? (uint32_t)(want - IG_SKETCH_MAX_BINS) : 0;
 		uint32_t keep_n = (uint32_t)(want - drop);
 
 		if (store_reserve(st, keep_n) < 0)

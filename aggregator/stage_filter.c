@@ -57,9 +57,8 @@ enum op {
 	OP_ABSENT,
 };
 
-static const char *const op_choices[] = { "eq",	 "ne", "prefix", "suffix", "contains", "regex",
-					  "lt",	 "le", "gt",	 "ge",	   "exists",   "absent",
-					  NULL };
+static const char *const op_choices[] = { "eq", "ne", "prefix", "suffix", "contains", "regex", "lt",
+					  "le", "gt", "ge",	"exists", "absent",   NULL };
 
 enum field { F_TAG, F_NAME, F_VALUE };
 enum node_type { N_LEAF, N_ALL, N_ANY };
@@ -165,13 +164,14 @@ static int group_parse(struct cond *c, enum node_type type, const struct ig_ynod
 
 	c->type = type;
 	if (!seq || seq->type != IG_Y_SEQ || !seq->n) {
-		ig_err_add(err,
-			   "%s: %s: expected a non-empty list of conditions like [{key: namespace, op: eq, value: kube-system}]; got %s",
-			   ig_ynode_pos(seq, pos, sizeof(pos)), where,
-			   !seq || (seq->type == IG_Y_SCALAR && seq->plain_null) ? "nothing" :
-			   seq->type == IG_Y_SEQ				   ? "an empty list" :
-			   seq->type == IG_Y_SCALAR				   ? "a scalar" :
-										     "a mapping");
+		ig_err_add(
+			err,
+			"%s: %s: expected a non-empty list of conditions like [{key: namespace, op: eq, value: kube-system}]; got %s",
+			ig_ynode_pos(seq, pos, sizeof(pos)), where,
+			!seq || (seq->type == IG_Y_SCALAR && seq->plain_null) ? "nothing" :
+			seq->type == IG_Y_SEQ				      ? "an empty list" :
+			seq->type == IG_Y_SCALAR			      ? "a scalar" :
+										"a mapping");
 		return -EINVAL;
 	}
 	c->kids = calloc(seq->n, sizeof(*c->kids));
@@ -234,8 +234,8 @@ static int leaf_parse(struct cond *c, const struct ig_ynode *n, const char *wher
 	} else if (c->op == OP_REGEX) {
 		c->re = ig_re_compile(v->scalar, msg, sizeof(msg));
 		if (!c->re) {
-			ig_err_add(err, "%s: %s.value: %s", ig_ynode_pos(v, pos, sizeof(pos)), where,
-				   msg);
+			ig_err_add(err, "%s: %s.value: %s", ig_ynode_pos(v, pos, sizeof(pos)),
+				   where, msg);
 			rc = -EINVAL;
 		} else if (!(c->md = pcre2_match_data_create_from_pattern(c->re, NULL))) {
 			rc = -ENOMEM;
@@ -271,16 +271,18 @@ static int cond_parse(struct cond *c, const struct ig_ynode *n, const char *wher
 		return group_parse(c, any ? N_ANY : N_ALL, n->pairs[0].val, sub, depth, err);
 	}
 	if (!n || n->type != IG_Y_MAP) {
-		ig_err_add(err,
-			   "%s: %s: expected a condition like {key: namespace, op: eq, value: kube-system}, a list of them, or {any: [...]}; got %s",
-			   ig_ynode_pos(n, pos, sizeof(pos)), where,
-			   !n || (n->type == IG_Y_SCALAR && n->plain_null) ? "nothing" : "a scalar");
+		ig_err_add(
+			err,
+			"%s: %s: expected a condition like {key: namespace, op: eq, value: kube-system}, a list of them, or {any: [...]}; got %s",
+			ig_ynode_pos(n, pos, sizeof(pos)), where,
+			!n || (n->type == IG_Y_SCALAR && n->plain_null) ? "nothing" : "a scalar");
 		return -EINVAL;
 	}
 	if (ig_ymap_get(n, "any") || ig_ymap_get(n, "all")) {
-		ig_err_add(err,
-			   "%s: %s: 'any'/'all' must be the only key of its mapping; put the other conditions inside its list",
-			   ig_ynode_pos(n, pos, sizeof(pos)), where);
+		ig_err_add(
+			err,
+			"%s: %s: 'any'/'all' must be the only key of its mapping; put the other conditions inside its list",
+			ig_ynode_pos(n, pos, sizeof(pos)), where);
 		return -EINVAL;
 	}
 	return leaf_parse(c, n, where, err);
@@ -301,10 +303,12 @@ static int filter_init(void **state, const void *conf, struct ig_err *err)
 	*state = NULL;
 	if (absent_node(c->drop_if) == absent_node(c->keep_if)) {
 		if (absent_node(c->drop_if))
-			ig_err_add(err,
-				   "give a condition as 'drop_if: {key: namespace, op: eq, value: kube-system}' (or keep_if: ...)");
+			ig_err_add(
+				err,
+				"give a condition as 'drop_if: {key: namespace, op: eq, value: kube-system}' (or keep_if: ...)");
 		else
-			ig_err_add(err, "%s: keep_if: 'drop_if' and 'keep_if' are both given; keep one",
+			ig_err_add(err,
+				   "%s: keep_if: 'drop_if' and 'keep_if' are both given; keep one",
 				   ig_ynode_pos(c->keep_if, pos, sizeof(pos)));
 		return -EINVAL;
 	}
@@ -402,7 +406,8 @@ static enum ig_stage_result filter_process(void *state, struct ig_metric *m,
 
 const struct ig_stage_ops ig_stage_filter = {
 	.type = "filter",
-	.summary = "Drops metrics (`drop_if`), or keeps only some (`keep_if`), by conditions on tags, name or value.",
+	.summary =
+		"Drops metrics (`drop_if`), or keeps only some (`keep_if`), by conditions on tags, name or value.",
 	.opts = filter_opts,
 	.conf_size = sizeof(struct filter_conf),
 	.init = filter_init,

@@ -73,7 +73,7 @@ struct regex_stage {
 
 #define KEY_DESC "Tag whose value is rewritten; `__name__` rewrites the metric name."
 #define PATTERN_DESC "PCRE2 regular expression matched against the value (`regex` is an alias)."
-#define REPLACE_DESC                                                                               \
+#define REPLACE_DESC                                                                                 \
 	"Replacement for each match: `$1`, `${1}`, `${name}` insert capture groups, `$$` is a `$`; " \
 	"`''` deletes the match."
 #define GLOBAL_DESC "Replace every match (true) or only the first (false)."
@@ -85,8 +85,8 @@ static const struct ig_opt rule_opts[] = {
 	  .doc_type = "string" },
 	{ "regex", IG_OPT_NODE, NULL, offsetof(struct rule_conf, regex), "Alias of `pattern`.",
 	  .doc_type = "string" },
-	{ "replace_with", IG_OPT_NODE, NULL, offsetof(struct rule_conf, replace_with),
-	  REPLACE_DESC, .doc_type = "string" },
+	{ "replace_with", IG_OPT_NODE, NULL, offsetof(struct rule_conf, replace_with), REPLACE_DESC,
+	  .doc_type = "string" },
 	{ "global", IG_OPT_BOOL, "true", offsetof(struct rule_conf, global), GLOBAL_DESC,
 	  .flags = 0 },
 	{ 0 },
@@ -185,8 +185,10 @@ static int check_replacement(const char *r, const pcre2_code *re, const char *wh
 		if (braced) {
 			end = strchr(p + 1, '}');
 			if (!end) {
-				ig_err_add(err, "%s: %sreplace_with: '${' at offset %zu has no closing '}'",
-					   pos, where, (size_t)(start - r));
+				ig_err_add(
+					err,
+					"%s: %sreplace_with: '${' at offset %zu has no closing '}'",
+					pos, where, (size_t)(start - r));
 				return -EINVAL;
 			}
 			p++;
@@ -201,9 +203,10 @@ static int check_replacement(const char *r, const pcre2_code *re, const char *wh
 		}
 		len = (size_t)(end - p);
 		if (!len || len >= sizeof(name)) {
-			ig_err_add(err,
-				   "%s: %sreplace_with: '$' at offset %zu must be followed by a group number, {name} or another '$' (write '$$' for a literal '$')",
-				   pos, where, (size_t)(start - r));
+			ig_err_add(
+				err,
+				"%s: %sreplace_with: '$' at offset %zu must be followed by a group number, {name} or another '$' (write '$$' for a literal '$')",
+				pos, where, (size_t)(start - r));
 			return -EINVAL;
 		}
 		memcpy(name, p, len);
@@ -213,20 +216,23 @@ static int check_replacement(const char *r, const pcre2_code *re, const char *wh
 			unsigned long g = strtoul(name, &e, 10);
 
 			if (*e) {
-				ig_err_add(err, "%s: %sreplace_with: '%s' is not a group number or name",
+				ig_err_add(err,
+					   "%s: %sreplace_with: '%s' is not a group number or name",
 					   pos, where, name);
 				return -EINVAL;
 			}
 			if (g > ngroups) {
-				ig_err_add(err,
-					   "%s: %sreplace_with: $%lu refers to group %lu, but the pattern has %u capture group%s",
-					   pos, where, g, g, ngroups, ngroups == 1 ? "" : "s");
+				ig_err_add(
+					err,
+					"%s: %sreplace_with: $%lu refers to group %lu, but the pattern has %u capture group%s",
+					pos, where, g, g, ngroups, ngroups == 1 ? "" : "s");
 				return -EINVAL;
 			}
 		} else if (pcre2_substring_number_from_name(re, (PCRE2_SPTR)name) < 0) {
-			ig_err_add(err,
-				   "%s: %sreplace_with: ${%s}: the pattern has no group named '%s' (name one with (?<%s>...))",
-				   pos, where, name, name, name);
+			ig_err_add(
+				err,
+				"%s: %sreplace_with: ${%s}: the pattern has no group named '%s' (name one with (?<%s>...))",
+				pos, where, name, name, name);
 			return -EINVAL;
 		}
 		p = braced ? end : end - 1;
@@ -243,24 +249,29 @@ static int rule_init(struct rule *r, const struct rule_conf *c, const char *wher
 	char pos[300], msg[300];
 
 	key = scalar(c->key, at, where, "key", false,
-		     "name the tag to rewrite, e.g. 'key: path' ('__name__' for the metric name)", err);
+		     "name the tag to rewrite, e.g. 'key: path' ('__name__' for the metric name)",
+		     err);
 	if (!absent(c->pattern) && !absent(c->regex)) {
-		ig_err_add(err, "%s: %sregex: 'pattern' and its alias 'regex' are both given; keep one",
+		ig_err_add(err,
+			   "%s: %sregex: 'pattern' and its alias 'regex' are both given; keep one",
 			   ig_ynode_pos(c->regex, pos, sizeof(pos)), where);
 		return -EINVAL;
 	}
 	pn = absent(c->regex) ? c->pattern : c->regex;
 	pname = absent(c->regex) ? "pattern" : "regex";
 	pat = scalar(pn, at, where, pname, false,
-		     "give the regular expression to match, e.g. \"pattern: '^/proc/[0-9]+/'\"", err);
-	rep = scalar(c->replace_with, at, where, "replace_with", true,
-		     "give the replacement, e.g. \"replace_with: '/proc/N/'\" ('' deletes the match)",
+		     "give the regular expression to match, e.g. \"pattern: '^/proc/[0-9]+/'\"",
 		     err);
+	rep = scalar(
+		c->replace_with, at, where, "replace_with", true,
+		"give the replacement, e.g. \"replace_with: '/proc/N/'\" ('' deletes the match)",
+		err);
 	if (!key || !pat || !rep)
 		return -EINVAL;
 	r->re = ig_re_compile(pat, msg, sizeof(msg));
 	if (!r->re) {
-		ig_err_add(err, "%s: %s%s: %s", ig_ynode_pos(pn, pos, sizeof(pos)), where, pname, msg);
+		ig_err_add(err, "%s: %s%s: %s", ig_ynode_pos(pn, pos, sizeof(pos)), where, pname,
+			   msg);
 		return -EINVAL;
 	}
 	if (check_replacement(rep, r->re, where, c->replace_with, err) < 0)
@@ -297,16 +308,18 @@ static int regex_init(void **state, const void *conf, struct ig_err *err)
 
 	*state = NULL;
 	if (!absent(rules) && (one_rule_given(&c->one) || !c->one.global)) {
-		ig_err_add(err,
-			   "%s: rules: give either 'rules: [...]' or one rule's key/pattern/replace_with/global on the stage, not both",
-			   ig_ynode_pos(rules, pos, sizeof(pos)));
+		ig_err_add(
+			err,
+			"%s: rules: give either 'rules: [...]' or one rule's key/pattern/replace_with/global on the stage, not both",
+			ig_ynode_pos(rules, pos, sizeof(pos)));
 		return -EINVAL;
 	}
 	if (!absent(rules) && rules->type != IG_Y_SEQ) {
-		ig_err_add(err,
-			   "%s: rules: expected a list like [{key: path, pattern: '[0-9]+', replace_with: N}]; got %s",
-			   ig_ynode_pos(rules, pos, sizeof(pos)),
-			   rules->type == IG_Y_SCALAR ? "a scalar" : ig_ynode_type_name(rules->type));
+		ig_err_add(
+			err,
+			"%s: rules: expected a list like [{key: path, pattern: '[0-9]+', replace_with: N}]; got %s",
+			ig_ynode_pos(rules, pos, sizeof(pos)),
+			rules->type == IG_Y_SCALAR ? "a scalar" : ig_ynode_type_name(rules->type));
 		return -EINVAL;
 	}
 	if (!absent(rules) && !rules->n) {
@@ -315,8 +328,9 @@ static int regex_init(void **state, const void *conf, struct ig_err *err)
 		return -EINVAL;
 	}
 	if (absent(rules) && !one_rule_given(&c->one)) {
-		ig_err_add(err,
-			   "give the rewrites as 'rules: [{key: path, pattern: \"^/proc/[0-9]+/\", replace_with: /proc/N/}]' (or one rule's key, pattern and replace_with on the stage)");
+		ig_err_add(
+			err,
+			"give the rewrites as 'rules: [{key: path, pattern: \"^/proc/[0-9]+/\", replace_with: /proc/N/}]' (or one rule's key, pattern and replace_with on the stage)");
 		return -EINVAL;
 	}
 	n = absent(rules) ? 1 : rules->n;
@@ -343,11 +357,12 @@ static int regex_init(void **state, const void *conf, struct ig_err *err)
 		snprintf(where, sizeof(where), "rules[%zu]", i);
 		st->n++;
 		if (rn->type != IG_Y_MAP) {
-			ig_err_add(err,
-				   "%s: %s: expected a mapping like {key: path, pattern: '[0-9]+', replace_with: N}; got %s",
-				   ig_ynode_pos(rn, pos, sizeof(pos)), where,
-				   rn->type == IG_Y_SCALAR ? "a scalar" :
-							     ig_ynode_type_name(rn->type));
+			ig_err_add(
+				err,
+				"%s: %s: expected a mapping like {key: path, pattern: '[0-9]+', replace_with: N}; got %s",
+				ig_ynode_pos(rn, pos, sizeof(pos)), where,
+				rn->type == IG_Y_SCALAR ? "a scalar" :
+							  ig_ynode_type_name(rn->type));
 			rc = -EINVAL;
 			continue;
 		}
@@ -424,8 +439,7 @@ static enum ig_stage_result regex_process(void *state, struct ig_metric *m,
 				ig_warn("regex stage: a rewritten value does not fit the metric; the value was left unchanged",
 					"key=%s bytes=%zu limit=%d unchanged_total=%llu suppressed=%llu",
 					r->key, (size_t)outlen, IG_METRIC_ARENA,
-					(unsigned long long)st->too_long,
-					(unsigned long long)sup);
+					(unsigned long long)st->too_long, (unsigned long long)sup);
 			continue;
 		}
 		if (r->is_name) {
@@ -441,7 +455,8 @@ static enum ig_stage_result regex_process(void *state, struct ig_metric *m,
 
 const struct ig_stage_ops ig_stage_regex = {
 	.type = "regex",
-	.summary = "Rewrites tag values (or the metric name) with PCRE2 regular expressions and capture groups (`/proc/[0-9]+/` -> `/proc/N/`).",
+	.summary =
+		"Rewrites tag values (or the metric name) with PCRE2 regular expressions and capture groups (`/proc/[0-9]+/` -> `/proc/N/`).",
 	.opts = regex_opts,
 	.conf_size = sizeof(struct regex_conf),
 	.init = regex_init,

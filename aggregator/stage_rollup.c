@@ -70,7 +70,7 @@ struct series {
 	uint32_t ntags;
 	uint64_t numtags; /* bit i: tag i came from a number */
 	enum ig_metric_kind kind;
-	uint64_t n;   /* metrics folded in */
+	uint64_t n; /* metrics folded in */
 	double value; /* counter sum, gauge */
 	struct ig_sketch *sk;
 	struct ig_distinct *ds;
@@ -348,7 +348,8 @@ static void emit_one(struct rollup *st, const struct series *s, const char *suff
 		const char *k = p, *v = k + strlen(k) + 1;
 
 		p = v + strlen(v) + 1;
-		ig_metric_add_tag(w, k, v, i < 64 && (s->numtags >> i & 1) ? IG_TAG_NUM : IG_TAG_STR);
+		ig_metric_add_tag(w, k, v,
+				  i < 64 && (s->numtags >> i & 1) ? IG_TAG_NUM : IG_TAG_STR);
 	}
 	if (suffix) {
 		char buf[512];
@@ -435,13 +436,14 @@ static int parse_percentiles(struct rollup *st, const struct ig_ynode *n, struct
 		st->npct = 3;
 		memcpy(st->pct, def, sizeof(def));
 	} else if (n->type != IG_Y_SEQ) {
-		ig_err_add(err, "%s: percentiles: expected a list of numbers like [50, 90, 99]; got %s",
+		ig_err_add(err,
+			   "%s: percentiles: expected a list of numbers like [50, 90, 99]; got %s",
 			   ig_ynode_pos(n, pos, sizeof(pos)),
 			   n->type == IG_Y_SCALAR ? "a scalar" : ig_ynode_type_name(n->type));
 		return -EINVAL;
 	} else if (n->n > MAX_PERCENTILES) {
-		ig_err_add(err, "%s: percentiles: %zu given; at most %d", ig_ynode_pos(n, pos, sizeof(pos)),
-			   n->n, MAX_PERCENTILES);
+		ig_err_add(err, "%s: percentiles: %zu given; at most %d",
+			   ig_ynode_pos(n, pos, sizeof(pos)), n->n, MAX_PERCENTILES);
 		return -EINVAL;
 	} else {
 		for (size_t i = 0; i < n->n; i++) {
@@ -452,13 +454,14 @@ static int parse_percentiles(struct rollup *st, const struct ig_ynode *n, struct
 			if (it->type == IG_Y_SCALAR && *it->scalar)
 				p = strtod(it->scalar, &end);
 			if (it->type != IG_Y_SCALAR || !end || *end || !(p > 0 && p <= 100)) {
-				ig_err_add(err,
-					   "%s: percentiles[%zu]: expected a number above 0 and at most 100 (like 99.9); got %s%.40s%s",
-					   ig_ynode_pos(it, pos, sizeof(pos)), i,
-					   it->type == IG_Y_SCALAR ? "'" : "",
-					   it->type == IG_Y_SCALAR ? it->scalar :
-								     ig_ynode_type_name(it->type),
-					   it->type == IG_Y_SCALAR ? "'" : "");
+				ig_err_add(
+					err,
+					"%s: percentiles[%zu]: expected a number above 0 and at most 100 (like 99.9); got %s%.40s%s",
+					ig_ynode_pos(it, pos, sizeof(pos)), i,
+					it->type == IG_Y_SCALAR ? "'" : "",
+					it->type == IG_Y_SCALAR ? it->scalar :
+								  ig_ynode_type_name(it->type),
+					it->type == IG_Y_SCALAR ? "'" : "");
 				rc = -EINVAL;
 				continue;
 			}
@@ -617,7 +620,8 @@ static void rollup_adopt(void *state, void *old_state)
 
 const struct ig_stage_ops ig_stage_rollup = {
 	.type = "rollup",
-	.summary = "Aggregates per series over a window: counters sum, gauges last/max, histograms count/sum/min/max/percentiles, sets distinct count; bounded by max_series.",
+	.summary =
+		"Aggregates per series over a window: counters sum, gauges last/max, histograms count/sum/min/max/percentiles, sets distinct count; bounded by max_series.",
 	.opts = rollup_opts,
 	.conf_size = sizeof(struct rollup_conf),
 	.init = rollup_init,

@@ -71,8 +71,9 @@ static int whitelist_init(void **state, const void *conf, struct ig_err *err)
 	*state = NULL;
 	if (absent(c->allow) == absent(c->deny)) {
 		if (absent(c->allow))
-			ig_err_add(err,
-				   "give the tag keys to keep as 'allow: [namespace, pod]' (or those to remove as 'deny: [...]')");
+			ig_err_add(
+				err,
+				"give the tag keys to keep as 'allow: [namespace, pod]' (or those to remove as 'deny: [...]')");
 		else
 			ig_err_add(err, "%s: deny: 'allow' and 'deny' are both given; keep one",
 				   ig_ynode_pos(c->deny, pos, sizeof(pos)));
@@ -148,7 +149,8 @@ static enum ig_stage_result whitelist_process(void *state, struct ig_metric *m,
 
 const struct ig_stage_ops ig_stage_whitelist = {
 	.type = "whitelist",
-	.summary = "Keeps only the listed tag keys (`allow`), or removes them (`deny`), to bound cardinality.",
+	.summary =
+		"Keeps only the listed tag keys (`allow`), or removes them (`deny`), to bound cardinality.",
 	.opts = whitelist_opts,
 	.conf_size = sizeof(struct whitelist_conf),
 	.init = whitelist_init,

@@ -74,9 +74,10 @@ static void make_records(struct ig_record *recs)
 				 rnd(2) ? "status" : "cgroup");
 			break;
 		case 1:
-			snprintf(p, sizeof(paths[i]),
-				 "/var/lib/kubelet/pods/%08x-%04x-%04x-%04x-%012x/volumes/kubernetes.io~secret/token",
-				 rnd(1u << 31), rnd(65536), rnd(65536), rnd(65536), rnd(1u << 31));
+			snprintf(
+				p, sizeof(paths[i]),
+				"/var/lib/kubelet/pods/%08x-%04x-%04x-%04x-%012x/volumes/kubernetes.io~secret/token",
+				rnd(1u << 31), rnd(65536), rnd(65536), rnd(65536), rnd(1u << 31));
 			break;
 		case 2:
 			snprintf(p, sizeof(paths[i]), "/etc/%s",
@@ -90,8 +91,7 @@ static void make_records(struct ig_record *recs)
 		if (rnd(8) == 0)
 			snprintf(comms[i], sizeof(comms[i]), "conn%u", rnd(100000));
 		else
-			snprintf(comms[i], sizeof(comms[i]), "%s",
-				 rnd(2) ? "nginx" : "python3");
+			snprintf(comms[i], sizeof(comms[i]), "%s", rnd(2) ? "nginx" : "python3");
 		ig_record_reset(r);
 		r->kind = "file.open";
 		r->probe = "files";
@@ -106,7 +106,8 @@ static void make_records(struct ig_record *recs)
 		r->id.namespace_ = namespaces[rnd(4)];
 		r->id.pod_name = "web-7d9f8b6c4-x2x9q";
 		r->id.container_name = "app";
-		r->id.container_id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+		r->id.container_id =
+			"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 		r->id.image = "registry.example.com/shop/web:1.42.0";
 		ig_record_add_str(r, "path", p, strlen(p));
 		ig_record_add_uint(r, "flags", 0x80000);
@@ -116,10 +117,10 @@ static void make_records(struct ig_record *recs)
 
 #define DROP_ALL "{type: filter, drop_if: {key: __name__, op: exists}}"
 #define WHITELIST "{type: whitelist, allow: [namespace, pod, process, path]}"
-#define REGEX3                                                                                     \
-	"{type: regex, key: path, pattern: '^/proc/[0-9]+/', replace_with: /proc/N/}, "            \
-	"{type: regex, key: path, pattern: '^(/var/lib/kubelet/pods/)[^/]+/', "                    \
-	"replace_with: '${1}ID/'}, "                                                               \
+#define REGEX3                                                                          \
+	"{type: regex, key: path, pattern: '^/proc/[0-9]+/', replace_with: /proc/N/}, " \
+	"{type: regex, key: path, pattern: '^(/var/lib/kubelet/pods/)[^/]+/', "         \
+	"replace_with: '${1}ID/'}, "                                                    \
 	"{type: regex, key: process, pattern: '^conn[0-9]+$', replace_with: conn_proxy}"
 
 /* Each variant ends in a stage that keeps the metric from the backend (a
@@ -303,7 +304,8 @@ static int bench_regex(long n)
 	}
 	for (int i = 0; i < NREC && i < n; i++)
 		if (strcmp(results[0][i], results[1][i]) || strcmp(results[0][i], results[2][i])) {
-			fprintf(stderr, "bench_pipeline: engines disagree on '%s': '%s' '%s' '%s'\n",
+			fprintf(stderr,
+				"bench_pipeline: engines disagree on '%s': '%s' '%s' '%s'\n",
 				vals[i], results[0][i], results[1][i], results[2][i]);
 			rc = -1;
 			break;

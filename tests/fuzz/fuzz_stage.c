@@ -47,7 +47,7 @@ static void parse_metric(struct ig_metric *m, char *line)
 	if (!m->name)
 		m->name = "";
 	tok = strtok_r(NULL, " ", &save);
-	m->kind = !tok		   ? IG_M_COUNTER :
+	m->kind = !tok		? IG_M_COUNTER :
 		  tok[0] == 'g' ? IG_M_GAUGE :
 		  tok[0] == 'h' ? IG_M_HISTOGRAM :
 		  tok[0] == 's' ? IG_M_SET :

@@ -20,13 +20,15 @@
 extern const struct ig_stage_ops ig_stage_filter;
 
 /* The metric every case sees (unless `tags` says otherwise). */
-#define STD_TAGS                                                                                   \
-	{ "namespace", "kube-system", "pod", "coredns-5d78", "ret", "-2", "comm", "café", "size",  \
-	  "4096", "empty", "", NULL }
+#define STD_TAGS                                                                                \
+	{                                                                                       \
+		"namespace", "kube-system", "pod", "coredns-5d78", "ret", "-2", "comm", "café", \
+			"size", "4096", "empty", "", NULL                                       \
+	}
 
 struct f_case {
-	const char *cond;  /* the YAML after `drop_if: ` */
-	bool holds;	   /* expected truth of the condition */
+	const char *cond; /* the YAML after `drop_if: ` */
+	bool holds; /* expected truth of the condition */
 	const char *tags[16];
 };
 
@@ -54,8 +56,8 @@ static const struct f_case cases[] = {
 	{ "{key: ret, op: gt, value: -2}", false, STD_TAGS },
 	{ "{key: ret, op: ge, value: -2.0}", true, STD_TAGS },
 	{ "{key: size, op: gt, value: 4e3}", true, STD_TAGS },
-	{ "{key: pod, op: lt, value: 1e300}", false, STD_TAGS },  /* not a number: false */
-	{ "{key: empty, op: ge, value: 0}", false, STD_TAGS },	   /* "" is not a number */
+	{ "{key: pod, op: lt, value: 1e300}", false, STD_TAGS }, /* not a number: false */
+	{ "{key: empty, op: ge, value: 0}", false, STD_TAGS }, /* "" is not a number */
 	{ "{key: nope, op: lt, value: 1}", false, STD_TAGS },
 	{ "{key: empty, op: eq, value: ''}", true, STD_TAGS },
 	{ "{key: empty, op: exists}", true, STD_TAGS },
@@ -99,7 +101,8 @@ static void check_case(const struct f_case *c, bool keep)
 	got = s->ops->process(s->state, &m, NULL);
 	if (got != want)
 		fail_msg("'%s' on %u tags: got %s, want %s", yaml, m.ntags,
-			 got == IG_STAGE_DROP ? "drop" : "pass", want == IG_STAGE_DROP ? "drop" : "pass");
+			 got == IG_STAGE_DROP ? "drop" : "pass",
+			 want == IG_STAGE_DROP ? "drop" : "pass");
 	stage_close(s);
 }
 
@@ -189,7 +192,8 @@ static json_object *stage_stats(json_object *graph, int i)
 	json_object *pls, *stages;
 
 	assert_true(json_object_object_get_ex(graph, "pipelines", &pls));
-	assert_true(json_object_object_get_ex(json_object_array_get_idx(pls, 0), "stages", &stages));
+	assert_true(
+		json_object_object_get_ex(json_object_array_get_idx(pls, 0), "stages", &stages));
 	return json_object_array_get_idx(stages, (size_t)i);
 }
 

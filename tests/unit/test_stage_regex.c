@@ -21,8 +21,8 @@ extern const struct ig_stage_ops ig_stage_regex;
 struct rx_case {
 	const char *what;
 	const char *yaml;
-	const char *key;  /* tag rewritten (NULL: the metric has no tags) */
-	const char *in;	  /* its value */
+	const char *key; /* tag rewritten (NULL: the metric has no tags) */
+	const char *in; /* its value */
 	const char *want; /* after */
 };
 
@@ -59,8 +59,9 @@ static const struct rx_case cases[] = {
 	  "  - {key: path, pattern: '[0-9]+', replace_with: N}\n"
 	  "  - {key: path, pattern: 'N/N', replace_with: 'N'}\n",
 	  "path", "/a/1/2/b", "/a/N/b" },
-	{ "the single-rule form", "key: process\nregex: 'conn\\d+'\nreplace_with: docker_conn_proxy\n",
-	  "process", "conn1234", "docker_conn_proxy" },
+	{ "the single-rule form",
+	  "key: process\nregex: 'conn\\d+'\nreplace_with: docker_conn_proxy\n", "process",
+	  "conn1234", "docker_conn_proxy" },
 	{ "a rule for another key leaves this one", RULE("comm", "[0-9]+", "N"), "path", "/x/1",
 	  "/x/1" },
 };
@@ -194,11 +195,9 @@ static const struct err_case errs[] = {
 	{ "a pattern that does not compile, with its offset",
 	  "rules:\n  - {key: path, pattern: '^(/proc/[0-9]+', replace_with: x}\n",
 	  "stage.yaml:2:26: rules[0].pattern: missing closing parenthesis at offset 14\n" },
-	{ "the alias reports under its own name",
-	  "key: path\nregex: '[a-'\nreplace_with: x\n",
+	{ "the alias reports under its own name", "key: path\nregex: '[a-'\nreplace_with: x\n",
 	  "stage.yaml:2:8: regex: missing terminating ] for character class at offset 3\n" },
-	{ "$2 with one group",
-	  "rules:\n  - {key: path, pattern: '(a)', replace_with: '$2'}\n",
+	{ "$2 with one group", "rules:\n  - {key: path, pattern: '(a)', replace_with: '$2'}\n",
 	  "stage.yaml:2:47: rules[0].replace_with: $2 refers to group 2, but the pattern has 1 capture group\n" },
 	{ "an unknown group name",
 	  "rules: [{key: path, pattern: '(?<x>a)', replace_with: '${y}'}]\n",
@@ -207,8 +206,7 @@ static const struct err_case errs[] = {
 	  "rules[0].replace_with: '${' at offset 1 has no closing '}'\n" },
 	{ "a lone $", "rules: [{key: path, pattern: a, replace_with: 'cost: $ 5'}]\n",
 	  "rules[0].replace_with: '$' at offset 6 must be followed by a group number, {name} or another '$' (write '$$' for a literal '$')\n" },
-	{ "pattern and regex both",
-	  "rules: [{key: path, pattern: a, regex: b, replace_with: x}]\n",
+	{ "pattern and regex both", "rules: [{key: path, pattern: a, regex: b, replace_with: x}]\n",
 	  "stage.yaml:1:40: rules[0].regex: 'pattern' and its alias 'regex' are both given; keep one\n" },
 	{ "a missing replace_with", "rules: [{key: path, pattern: a}]\n",
 	  "stage.yaml:1:9: rules[0].replace_with: missing; give the replacement" },
@@ -265,9 +263,10 @@ static void test_engine_scopes_pattern_errors_to_the_stage(void **state)
 	ig_err_init(&err);
 	assert_int_equal(ig_conf_load_string("test.yaml", yaml, strlen(yaml), &c, &err), 0);
 	assert_int_equal(ig_graph_check(c, &err), -EINVAL);
-	assert_string_equal(ig_err_str(&err),
-			    "test.yaml:7:34: pipelines.p.stages[1].rules[0].pattern: missing closing "
-			    "parenthesis at offset 4\n");
+	assert_string_equal(
+		ig_err_str(&err),
+		"test.yaml:7:34: pipelines.p.stages[1].rules[0].pattern: missing closing "
+		"parenthesis at offset 4\n");
 	ig_conf_free(c);
 }
 

@@ -188,7 +188,7 @@ static void test_gauges_last_or_max(void **state)
 static void test_histogram_outputs_and_percentiles(void **state)
 {
 	struct stage *s = open_ok("percentiles: [50, 90, 99, 99.9]\n");
-	const char *names[] = { "lat.count", "lat.sum", "lat.min",  "lat.max",
+	const char *names[] = { "lat.count", "lat.sum", "lat.min", "lat.max",
 				"lat.p50",   "lat.p90", "lat.p99", "lat.p99_9" };
 
 	for (int i = 1; i <= 10000; i++)
@@ -429,22 +429,23 @@ static void test_reload_carries_unchanged_pipelines_over(void **state)
 	assert_non_null(r);
 	assert_non_null(mkdtemp(dir));
 	for (int v = 1; v <= 2; v++) {
-		snprintf(yaml, sizeof(yaml),
-			 "probes:\n"
-			 "  files: {pipelines: [same, changed]}\n"
-			 "pipelines:\n"
-			 "  same:\n"
-			 "    stages: [{type: whitelist, allow: [pod]}, {type: rollup, window: 1h}]\n"
-			 "    backends: [out]\n"
-			 "  changed:\n"
-			 "    stages:\n"
-			 "      - {type: whitelist, allow: [pod]}\n"
-			 "      - {type: rollup, window: 1h}\n"
-			 "      - {type: add_tags, tags: {v: '%d'}}\n"
-			 "    backends: [out]\n"
-			 "backends:\n"
-			 "  out: {type: console, format: json, output: %s/out.jsonl}\n",
-			 v, dir);
+		snprintf(
+			yaml, sizeof(yaml),
+			"probes:\n"
+			"  files: {pipelines: [same, changed]}\n"
+			"pipelines:\n"
+			"  same:\n"
+			"    stages: [{type: whitelist, allow: [pod]}, {type: rollup, window: 1h}]\n"
+			"    backends: [out]\n"
+			"  changed:\n"
+			"    stages:\n"
+			"      - {type: whitelist, allow: [pod]}\n"
+			"      - {type: rollup, window: 1h}\n"
+			"      - {type: add_tags, tags: {v: '%d'}}\n"
+			"    backends: [out]\n"
+			"backends:\n"
+			"  out: {type: console, format: json, output: %s/out.jsonl}\n",
+			v, dir);
 		ig_err_init(&err);
 		assert_int_equal(ig_conf_load_string(v == 1 ? "a.yaml" : "b.yaml", yaml,
 						     strlen(yaml), v == 1 ? &c1 : &c2, &err),
@@ -482,7 +483,7 @@ static void test_reload_carries_unchanged_pipelines_over(void **state)
 	}
 	fclose(f);
 	assert_true(changed_total == 7); /* flushed by the old graph */
-	assert_true(same_total == 0);	  /* carried over, not flushed */
+	assert_true(same_total == 0); /* carried over, not flushed */
 	for (int i = 0; i < 3; i++)
 		ig_graph_process(g2, r);
 	ig_graph_free(g2); /* flushes the new graph */
@@ -611,8 +612,8 @@ static void test_sketch_quantiles_within_relative_error(void **state)
 			if (fabs(want) < IG_SKETCH_MIN_VALUE)
 				tol = IG_SKETCH_MIN_VALUE;
 			if (fabs(got - want) > tol)
-				fail_msg("distribution %d q=%g: got %.9g, want %.9g (+-%g)", d, qs[k],
-					 got, want, tol);
+				fail_msg("distribution %d q=%g: got %.9g, want %.9g (+-%g)", d,
+					 qs[k], got, want, tol);
 		}
 		ig_sketch_reset(sk);
 		assert_true(ig_sketch_quantile(sk, 0.5) == 0);
@@ -649,8 +650,8 @@ static void test_sketch_memory_is_bounded_on_huge_ranges(void **state)
  * each estimate within 4 of them, and their root mean square within 5 %. */
 static void test_distinct_is_exact_below_k_and_close_above(void **state)
 {
-	static const int sizes[] = { 0,	   1,	  2,	 1000,	 1023,	 1024,	 1025,
-				     2000, 5000,  20000, 50000, 100000, 300000, 1000000 };
+	static const int sizes[] = { 0,	   1,	 2,	1000,  1023,   1024,   1025,
+				     2000, 5000, 20000, 50000, 100000, 300000, 1000000 };
 	const char *prefixes[] = { "m", "path-", "/var/lib/kubelet/pods/" };
 	double se = 1 / sqrt(IG_DISTINCT_K - 2), sq = 0;
 	int nest = 0;

@@ -17,7 +17,7 @@ struct wl_case {
 	const char *what;
 	const char *yaml;
 	const char *in[12]; /* key, value pairs, NULL-terminated */
-	const char *want;   /* tags after, "k=v,k=v" */
+	const char *want; /* tags after, "k=v,k=v" */
 };
 
 static const struct wl_case cases[] = {
@@ -40,11 +40,12 @@ static const struct wl_case cases[] = {
 	  "allow: [\"clé\", \"名前\"]\n",
 	  { "cle", "x", "clé", "é", "名前", "値", NULL },
 	  "clé=é,名前=値" },
-	{ "a key listed twice is kept once", "allow: [a, a]\n", { "a", "1", "b", "2", NULL },
+	{ "a key listed twice is kept once",
+	  "allow: [a, a]\n",
+	  { "a", "1", "b", "2", NULL },
 	  "a=1" },
 	{ "keys are case-sensitive and whole", "allow: [Pod, po]\n", { "pod", "x", NULL }, "" },
-	{ "the name and value are never touched", "deny: [__name__]\n", { "x", "1", NULL },
-	  "x=1" },
+	{ "the name and value are never touched", "deny: [__name__]\n", { "x", "1", NULL }, "x=1" },
 };
 
 static void test_table_of_allow_and_deny_lists(void **state)
