@@ -224,13 +224,9 @@ static struct series *insert(struct rollup *st, const char *key, uint32_t len, u
 	struct series *s;
 	uint32_t *slot;
 
-	if ((st->nser + 1) * 2 > st->nslots) {
-		if (grow_slots(st) < 0)
-			return NULL;
-		lookup(st, key, len, h, &slot);
-	} else {
-		lookup(st, key, len, h, &slot);
-	}
+	if ((st->nser + 1) * 2 > st->nslots && grow_slots(st) < 0)
+		return NULL;
+	lookup(st, key, len, h, &slot); /* the free slot, after a rehash too */
 	if (st->nser == st->ser_cap) {
 		uint32_t cap = st->ser_cap ? st->ser_cap * 2 : 64;
 		struct series *ns = realloc(st->ser, cap * sizeof(*ns));
@@ -530,6 +526,10 @@ static enum ig_stage_result rollup_process(void *state, struct ig_metric *m,
 	uint32_t len, h, *slot;
 	struct series *s;
 
+	/* A histogram sample that is not a finite number has no place in a
+	 * sketch (nor in sum/min/max): drop it, counted by the engine. */
+	if (m->kind == IG_M_HISTOGRAM && !isfinite(m->value))
+		return IG_STAGE_DROP;
 	len = build_key(st, m, false, &numtags);
 	if (!len)
 		return IG_STAGE_DROP;

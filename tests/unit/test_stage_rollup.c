@@ -258,6 +258,26 @@ static void test_sets_count_distinct_members(void **state)
 	stage_close(s);
 }
 
+static void test_non_finite_histogram_samples_are_dropped(void **state)
+{
+	struct stage *s = open_ok("percentiles: [50]\n");
+	struct ig_metric m;
+
+	metric_set(&m, "lat", "k", "v", NULL);
+	m.kind = IG_M_HISTOGRAM;
+	m.value = NAN;
+	assert_int_equal(s->ops->process(s->state, &m, &cap.emit), IG_STAGE_DROP);
+	m.value = INFINITY;
+	assert_int_equal(s->ops->process(s->state, &m, &cap.emit), IG_STAGE_DROP);
+	s->ops->flush(s->state, &cap.emit);
+	assert_int_equal(cap.n, 0);
+	feed(s, IG_M_HISTOGRAM, "lat", 4, "k", "v");
+	s->ops->flush(s->state, &cap.emit);
+	assert_true(value_of("lat.count", NULL) == 1);
+	assert_true(value_of("lat.sum", NULL) == 4);
+	stage_close(s);
+}
+
 static void test_kinds_are_separate_series(void **state)
 {
 	struct stage *s = open_ok("{}\n");
@@ -698,6 +718,7 @@ int main(void)
 		T(test_histogram_outputs_and_percentiles),
 		T(test_empty_percentiles_list_emits_only_the_exact_figures),
 		T(test_sets_count_distinct_members),
+		T(test_non_finite_histogram_samples_are_dropped),
 		T(test_kinds_are_separate_series),
 		T(test_tags_keep_order_types_and_bytes),
 		T(test_each_output_is_rebuilt),
