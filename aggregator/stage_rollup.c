@@ -6,7 +6,8 @@
  * Per series and window:
  *   counter    the sum of the values             -> <name> (counter)
  *   gauge      the last value (gauge: max: the largest) -> <name> (gauge)
- *   histogram  count, sum, min, max and percentiles within 1 % (sketch.h)
+ *   histogram  count, sum, min, max and percentiles within 1 % (sketch.h);
+ *              a sample that is NaN or infinite is dropped
  *                                                -> <name>.count, <name>.sum (counters),
  *                                                   <name>.min, .max, .p50, .p99_9 (gauges)
  *   set        distinct members, exact below 1024, ~3 % above (distinct.h)
