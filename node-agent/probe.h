@@ -49,5 +49,7 @@ extern const struct ig_probe_ops *const ig_probe_table[];
 
 /* The probes (probe_<name>.c). */
 extern const struct ig_probe_ops ig_probe_files_ops;
+extern const struct ig_probe_ops ig_probe_tcp_ops;
+extern const struct ig_probe_ops ig_probe_traffic_ops;
 
 #endif
