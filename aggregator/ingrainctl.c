@@ -60,6 +60,8 @@ static int jok(struct json_object *o)
 	return json_object_object_get_ex(o, "ok", &v) && json_object_get_boolean(v);
 }
 
+static void print_pipelines(struct json_object *o);
+
 static void print_status(struct json_object *o)
 {
 	struct json_object *cfg, *arr, *pl;
@@ -97,6 +99,7 @@ static void print_status(struct json_object *o)
 			       jint(b, "dropped"), jint(b, "errors"), jint(b, "queued"));
 		}
 	}
+	print_pipelines(o);
 }
 
 static void print_pipelines(struct json_object *o)

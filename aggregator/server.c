@@ -425,6 +425,8 @@ static struct json_object *status_json(struct ig_server *s)
 	json_object_object_add(o, "pipelines", graph);
 	ig_graph_foreach_backend(s->graph, json_backend, backends);
 	json_object_object_add(o, "backends", backends);
+	/* Per-stage in/out/dropped, as `ingrainctl pipelines` shows them. */
+	json_object_object_add(o, "graph", ig_graph_describe(s->graph));
 	return o;
 }
 
