@@ -58,6 +58,7 @@ int ig_control_new(struct ig_control **out, const char *url, ig_control_handler 
 	if ((rv = nng_rep0_open(&c->sock)) != 0)
 		goto fail;
 	nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, MAX_REQUEST);
+	nng_socket_set_ms(c->sock, NNG_OPT_SENDTIMEO, 1000);
 	make_ipc_dir(url);
 	if ((rv = nng_listener_create(&l, c->sock, url)) != 0)
 		goto fail;
@@ -92,7 +93,7 @@ static void send_json(nng_socket s, struct json_object *o)
 	if (nng_msg_alloc(&m, len) != 0)
 		return;
 	memcpy(nng_msg_body(m), txt, len);
-	if (nng_sendmsg(s, m, NNG_FLAG_NONBLOCK) != 0)
+	if (nng_sendmsg(s, m, 0) != 0) /* bounded by NNG_OPT_SENDTIMEO */
 		nng_msg_free(m);
 }
 

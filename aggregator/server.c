@@ -53,7 +53,7 @@ struct ig_server {
 	char *last_reload_errors;
 	struct ig_server_stats st;
 	uint64_t last_tick_ns, last_stats_ns;
-	struct ig_ratelimit rl_malformed, rl_lost;
+	struct ig_ratelimit rl_malformed, rl_lost, rl_ack;
 };
 
 static void reply(struct ig_server *s, uint64_t seq, enum ig_ack_status st, const char *msg)
@@ -66,8 +66,18 @@ static void reply(struct ig_server *s, uint64_t seq, enum ig_ack_status st, cons
 		return;
 	if (nng_msg_alloc(&m, len) == 0) {
 		memcpy(nng_msg_body(m), buf, len);
-		if (nng_sendmsg(s->sock, m, NNG_FLAG_NONBLOCK) != 0)
+		/* Blocking, bounded by NNG_OPT_SENDTIMEO: a non-blocking send can
+		 * fail with EAGAIN while the pipe still writes the previous reply,
+		 * and a lost ack costs the agent an ack_timeout and a resend. */
+		int rv = nng_sendmsg(s->sock, m, 0);
+		if (rv != 0) {
 			nng_msg_free(m);
+			uint64_t sup = 0;
+			if (ig_ratelimit_ok(&s->rl_ack, &sup))
+				ig_warn("could not send an ack; the agent will resend",
+					"seq=%llu err=\"%s\" suppressed=%llu", (unsigned long long)seq,
+					nng_strerror(rv), (unsigned long long)sup);
+		}
 	}
 	free(buf);
 }
@@ -491,6 +501,7 @@ int ig_server_new(struct ig_server **out, struct ig_conf *conf, const char *conf
 	s->last_reload_ok = true;
 	s->rl_malformed = (struct ig_ratelimit)IG_RATELIMIT_INIT(10 * IG_NSEC_PER_SEC);
 	s->rl_lost = (struct ig_ratelimit)IG_RATELIMIT_INIT(10 * IG_NSEC_PER_SEC);
+	s->rl_ack = (struct ig_ratelimit)IG_RATELIMIT_INIT(10 * IG_NSEC_PER_SEC);
 	s->config_path = config_path ? strdup(config_path) : NULL;
 	ig_wire_limits_default(&lim);
 	lim.max_msg_bytes = conf->aggregator.max_msg_bytes;
@@ -511,6 +522,7 @@ int ig_server_new(struct ig_server **out, struct ig_conf *conf, const char *conf
 	}
 	s->sock_open = true;
 	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, (size_t)conf->aggregator.max_msg_bytes);
+	nng_socket_set_ms(s->sock, NNG_OPT_SENDTIMEO, 1000);
 	if ((rv = nng_listen(s->sock, conf->aggregator.listen, NULL, 0)) != 0) {
 		ig_err_add(err,
 			   "aggregator.listen: cannot listen on %s: %s (is another aggregator "
