@@ -539,8 +539,13 @@ static void test_ipv6_address_in_brackets(void **state)
 	struct ig_metric *m = metric("v6", IG_M_COUNTER, 1);
 
 	rx_open(&rx, AF_INET6);
-	if (rx.fd < 0)
-		skip(); /* no ::1 on this host: reported by cmocka as SKIPPED */
+	if (rx.fd < 0) {
+		/* no ::1 on this host: a failure in CI, a visible SKIPPED elsewhere */
+		const char *ci = getenv("CI");
+		if (ci && !strcmp(ci, "true"))
+			fail_msg("no IPv6 loopback (::1) on this host, needed under CI=true");
+		skip();
+	}
 	start_ok(&t, "address: '[::1]:%d'\nprefix: ''", rx.port);
 	t.ops->write(t.state, m);
 	t.ops->flush(t.state);
