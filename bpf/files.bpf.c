@@ -12,29 +12,40 @@
  *   - tracepoint/syscalls/sys_{enter,exit}_<open call>: the portable baseline.
  * User space enables exactly one variant (set_autoload) after feature probing.
  *
- * On syscall entry the user path is read and, when relative, resolved to an
- * absolute path by walking the dentries of the cwd or of the dirfd's file up
- * to the task's root, crossing mount points. The monitor_dirs filter runs
- * here, in the kernel: only matching opens are stashed (keyed by thread id)
- * in the "inflight" hash map. On exit the stash gets the result and goes to
- * the ring buffer as a variable-sized record, then is deleted. A filtered-out
- * open therefore costs one path read, a few byte compares and one failed hash
- * lookup on exit.
+ * On syscall entry the user path is read, made absolute when relative (the
+ * cwd's or the dirfd's path from a dentry walk) and folded lexically ("//",
+ * "/./", "/x/.."), all in bpf/ig_path.bpf.h; the monitor_dirs filter runs on
+ * that canonical string, in the kernel. Only matching opens are stashed
+ * (keyed by thread id) in the "inflight" hash map. On exit the stash gets the
+ * result and goes to the ring buffer as a variable-sized record, then is
+ * deleted. A filtered-out open therefore costs one path read, a scan for
+ * "/." and "//", a few byte compares and one failed hash lookup on exit.
+ *
+ * A string says nothing about symlinks or bind mounts. With resolve =
+ * real_path, the exit program of a successful open that did not match at
+ * entry walks the new fd's f_path and matches the path of the file the
+ * kernel actually opened; the event then carries that path and the name as
+ * passed ("requested_path"). Its syscall arguments come from the task's
+ * saved registers (bpf_task_pt_regs, 5.15+) or, on older kernels, from a
+ * small per-thread stash written at entry ("args"; every open pays for it).
+ * Reported opens get the real path too. A relative name whose base cannot
+ * be walked (deeper than the walk bound) is matched the same way, in both
+ * modes: it is stashed at entry and its fd walked at exit.
  *
  * Configuration is .rodata, written by user space before load, so the
- * verifier sees constants and prunes unused monitor_dirs slots.
+ * verifier sees constants and prunes the unused branches.
  */
-#include "ig_bpf.h"
+#include "ig_path.bpf.h"
 #include "files.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define PATH_MASK (IG_FILE_PATH_MAX - 1)
-#define NAME_MASK 255 /* NAME_MAX */
-#define WALK_STEPS 48 /* path components + mount crossings resolved for a relative path */
-#define WALK_MASK 63
-#define LEN_MOUNT 0xffffffffu /* lens[] marker: a mount crossing, no name */
-#define DOT_SLASH_MAX 4
+/* In a stash, the name as passed sits at this fixed offset of path[]. */
+#define RAW_OFF IG_FILE_PATH_MAX
+/* Internal eflags bit (never sent): the stash did not match at entry;
+ * match the opened file's path at exit. */
+#define F_CHECK_AT_EXIT 0x8000
 
 /* x86_64 syscall numbers for the tp_btf variant. */
 #define NR_open 2
@@ -42,20 +53,23 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define NR_openat 257
 #define NR_openat2 437
 
-const volatile __u32 ig_ndirs = 0;
-const volatile bool ig_monitor_all = false; /* monitor_dirs contains "/" */
+/* Where a non-matching open's arguments come from at exit (real_path). */
+enum { EXIT_ARGS_REGS = 0, EXIT_ARGS_STASH = 1 };
+
 const volatile bool ig_include_failed = true;
 const volatile __u64 ig_wakeup_bytes = 0; /* 0: let the kernel decide */
-const volatile __u32 ig_dir_len[IG_FILE_MAX_DIRS] = {};
-const volatile char ig_dirs[IG_FILE_MAX_DIRS][IG_FILE_DIR_MAX] = {};
+const volatile __u32 ig_resolve = IG_FILE_RESOLVE_LEXICAL;
+const volatile __u32 ig_exit_args = EXIT_ARGS_REGS;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 256 * 1024); /* user space sets agent.ringbuf_bytes */
 } events SEC(".maps");
 
-/* Opens that passed the filter, between entry and exit. Not preallocated:
- * memory is used only by opens in flight. */
+/* Opens that passed the filter (or await the exit-time check), between
+ * entry and exit: path at path[0], the name as passed (req_len > 0) at
+ * path[RAW_OFF]. Not preallocated: memory is used only by opens in
+ * flight. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
@@ -64,19 +78,25 @@ struct {
 	__type(value, struct ig_file_event);
 } inflight SEC(".maps");
 
+/* real_path without bpf_task_pt_regs: every other open's arguments. */
+struct open_args {
+	__u64 upath, flags, mode;
+	__s32 dirfd;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct open_args);
+} args SEC(".maps");
+
 IG_LOST_MAP(lost);
 
-/* Per-CPU working memory: the event under construction, with slack after
- * path so that writes at a masked offset with a masked length stay inside
- * the map value in the verifier's eyes (the code itself never writes past
- * path[IG_FILE_PATH_MAX - 1]). */
+/* Per-CPU working memory for the event under construction. */
 struct scratch {
 	struct ig_file_event ev;
-	char slack[IG_FILE_PATH_MAX];
-	char rel[IG_FILE_PATH_MAX];
-	const unsigned char *names[WALK_MASK + 1];
-	__u32 lens[WALK_MASK + 1];
-	__u32 nsteps, done, off, r, base_only;
 	__u64 owner; /* pid_tgid of the program run using this buffer */
 };
 
@@ -87,264 +107,93 @@ struct {
 	__type(value, struct scratch);
 } scratch SEC(".maps");
 
-/* Is the scratch event's path (path_len bytes) under a monitor_dirs entry?
- * Boundary first: the byte after the prefix must end the path or start a
- * component, which rejects most paths before comparing anything.
- *
- * A global (non-static) function: the verifier checks it once, on its own,
- * instead of once per call site and caller state; with 16 prefixes of 255
- * bytes, inlining exceeded the verifier's 1M-instruction budget. */
-__noinline int ig_files_match(void)
+static __always_inline struct scratch *scratch_get(void)
 {
 	__u32 zero = 0;
-	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
 
-	if (!s)
-		return 0;
-	if (ig_monitor_all)
-		return 1;
-	const char *path = s->ev.path;
-	__u32 len = s->ev.path_len;
-	for (__u32 i = 0; i < IG_FILE_MAX_DIRS; i++) {
-		if (i >= ig_ndirs)
-			return 0;
-		__u32 dl = ig_dir_len[i];
-		if (dl > len || dl >= IG_FILE_DIR_MAX)
-			continue;
-		char next = path[dl & PATH_MASK];
-		if (next != '/' && next != 0)
-			continue;
-		for (__u32 j = 0; j < IG_FILE_DIR_MAX; j++) {
-			if (j >= dl)
-				return 1;
-			if (path[j] != ig_dirs[i][j])
-				break;
-		}
-	}
-	return 0;
+	return bpf_map_lookup_elem(&scratch, &zero);
 }
 
-/* Resolves s->ev.path (relative, len bytes) against dirfd into an absolute
- * path. Returns the new length, or -1 when the base directory cannot be
- * resolved (path left as is). Sets IG_FILE_F_TRUNCATED when the result does
- * not fit.
- *
- * Verifier note: loop-carried values (step count, write offset) live in the
- * per-CPU scratch value and are re-read through volatile loads, so every
- * iteration reaches the loop head with the same register state and the
- * verifier prunes instead of exploring each combination of branches. */
-static __always_inline long resolve_relative(struct scratch *s, int dirfd, __u32 len)
+static __always_inline void fill_header(struct ig_file_event *ev, __u16 sc, int dirfd, __u64 flags,
+					__u64 mode)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fs_struct *fs = BPF_CORE_READ(task, fs);
-	struct path root = {}, base = {};
-
-	/* Whole struct path / qstr reads: one helper call each instead of
-	 * one per member (each call costs ~25 ns here). */
-	BPF_CORE_READ_INTO(&root, fs, root);
-	if (dirfd == AT_FDCWD) {
-		BPF_CORE_READ_INTO(&base, fs, pwd);
-	} else {
-		struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-		struct file **fda = BPF_CORE_READ(fdt, fd);
-		struct file *f = NULL;
-
-		if (dirfd < 0 || (__u32)dirfd >= BPF_CORE_READ(fdt, max_fds))
-			return -1;
-		bpf_probe_read_kernel(&f, sizeof(f), &fda[dirfd]);
-		if (!f)
-			return -1;
-		BPF_CORE_READ_INTO(&base, f, f_path);
-	}
-	struct dentry *d = base.dentry;
-	struct vfsmount *m = base.mnt;
-	if (!d || !m)
-		return -1;
-
-	/* Leaf to root: names[i]/lens[i] per step, LEN_MOUNT for a step
-	 * that crossed from a mount's root to its mount point. */
-	struct mount *mnt = container_of(m, struct mount, mnt);
-	struct dentry *mnt_root = BPF_CORE_READ(m, mnt_root);
-	s->done = 0;
-	s->nsteps = 0;
-	for (__u32 i = 0; i < WALK_STEPS; i++) {
-		if (d == root.dentry && m == root.mnt) {
-			s->done = 1;
-			s->nsteps = i;
-			break;
-		}
-		struct dentry *parent = BPF_CORE_READ(d, d_parent);
-		if (d == mnt_root || d == parent) {
-			struct mount *mp = BPF_CORE_READ(mnt, mnt_parent);
-			/* The global root without passing the task's root (cwd
-			 * outside a chroot), or a disconnected dentry. */
-			if (mp == mnt || d != mnt_root)
-				break;
-			d = BPF_CORE_READ(mnt, mnt_mountpoint);
-			mnt = mp;
-			m = (struct vfsmount *)((char *)mp +
-						bpf_core_field_offset(struct mount, mnt));
-			mnt_root = BPF_CORE_READ(m, mnt_root);
-			s->lens[i & WALK_MASK] = LEN_MOUNT;
-			continue;
-		}
-		struct qstr q = {};
-		BPF_CORE_READ_INTO(&q, d, d_name);
-		s->names[i & WALK_MASK] = q.name;
-		s->lens[i & WALK_MASK] = q.len;
-		d = parent;
-	}
-	if (!*(volatile __u32 *)&s->done)
-		return -1;
-
-	/* The relative name moves aside; a leading "./" is dropped. */
-	__u32 copy = len + 1;
-	if (copy > IG_FILE_PATH_MAX)
-		copy = IG_FILE_PATH_MAX;
-	bpf_probe_read_kernel(s->rel, copy, s->ev.path);
-	__u32 r = 0;
-	for (int k = 0; k < DOT_SLASH_MAX; k++) {
-		if (s->rel[r & PATH_MASK] == '.' && s->rel[(r + 1) & PATH_MASK] == '/')
-			r += 2;
-		else
-			break;
-	}
-	s->r = r;
-	s->base_only = s->rel[r & PATH_MASK] == 0 ||
-		       (s->rel[r & PATH_MASK] == '.' && s->rel[(r + 1) & PATH_MASK] == 0);
-
-	/* Root to leaf: "/" name per component. */
-	s->off = 0;
-	for (int k = WALK_STEPS - 1; k >= 0; k--) {
-		if ((__u32)k >= *(volatile __u32 *)&s->nsteps)
-			continue;
-		__u32 l = s->lens[k & WALK_MASK];
-		if (l == LEN_MOUNT)
-			continue;
-		l &= NAME_MASK;
-		__u32 off = *(volatile __u32 *)&s->off & PATH_MASK;
-		if (off + 1 + l > IG_FILE_PATH_MAX - 1) {
-			s->ev.eflags |= IG_FILE_F_TRUNCATED;
-			s->base_only = 1;
-			break;
-		}
-		s->ev.path[off] = '/';
-		bpf_probe_read_kernel(&s->ev.path[off + 1], l, s->names[k & WALK_MASK]);
-		s->off = off + 1 + l;
-	}
-
-	__u32 off = *(volatile __u32 *)&s->off & PATH_MASK;
-	if (*(volatile __u32 *)&s->base_only) {
-		if (off == 0) {
-			s->ev.path[0] = '/';
-			off = 1;
-		}
-		s->ev.path[off & PATH_MASK] = 0;
-		return off;
-	}
-	if (off + 1 >= IG_FILE_PATH_MAX - 1) {
-		s->ev.eflags |= IG_FILE_F_TRUNCATED;
-		s->ev.path[off] = 0;
-		return off;
-	}
-	s->ev.path[off] = '/';
-	off += 1;
-	__u32 room = IG_FILE_PATH_MAX - off; /* bytes incl. NUL, 2..511 */
-	r = *(volatile __u32 *)&s->r & PATH_MASK;
-	long n = bpf_probe_read_kernel_str(&s->ev.path[off & PATH_MASK], room & PATH_MASK,
-					   &s->rel[r]);
-	if (n <= 0) {
-		s->ev.path[off & PATH_MASK] = 0;
-		return off;
-	}
-	/* The relative part did not fit when it is longer than what was copied. */
-	if ((__u32)n == room && len - r > (__u32)n - 1)
-		s->ev.eflags |= IG_FILE_F_TRUNCATED;
-	return off + n - 1;
-}
-
-static __always_inline int on_enter(__u16 sc, int dirfd, const char *upath, __u64 flags, __u64 mode)
-{
-	__u32 zero = 0;
-	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
-	if (!s)
-		return 0;
-	struct ig_file_event *ev = &s->ev;
-	__u64 me = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)me;
-
-	/* BPF programs on syscall tracepoints run with preemption disabled
-	 * today; should a kernel run them preemptibly, another task's run
-	 * on this CPU could reuse the buffer meanwhile. The owner check
-	 * before the stash insert turns that into a counted loss instead of
-	 * a mixed-up event. */
-	s->owner = me;
-	long n = bpf_probe_read_user_str(ev->path, IG_FILE_PATH_MAX, upath);
-	__u32 len;
-
-	ev->eflags = 0;
-	if (n <= 0) {
-		/* Bad pointer (the open will fail with EFAULT) or a page
-		 * that is not resident: only "/" can match. */
-		if (!ig_monitor_all)
-			return 0;
-		ev->path[0] = 0;
-		ev->eflags = IG_FILE_F_UNREADABLE;
-		len = 0;
-	} else {
-		len = n - 1;
-		if (n == IG_FILE_PATH_MAX) {
-			char c = 0;
-			bpf_probe_read_user(&c, 1, upath + IG_FILE_PATH_MAX - 1);
-			if (c)
-				ev->eflags |= IG_FILE_F_TRUNCATED;
-		}
-		if (ev->path[0] != '/') {
-			long rl = resolve_relative(s, dirfd, len);
-			if (rl < 0) {
-				if (!ig_monitor_all)
-					return 0;
-				ev->eflags |= IG_FILE_F_RELATIVE;
-			} else {
-				len = rl;
-				ev->path_len = len & PATH_MASK;
-				if (!ig_files_match())
-					return 0;
-			}
-		} else {
-			ev->path_len = len & PATH_MASK;
-			if (!ig_files_match())
-				return 0;
-		}
-	}
-
 	ig_fill_proc(&ev->pid, &ev->tid, &ev->ppid, &ev->uid, &ev->gid, &ev->cgroup_id, ev->comm,
 		     sizeof(ev->comm));
 	ev->syscall = sc;
 	ev->flags = flags;
 	ev->mode = mode;
 	ev->dirfd = dirfd;
-	ev->path_len = len & PATH_MASK;
 	ev->ret = 0;
 	ev->ts_ns = 0;
-	ev->pad = 0;
+}
+
+static __always_inline int on_enter(__u16 sc, int dirfd, const char *upath, __u64 flags, __u64 mode)
+{
+	struct ig_path_scratch *ps = ig_path_get();
+	struct scratch *s = scratch_get();
+	if (!ps || !s)
+		return 0;
+	struct ig_file_event *ev = &s->ev;
+	__u64 me = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)me;
+	__u16 eflags = 0;
+
+	/* BPF programs on syscall tracepoints run with preemption disabled
+	 * today; should a kernel run them preemptibly, another task's run
+	 * on this CPU could reuse the buffers meanwhile. The owner check
+	 * before the stash insert turns that into a counted loss instead of
+	 * a mixed-up event. */
+	s->owner = me;
+	if (ig_path_read_user(ps, upath) < 0) {
+		/* Bad pointer (the open will fail with EFAULT) or a page
+		 * that is not resident: only "/" can match. */
+		if (!ig_monitor_all)
+			goto unmatched;
+		eflags = IG_FILE_F_UNREADABLE;
+	} else if (ps->path[0] != '/' && ig_path_resolve_at(dirfd) < 0) {
+		/* The base is too deep (or not the task's): the name stays
+		 * relative. Reported as such under "/"; otherwise the file
+		 * the kernel opens decides, at exit. */
+		eflags = ig_monitor_all ? IG_FILE_F_RELATIVE : F_CHECK_AT_EXIT;
+	} else {
+		ig_path_normalise();
+		if (!ig_path_match())
+			goto unmatched;
+	}
+	if (ps->flags & IG_PATH_TRUNCATED)
+		eflags |= IG_FILE_F_TRUNCATED;
+
+	fill_header(ev, sc, dirfd, flags, mode);
+	ev->eflags = eflags;
+	__u32 plen = ps->len & PATH_MASK;
+	__u32 rlen = ps->raw_len & PATH_MASK;
+	ev->path_len = plen;
+	ev->req_len = rlen;
+	bpf_probe_read_kernel(ev->path, plen + 1, ps->path);
+	if (rlen)
+		bpf_probe_read_kernel(&ev->path[RAW_OFF], rlen + 1, ps->raw);
 	if (*(volatile __u64 *)&s->owner != me || bpf_map_update_elem(&inflight, &tid, ev, BPF_ANY))
 		ig_count(&lost, IG_FILE_LOST_OTHER);
 	return 0;
+
+unmatched:
+	if (ig_resolve == IG_FILE_RESOLVE_REAL_PATH && ig_exit_args == EXIT_ARGS_STASH) {
+		struct open_args a = {
+			.upath = (__u64)upath, .flags = flags, .mode = mode, .dirfd = dirfd
+		};
+		if (bpf_map_update_elem(&args, &tid, &a, BPF_ANY))
+			ig_count(&lost, IG_FILE_LOST_OTHER);
+	}
+	return 0;
 }
 
-static __always_inline int on_exit(long ret)
+/* Sends ev (path_len + 1 bytes of path, then req_len + 1 of requested
+ * path when req_len > 0) to the ring buffer. */
+static __always_inline void emit(struct ig_file_event *ev)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct ig_file_event *ev = bpf_map_lookup_elem(&inflight, &tid);
-	if (!ev)
-		return 0;
-	if (ret < 0 && !ig_include_failed)
-		goto out;
-	ev->ret = ret;
-	ev->ts_ns = bpf_ktime_get_ns();
-
 	__u64 size = IG_FILE_EVENT_HDR_SIZE + (ev->path_len & PATH_MASK) + 1;
+	if (ev->req_len)
+		size += (ev->req_len & PATH_MASK) + 1;
 	__u64 wflags = 0;
 	if (ig_wakeup_bytes) {
 		/* Wake the consumer only when this record takes the unread
@@ -360,8 +209,177 @@ static __always_inline int on_exit(long ret)
 	}
 	if (bpf_ringbuf_output(&events, ev, size, wflags))
 		ig_count(&lost, IG_FILE_LOST_RINGBUF);
-out:
-	bpf_map_delete_elem(&inflight, &tid);
+}
+
+/* Same path_len bytes in a and b? Only for reported opens. */
+static __always_inline bool same_path(const char *a, const char *b, __u32 len)
+{
+	for (__u32 i = 0; i < IG_FILE_PATH_MAX; i++) {
+		if (i >= len)
+			return true;
+		if (a[i] != b[i])
+			return false;
+	}
+	return true;
+}
+
+/* A stashed open, reported: path and the name as passed (at RAW_OFF in the
+ * stash) laid out back to back in the scratch event. With real set, the
+ * path is the opened file's (in ps) and the stashed path becomes the
+ * requested one unless they are the same. */
+static __always_inline void emit_stash(struct ig_file_event *st, struct ig_path_scratch *ps,
+				       bool real, long ret)
+{
+	struct scratch *s = scratch_get();
+	if (!s)
+		return;
+	struct ig_file_event *ev = &s->ev;
+	__u32 slen = st->path_len & PATH_MASK;
+	__u32 rlen = st->req_len & PATH_MASK;
+
+	bpf_probe_read_kernel(ev, IG_FILE_EVENT_HDR_SIZE, st);
+	ev->eflags &= ~F_CHECK_AT_EXIT;
+	if (!real) {
+		bpf_probe_read_kernel(ev->path, slen + 1, st->path);
+		if (rlen)
+			bpf_probe_read_kernel(&ev->path[slen + 1], rlen + 1, &st->path[RAW_OFF]);
+	} else {
+		__u32 plen = ps->len & PATH_MASK;
+		bpf_probe_read_kernel(ev->path, plen + 1, ps->path);
+		ev->eflags &= ~(IG_FILE_F_RELATIVE | IG_FILE_F_TRUNCATED);
+		if (st->eflags & IG_FILE_F_TRUNCATED)
+			ev->eflags |= IG_FILE_F_REQ_TRUNCATED;
+		ev->eflags |= IG_FILE_F_REAL_PATH;
+		if (ps->flags & IG_PATH_TRUNCATED)
+			ev->eflags |= IG_FILE_F_TRUNCATED;
+		ev->path_len = plen;
+		if (rlen) {
+			/* The name as passed differs from its canonical form,
+			 * so from the real path too. */
+			bpf_probe_read_kernel(&ev->path[plen + 1], rlen + 1, &st->path[RAW_OFF]);
+		} else if (slen != plen || !same_path(st->path, ps->path, plen)) {
+			bpf_probe_read_kernel(&ev->path[plen + 1], slen + 1, st->path);
+			rlen = slen;
+		}
+		ev->req_len = rlen;
+	}
+	ev->ret = ret;
+	ev->ts_ns = bpf_ktime_get_ns();
+	emit(ev);
+}
+
+/* real_path: an open that did not match at entry and whose file does (in
+ * ps). The arguments come from the saved user registers or the args stash;
+ * the requested name is read again from user memory. */
+static __always_inline void emit_unstashed(__u16 sc, long ret, struct ig_path_scratch *ps,
+					   struct open_args *a)
+{
+	struct scratch *s = scratch_get();
+	if (!s)
+		return;
+	struct ig_file_event *ev = &s->ev;
+	__u32 plen = ps->len & PATH_MASK;
+
+	fill_header(ev, sc, a->dirfd, a->flags, a->mode);
+	ev->eflags = IG_FILE_F_REAL_PATH;
+	if (ps->flags & IG_PATH_TRUNCATED)
+		ev->eflags |= IG_FILE_F_TRUNCATED;
+	ev->path_len = plen;
+	bpf_probe_read_kernel(ev->path, plen + 1, ps->path);
+	const char *upath = (const char *)a->upath;
+	long n = bpf_probe_read_user_str(&ev->path[plen + 1], IG_FILE_PATH_MAX, upath);
+	ev->req_len = n > 1 ? (n - 1) & PATH_MASK : 0;
+	if (n == IG_FILE_PATH_MAX) {
+		char c = 0;
+		bpf_probe_read_user(&c, 1, upath + IG_FILE_PATH_MAX - 1);
+		if (c)
+			ev->eflags |= IG_FILE_F_REQ_TRUNCATED;
+	}
+	ev->ret = ret;
+	ev->ts_ns = bpf_ktime_get_ns();
+	emit(ev);
+}
+
+/* The open's arguments from the saved user registers (x86_64: di, si, dx,
+ * r10), as the syscall got them. */
+static __always_inline void args_from_regs(struct open_args *a, __u16 sc, struct pt_regs *regs)
+{
+	struct pt_regs r = {};
+
+	bpf_probe_read_kernel(&r, sizeof(r), regs);
+	a->dirfd = AT_FDCWD;
+	a->upath = r.di;
+	a->flags = (__u32)r.si;
+	a->mode = (__u32)r.dx;
+	if (sc == IG_FILE_SC_OPENAT || sc == IG_FILE_SC_OPENAT2) {
+		a->dirfd = (int)r.di;
+		a->upath = r.si;
+		a->flags = (__u32)r.dx;
+		a->mode = (__u32)r.r10;
+		if (sc == IG_FILE_SC_OPENAT2) {
+			struct open_how how = {};
+			bpf_probe_read_user(&how, sizeof(how), (void *)r.dx);
+			a->flags = how.flags;
+			a->mode = how.mode;
+		}
+	} else if (sc == IG_FILE_SC_CREAT) {
+		a->flags = O_CREAT | O_WRONLY | O_TRUNC;
+		a->mode = (__u32)r.si;
+	}
+}
+
+/* btf: the caller is the tp_btf program, which has the task's saved user
+ * registers in regs (a compile-time constant: the other branch goes). */
+static __always_inline int on_exit(__u16 sc, long ret, struct pt_regs *regs, bool btf)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct ig_path_scratch *ps = ig_path_get();
+	struct ig_file_event *st = bpf_map_lookup_elem(&inflight, &tid);
+
+	if (!ps)
+		return 0;
+	if (st) {
+		bool check = st->eflags & F_CHECK_AT_EXIT;
+		if (ret < 0) {
+			if (!check && ig_include_failed)
+				emit_stash(st, ps, false, ret);
+		} else if (check || ig_resolve == IG_FILE_RESOLVE_REAL_PATH) {
+			struct file *f = ig_fd_file((int)ret);
+			if (f && ig_path_of_file((__u64)f) >= 0) {
+				if (!check || ig_path_match())
+					emit_stash(st, ps, true, ret);
+			} else if (!check) {
+				emit_stash(st, ps, false, ret);
+			}
+		} else {
+			emit_stash(st, ps, false, ret);
+		}
+		bpf_map_delete_elem(&inflight, &tid);
+		return 0;
+	}
+	if (ig_resolve != IG_FILE_RESOLVE_REAL_PATH)
+		return 0;
+
+	/* Did not match at entry: does the file the kernel opened? */
+	struct open_args a = {};
+	if (ig_exit_args == EXIT_ARGS_STASH) {
+		struct open_args *sa = bpf_map_lookup_elem(&args, &tid);
+		if (!sa)
+			return 0;
+		a = *sa;
+		bpf_map_delete_elem(&args, &tid);
+	}
+	if (ret < 0)
+		return 0;
+	struct file *f = ig_fd_file((int)ret);
+	if (!f || ig_path_of_file((__u64)f) < 0 || !ig_path_match())
+		return 0;
+	if (ig_exit_args == EXIT_ARGS_REGS) {
+		if (!btf)
+			regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+		args_from_regs(&a, sc, regs);
+	}
+	emit_unstashed(sc, ret, ps, &a);
 	return 0;
 }
 
@@ -420,10 +438,21 @@ SEC("tp_btf/sys_exit")
 int BPF_PROG(ig_files_exit_btf, struct pt_regs *regs, long ret)
 {
 	long id = regs->orig_ax;
+	__u16 sc;
 
-	if (id != NR_openat && id != NR_openat2 && id != NR_open && id != NR_creat)
+	if (id == NR_openat)
+		sc = IG_FILE_SC_OPENAT;
+	else if (id == NR_openat2)
+		sc = IG_FILE_SC_OPENAT2;
+	else if (id == NR_open)
+		sc = IG_FILE_SC_OPEN;
+	else if (id == NR_creat)
+		sc = IG_FILE_SC_CREAT;
+	else
 		return 0;
-	return on_exit(ret);
+	if (bpf_get_current_task_btf()->thread_info.status & IG_TS_COMPAT)
+		return 0;
+	return on_exit(sc, ret, regs, true);
 }
 #endif
 
@@ -439,7 +468,7 @@ int ig_files_enter_openat(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_openat")
 int ig_files_exit_openat(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_exit(ctx->ret);
+	return on_exit(IG_FILE_SC_OPENAT, ctx->ret, NULL, false);
 }
 
 SEC("tracepoint/syscalls/sys_enter_openat2")
@@ -455,7 +484,7 @@ int ig_files_enter_openat2(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_openat2")
 int ig_files_exit_openat2(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_exit(ctx->ret);
+	return on_exit(IG_FILE_SC_OPENAT2, ctx->ret, NULL, false);
 }
 
 #if defined(__TARGET_ARCH_x86)
@@ -470,7 +499,7 @@ int ig_files_enter_open(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_open")
 int ig_files_exit_open(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_exit(ctx->ret);
+	return on_exit(IG_FILE_SC_OPEN, ctx->ret, NULL, false);
 }
 
 SEC("tracepoint/syscalls/sys_enter_creat")
@@ -483,6 +512,6 @@ int ig_files_enter_creat(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_creat")
 int ig_files_exit_creat(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_exit(ctx->ret);
+	return on_exit(IG_FILE_SC_CREAT, ctx->ret, NULL, false);
 }
 #endif

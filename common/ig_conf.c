@@ -144,6 +144,7 @@ static const struct ig_opt kube_opts[] = {
 };
 #undef K
 
+static const char *const files_resolve[] = { "lexical", "real_path", NULL };
 #define F(f) offsetof(struct ig_files_conf, f)
 static const struct ig_opt files_opts[] = {
 	{ "enabled", IG_OPT_BOOL, "true", F(c.enabled), "Run this probe.", .flags = 0 },
@@ -155,6 +156,11 @@ static const struct ig_opt files_opts[] = {
 	  .flags = 0 },
 	{ "include_failed", IG_OPT_BOOL, "true", F(include_failed),
 	  "Also report opens that failed (EACCES, ENOENT, ...).", .flags = 0 },
+	{ "resolve", IG_OPT_ENUM, "lexical", F(resolve),
+	  "Path matched against monitor_dirs: lexical (the name passed, made absolute, with "
+	  "'.', '..' and '//' folded) or real_path (also the opened file's path from the new "
+	  "fd, which sees through symlinks; costs a dentry walk per successful open).",
+	  .choices = files_resolve },
 	{ 0 }
 };
 #undef F

@@ -79,6 +79,7 @@ struct ig_files_conf {
 	struct ig_probe_common c;
 	struct ig_strlist monitor_dirs; /* absolute prefixes; ["/"] = everything */
 	bool include_failed;		/* also report opens that failed */
+	int resolve; /* 0 lexical, 1 real_path (enum ig_file_resolve, bpf/files.h) */
 };
 
 /* TCP connection lifecycle: connect, accept, close (with bytes and duration). */

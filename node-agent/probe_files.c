@@ -2,11 +2,14 @@
  * bpf/files.bpf.c, shared event: bpf/files.h, reference: docs/probes.md).
  *
  * open() validates monitor_dirs, writes the configuration into the
- * skeleton's .rodata (prefixes, include_failed, wakeup threshold), sizes the
- * ring buffer from agent.ringbuf_bytes, enables one program variant (tp_btf
- * when the kernel can run it, syscall tracepoints otherwise), loads and
- * attaches. consume() turns each "file.open" event into a struct ig_record
- * (one heap record, reused) and hands it to the sink.
+ * skeleton's .rodata (prefixes, include_failed, wakeup threshold, resolve
+ * mode), sizes the ring buffer from agent.ringbuf_bytes, enables one program
+ * variant (syscall tracepoints, or tp_btf when they are missing), loads and
+ * attaches. With resolve = real_path it also decides where the exit program
+ * gets the arguments of an open that did not match at entry: the saved user
+ * registers when the kernel has bpf_task_pt_regs for tracepoint programs,
+ * else a per-open stash. consume() turns each "file.open" event into a
+ * struct ig_record (one heap record, reused) and hands it to the sink.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +27,7 @@
 #include "ig_log.h"
 #include "ig_time.h"
 #include "probe.h"
+#include "probe_dirs.h"
 
 #define RINGBUF_DEFAULT (8 * 1024 * 1024)
 /* Wakeup threshold estimate: header + a typical path + ring-buffer header. */
@@ -38,6 +42,7 @@ struct files_state {
 	uint64_t malformed;
 	struct ig_ratelimit malformed_rl;
 	bool btf_variant;
+	bool exit_args_stash;
 };
 
 static const char *const syscall_names[] = {
@@ -103,6 +108,13 @@ static void build_record(struct files_state *st, const struct ig_file_event *ev)
 		ig_record_add_uint(r, "truncated", 1);
 	if (ev->eflags & IG_FILE_F_UNREADABLE)
 		ig_record_add_uint(r, "path_unreadable", 1);
+	if (ev->eflags & IG_FILE_F_REAL_PATH)
+		ig_record_add_uint(r, "real_path", 1);
+	if (ev->req_len) {
+		ig_record_add_str(r, "requested_path", ev->path + ev->path_len + 1, ev->req_len);
+		if (ev->eflags & IG_FILE_F_REQ_TRUNCATED)
+			ig_record_add_uint(r, "requested_truncated", 1);
+	}
 }
 
 static int handle_event(void *ctx, void *data, size_t size)
@@ -110,9 +122,14 @@ static int handle_event(void *ctx, void *data, size_t size)
 	struct files_state *st = ctx;
 	const struct ig_file_event *ev = data;
 
-	/* The kernel side sends header + path_len + 1 bytes, rounded up. */
+	/* The kernel side sends header + path_len + 1 bytes (+ req_len + 1),
+	 * rounded up; both strings NUL-terminated. */
+	size_t need = IG_FILE_EVENT_HDR_SIZE + (size_t)ev->path_len + 1;
+	if (size >= IG_FILE_EVENT_HDR_SIZE && ev->req_len)
+		need += (size_t)ev->req_len + 1;
 	if (size < IG_FILE_EVENT_HDR_SIZE + 1 || ev->path_len >= IG_FILE_PATH_MAX ||
-	    IG_FILE_EVENT_HDR_SIZE + ev->path_len + 1 > size) {
+	    ev->req_len >= IG_FILE_PATH_MAX || need > size || ev->path[ev->path_len] != 0 ||
+	    (ev->req_len && ev->path[ev->path_len + 1 + ev->req_len] != 0)) {
 		uint64_t suppressed = 0;
 		st->malformed++;
 		if (ig_ratelimit_ok(&st->malformed_rl, &suppressed))
@@ -127,58 +144,17 @@ static int handle_event(void *ctx, void *data, size_t size)
 	return 0;
 }
 
-/* Validates and normalises monitor_dirs into the skeleton's .rodata. */
+/* monitor_dirs into the skeleton's .rodata (shared with file_io). */
 static int configure_dirs(struct files_bpf *skel, const struct ig_files_conf *fc,
 			  struct ig_err *err)
 {
-	const struct ig_strlist *l = &fc->monitor_dirs;
-	int rv = 0;
-	uint32_t n = 0;
-
-	if (l->n == 0) {
-		ig_err_add(err, "probes.files.monitor_dirs is empty: list the directories to watch "
-				"(e.g. [\"/etc\"]), or [\"/\"] for every open");
-		return -EINVAL;
-	}
-	if (l->n > IG_FILE_MAX_DIRS) {
-		ig_err_add(err,
-			   "probes.files.monitor_dirs has %zu entries; at most %d are "
-			   "supported: use a common parent directory",
-			   l->n, IG_FILE_MAX_DIRS);
-		return -EINVAL;
-	}
-	for (size_t i = 0; i < l->n; i++) {
-		const char *d = l->v[i];
-		size_t len = strlen(d);
-
-		if (d[0] != '/') {
-			ig_err_add(err,
-				   "probes.files.monitor_dirs: '%s' is not an absolute path: "
-				   "write it from the root, e.g. '/%s'",
-				   d, d);
-			rv = -EINVAL;
-			continue;
-		}
-		while (len > 1 && d[len - 1] == '/')
-			len--;
-		if (len == 1) {
-			skel->rodata->ig_monitor_all = true;
-			continue;
-		}
-		if (len >= IG_FILE_DIR_MAX) {
-			ig_err_add(err,
-				   "probes.files.monitor_dirs: '%s' is longer than %d bytes: "
-				   "use a shorter parent directory",
-				   d, IG_FILE_DIR_MAX - 1);
-			rv = -EINVAL;
-			continue;
-		}
-		memcpy((char *)skel->rodata->ig_dirs[n], d, len);
-		skel->rodata->ig_dir_len[n] = (uint32_t)len;
-		n++;
-	}
-	skel->rodata->ig_ndirs = skel->rodata->ig_monitor_all ? 0 : n;
-	return rv;
+	const struct ig_probe_dirs_rodata ro = {
+		.dirs = skel->rodata->ig_dirs,
+		.dir_len = skel->rodata->ig_dir_len,
+		.ndirs = &skel->rodata->ig_ndirs,
+		.monitor_all = &skel->rodata->ig_monitor_all,
+	};
+	return ig_probe_dirs_fill(&fc->monitor_dirs, "probes.files", &ro, err);
 }
 
 static uint64_t ringbuf_size(uint64_t want)
@@ -259,6 +235,42 @@ static int choose_variant(bool *btf, struct ig_err *err)
 	return -ENOENT;
 }
 
+/* real_path: where the exit program gets the arguments of an open that did
+ * not match at entry. tp_btf programs have the registers; syscall tracepoint
+ * programs need bpf_task_pt_regs (5.15+), else every open is stashed at
+ * entry (measurably dearer, docs/probes.md). INGRAIN_FILES_EXIT_ARGS=
+ * regs|stash overrides, for tests and benchmarks. */
+static int choose_exit_args(bool btf, bool *stash, struct ig_err *err)
+{
+	const char *v = getenv("INGRAIN_FILES_EXIT_ARGS");
+	bool regs_ok = btf || (libbpf_probe_bpf_helper(BPF_PROG_TYPE_TRACEPOINT,
+						       BPF_FUNC_task_pt_regs, NULL) == 1 &&
+			       libbpf_probe_bpf_helper(BPF_PROG_TYPE_TRACEPOINT,
+						       BPF_FUNC_get_current_task_btf, NULL) == 1);
+
+	if (v && strcmp(v, "stash") == 0) {
+		*stash = true;
+		return 0;
+	}
+	if (v && strcmp(v, "regs") == 0) {
+		*stash = false;
+		if (regs_ok)
+			return 0;
+		ig_err_add(err, "INGRAIN_FILES_EXIT_ARGS=regs but this kernel has no "
+				"bpf_task_pt_regs for tracepoint programs: unset it");
+		return -EOPNOTSUPP;
+	}
+	if (v && *v) {
+		ig_err_add(err,
+			   "INGRAIN_FILES_EXIT_ARGS='%s' is not a choice: use regs or stash, or "
+			   "unset it",
+			   v);
+		return -EINVAL;
+	}
+	*stash = !regs_ok;
+	return 0;
+}
+
 static void files_close(void *state);
 
 static int files_open(void **state, const void *conf, const struct ig_agent_conf *ac,
@@ -305,6 +317,13 @@ static int files_open(void **state, const void *conf, const struct ig_agent_conf
 	if ((rv = choose_variant(&st->btf_variant, err)) < 0)
 		goto fail;
 	select_variant(st->skel, st->btf_variant);
+	st->skel->rodata->ig_resolve = (uint32_t)fc->resolve;
+	if (fc->resolve == IG_FILE_RESOLVE_REAL_PATH &&
+	    (rv = choose_exit_args(st->btf_variant, &st->exit_args_stash, err)) < 0)
+		goto fail;
+	st->skel->rodata->ig_exit_args = st->exit_args_stash ? 1 : 0;
+	if (!(fc->resolve == IG_FILE_RESOLVE_REAL_PATH && st->exit_args_stash))
+		bpf_map__set_max_entries(st->skel->maps.args, 1); /* unused */
 
 	if ((rv = files_bpf__load(st->skel)) < 0) {
 		ig_err_add(err,
@@ -329,11 +348,15 @@ static int files_open(void **state, const void *conf, const struct ig_agent_conf
 		goto fail;
 	}
 	ig_info("files probe attached",
-		"variant=%s monitor_dirs=%zu ringbuf_bytes=%llu "
+		"variant=%s resolve=%s%s monitor_dirs=%zu ringbuf_bytes=%llu "
 		"wakeup_bytes=%llu include_failed=%d",
-		st->btf_variant ? "tp_btf" : "tracepoint", fc->monitor_dirs.n,
-		(unsigned long long)rbsz, (unsigned long long)st->skel->rodata->ig_wakeup_bytes,
-		fc->include_failed);
+		st->btf_variant ? "tp_btf" : "tracepoint",
+		fc->resolve == IG_FILE_RESOLVE_REAL_PATH ? "real_path" : "lexical",
+		fc->resolve == IG_FILE_RESOLVE_REAL_PATH ?
+			(st->exit_args_stash ? " exit_args=stash" : " exit_args=regs") :
+			"",
+		fc->monitor_dirs.n, (unsigned long long)rbsz,
+		(unsigned long long)st->skel->rodata->ig_wakeup_bytes, fc->include_failed);
 	*state = st;
 	return 0;
 fail:
