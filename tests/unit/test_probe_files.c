@@ -5,6 +5,11 @@
  * are exactly the ones written here), drains the ring buffer and compares
  * the records this process produced with what it did. Needs root: without
  * it the tests are skipped with a message, or fail when CI=true.
+ *
+ * Evasion cases: "..", "." and "//" in absolute and relative names (folded
+ * in the kernel), symlinks into and out of the monitored directory, and a
+ * relative name climbing out of a cwd too deep to walk, in both resolve
+ * modes and, for real_path, both ways of getting the exit-time arguments.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,7 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <libgen.h>
 #include <sys/epoll.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -25,6 +32,7 @@
 #include <cmocka.h>
 
 #include "bpf_util.h"
+#include "files.h"
 #include "ig_log.h"
 #include "ig_time.h"
 #include "probe.h"
@@ -35,11 +43,12 @@
 /* A record, copied out of the sink callback. */
 struct got {
 	char kind[16], probe[16], comm[IG_COMM_LEN];
-	char path[1024], syscall[16], access[4], error[24];
+	char path[1024], syscall[16], access[4], error[24], requested[1024];
 	uint32_t pid, tid, ppid, uid, gid;
 	uint64_t ts_ns, cgroup_id, flags, mode;
 	int64_t ret, dirfd;
-	int has_dirfd, relative, truncated, has_error;
+	int has_dirfd, relative, truncated, has_error, has_requested, real_path;
+	int requested_truncated;
 };
 
 static struct {
@@ -52,6 +61,8 @@ static char dir[PATH_MAX]; /* monitored */
 static char outside[PATH_MAX]; /* a sibling, not monitored */
 static char cwd0[PATH_MAX];
 static bool have_root;
+/* probes.files.resolve for the next probe_open (then back to lexical). */
+static int next_resolve = IG_FILE_RESOLVE_LEXICAL;
 
 static void copy_str(char *dst, size_t cap, const char *s)
 {
@@ -103,6 +114,14 @@ static void sink_emit(void *ctx, struct ig_record *r)
 		g->relative = (int)f->u;
 	if ((f = ig_record_field(r, "truncated")))
 		g->truncated = (int)f->u;
+	if ((f = ig_record_field(r, "requested_path"))) {
+		g->has_requested = 1;
+		copy_str(g->requested, sizeof(g->requested), f->s);
+	}
+	if ((f = ig_record_field(r, "real_path")))
+		g->real_path = (int)f->u;
+	if ((f = ig_record_field(r, "requested_truncated")))
+		g->requested_truncated = (int)f->u;
 }
 
 static const struct ig_sink sink = { sink_emit, NULL };
@@ -137,6 +156,8 @@ static void probe_open_wakeup(struct probe *p, const char *const *dirs, size_t n
 	p->fc.monitor_dirs.n = n;
 	p->fc.monitor_dirs.v = p->dirs;
 	p->fc.include_failed = include_failed;
+	p->fc.resolve = next_resolve;
+	next_resolve = IG_FILE_RESOLVE_LEXICAL;
 	agent_conf(&p->ac);
 	if (ringbuf_bytes)
 		p->ac.ringbuf_bytes = ringbuf_bytes;
@@ -704,6 +725,392 @@ static void test_sixteen_long_monitor_dirs_load_and_match(void **state)
 	probe_close(&p);
 }
 
+/* A record for this exact path/requested pair, in order: col.v[*next]. */
+static void expect_next(size_t *next, const char *path, const char *requested, long ret)
+{
+	if (*next >= col.n) {
+		for (size_t i = 0; i < col.n; i++)
+			print_message("  got: %s (requested %s)\n", col.v[i].path,
+				      col.v[i].requested);
+		fail_msg("expected a record for %s, got only %zu", path, col.n);
+	}
+	const struct got *g = &col.v[(*next)++];
+	if (strcmp(g->path, path) != 0)
+		fail_msg("record %zu: path '%s', expected '%s' (requested '%s')", *next - 1,
+			 g->path, path, requested ? requested : "");
+	if (requested) {
+		assert_true(g->has_requested);
+		assert_string_equal(g->requested, requested);
+	} else if (g->has_requested) {
+		fail_msg("record for %s has requested_path '%s', expected none", path,
+			 g->requested);
+	}
+	assert_int_equal(g->ret, ret);
+	assert_false(g->relative);
+}
+
+static void print_unexpected(size_t from)
+{
+	for (size_t i = from; i < col.n; i++)
+		print_message("  unexpected: %s (requested %s)\n", col.v[i].path,
+			      col.v[i].requested);
+}
+
+static void test_dot_and_dotdot_in_absolute_paths_are_folded_before_matching(void **state)
+{
+	struct probe p;
+	const char *dirs[] = { dir };
+	char sub[PATH_MAX], f[PATH_MAX], g[PATH_MAX], in[3 * PATH_MAX];
+	char bdir[PATH_MAX], bout[PATH_MAX];
+	struct {
+		const char *
+			fmt; /* %1$s = dir, %2$s = outside, %3$s = basename(dir), %4$s = basename(outside) */
+		const char
+			*want; /* reported path relative to dir ("" = dir), NULL = not reported */
+		bool folded; /* the name passed differs from the reported path */
+		bool directory;
+	} cases[] = {
+		{ "%1$s/./f", "/f", true, false },
+		{ "%1$s//f", "/f", true, false },
+		{ "%1$s/sub/../f", "/f", true, false },
+		{ "%1$s/sub/./../f", "/f", true, false },
+		{ "%1$s/sub//.//..//f", "/f", true, false },
+		{ "%1$s/sub/", "/sub", true, true },
+		{ "%1$s/.", "", true, true },
+		{ "%1$s/sub/..", "", true, true },
+		{ "/../../..%1$s/f", "/f", true, false },
+		{ "%2$s/../%3$s/f", "/f", true, false },
+		{ "%2$s/../../../../../../../../%1$s/./sub/../f", "/f", true, false },
+		/* Names that only look like "." or "..": kept as they are. */
+		{ "%1$s/.hidden", "/.hidden", false, false },
+		{ "%1$s/..dots", "/..dots", false, false },
+		{ "%1$s/sub/...", "/sub/...", false, false },
+		{ "%1$s/f.", "/f.", false, false },
+		/* Lexically outside: not reported. */
+		{ "%1$s/../%4$s/g", NULL, false, false },
+		{ "%1$s/./../%4$s/g", NULL, false, false },
+		{ "%1$s/sub/../../%4$s/g", NULL, false, false },
+		{ "%1$s/sub/../../%3$setera", NULL, false, true },
+	};
+	size_t ncases = sizeof(cases) / sizeof(cases[0]);
+	long fds[sizeof(cases) / sizeof(cases[0])];
+
+	(void)state;
+	require_root();
+	join(sub, sizeof(sub), dir, "sub");
+	mkdir(sub, 0755);
+	join(f, sizeof(f), dir, "f");
+	touch(f);
+	join(g, sizeof(g), outside, "g");
+	touch(g);
+	const char *names[] = { ".hidden", "..dots", "sub/...", "f." };
+	for (size_t i = 0; i < 4; i++) {
+		char n[PATH_MAX];
+		join(n, sizeof(n), dir, names[i]);
+		touch(n);
+	}
+	snprintf(bdir, sizeof(bdir), "%s", dir);
+	snprintf(bout, sizeof(bout), "%s", outside);
+	const char *base_dir = basename(bdir), *base_out = basename(bout);
+	char etcetera[PATH_MAX + 16];
+	snprintf(etcetera, sizeof(etcetera), "%setera", dir);
+	mkdir(etcetera, 0755);
+
+	probe_open(&p, dirs, 1, true, 0);
+	for (size_t i = 0; i < ncases; i++) {
+		snprintf(in, sizeof(in), cases[i].fmt, dir, outside, base_dir, base_out);
+		fds[i] = sys_openat(AT_FDCWD, in, O_RDONLY | (cases[i].directory ? O_DIRECTORY : 0),
+				    0);
+		if (fds[i] < 0)
+			fail_msg("open(%s): %s", in, strerror((int)-fds[i]));
+	}
+	drain(&p);
+
+	size_t next = 0;
+	for (size_t i = 0; i < ncases; i++) {
+		char want[2 * PATH_MAX];
+		if (!cases[i].want)
+			continue;
+		snprintf(in, sizeof(in), cases[i].fmt, dir, outside, base_dir, base_out);
+		snprintf(want, sizeof(want), "%s%s", dir, cases[i].want);
+		expect_next(&next, want, cases[i].folded ? in : NULL, fds[i]);
+	}
+	print_unexpected(next);
+	assert_int_equal(col.n, next);
+	for (size_t i = 0; i < ncases; i++)
+		close_fd(fds[i]);
+	probe_close(&p);
+}
+
+static void test_dotdot_in_relative_paths_is_folded_before_matching(void **state)
+{
+	struct probe p;
+	const char *dirs[] = { dir };
+	char sub[PATH_MAX], f[PATH_MAX], g[PATH_MAX], rel[PATH_MAX], rel2[PATH_MAX];
+	char rel3[PATH_MAX], rel4[PATH_MAX], bdir[PATH_MAX], bout[PATH_MAX];
+	long fds[8];
+
+	(void)state;
+	require_root();
+	join(sub, sizeof(sub), dir, "sub");
+	mkdir(sub, 0755);
+	join(f, sizeof(f), dir, "f");
+	touch(f);
+	join(g, sizeof(g), outside, "g");
+	touch(g);
+	snprintf(bdir, sizeof(bdir), "%s", dir);
+	snprintf(bout, sizeof(bout), "%s", outside);
+	snprintf(rel, sizeof(rel), "../%s/f", basename(bdir));
+	snprintf(rel2, sizeof(rel2), "../../%s/g", basename(bout));
+	snprintf(rel3, sizeof(rel3), "../%s/g", basename(bout));
+	snprintf(rel4, sizeof(rel4), "../%s/./sub/../f", basename(bdir));
+
+	probe_open(&p, dirs, 1, true, 0);
+	assert_int_equal(chdir(outside), 0);
+	fds[0] = sys_openat(AT_FDCWD, rel, O_RDONLY, 0); /* outside -> dir/f */
+	assert_int_equal(chdir(sub), 0);
+	fds[1] = sys_openat(AT_FDCWD, "../f", O_RDONLY, 0);
+	fds[2] = sys_openat(AT_FDCWD, "./../sub/../f", O_RDONLY, 0);
+	fds[3] = sys_openat(AT_FDCWD, "..", O_RDONLY | O_DIRECTORY, 0);
+	fds[4] = sys_openat(AT_FDCWD, rel2, O_RDONLY, 0); /* sub -> outside/g: not reported */
+	assert_int_equal(chdir(dir), 0);
+	fds[5] = sys_openat(AT_FDCWD, rel3, O_RDONLY, 0); /* dir -> outside/g: not reported */
+	assert_int_equal(chdir(cwd0), 0);
+	long dfd = sys_openat(AT_FDCWD, outside, O_RDONLY | O_DIRECTORY, 0);
+	assert_true(dfd >= 0);
+	fds[6] = sys_openat((int)dfd, rel4, O_RDONLY, 0); /* dirfd outside -> dir/f */
+	fds[7] = sys_openat((int)dfd, "g", O_RDONLY, 0); /* not reported */
+	for (int i = 0; i < 8; i++)
+		assert_true(fds[i] >= 0);
+	drain(&p);
+
+	size_t next = 0;
+	expect_next(&next, f, rel, fds[0]);
+	expect_next(&next, f, "../f", fds[1]);
+	expect_next(&next, f, "./../sub/../f", fds[2]);
+	expect_next(&next, dir, "..", fds[3]);
+	expect_next(&next, f, rel4, fds[6]);
+	assert_int_equal(col.v[next - 1].dirfd, 0); /* no dirfd field: resolved */
+	print_unexpected(next);
+	assert_int_equal(col.n, next);
+	for (int i = 0; i < 8; i++)
+		close_fd(fds[i]);
+	close_fd(dfd);
+	probe_close(&p);
+}
+
+/* outside/link-in -> dir/secret: a string match cannot see it; real_path
+ * matches the opened file. exit_args: NULL (the kernel's choice) or
+ * "stash" (arguments stashed at every open's entry). */
+static void symlink_into_monitored_dir(const char *exit_args)
+{
+	struct probe p;
+	const char *dirs[] = { dir };
+	char secret[PATH_MAX], link_in[PATH_MAX], dangling[PATH_MAX], missing[PATH_MAX];
+	char plain[PATH_MAX];
+
+	require_root();
+	join(secret, sizeof(secret), dir, "secret");
+	touch(secret);
+	join(link_in, sizeof(link_in), outside, "link-in");
+	unlink(link_in);
+	assert_int_equal(symlink(secret, link_in), 0);
+	join(missing, sizeof(missing), dir, "missing");
+	join(dangling, sizeof(dangling), outside, "dangling");
+	unlink(dangling);
+	assert_int_equal(symlink(missing, dangling), 0);
+	join(plain, sizeof(plain), outside, "plain");
+	touch(plain);
+
+	/* lexical: the name is outside, so nothing is reported. */
+	probe_open(&p, dirs, 1, true, 0);
+	close_fd(sys_openat(AT_FDCWD, link_in, O_RDONLY, 0));
+	drain(&p);
+	print_unexpected(0);
+	assert_int_equal(col.n, 0);
+	probe_close(&p);
+
+	if (exit_args)
+		setenv("INGRAIN_FILES_EXIT_ARGS", exit_args, 1);
+	next_resolve = IG_FILE_RESOLVE_REAL_PATH;
+	probe_open(&p, dirs, 1, true, 0);
+	unsetenv("INGRAIN_FILES_EXIT_ARGS");
+	long fd1 = sys_openat(AT_FDCWD, link_in, O_RDONLY, 0);
+	struct open_how how = { .flags = O_RDWR | O_CLOEXEC, .mode = 0 };
+	long fd2 = syscall(SYS_openat2, AT_FDCWD, link_in, &how, sizeof(how));
+	long fd3 = syscall(SYS_open, link_in, O_WRONLY | O_APPEND, 0);
+	assert_int_equal(chdir(outside), 0);
+	long fd4 = sys_openat(AT_FDCWD, "link-in", O_RDONLY, 0);
+	assert_int_equal(chdir(cwd0), 0);
+	long fd5 = sys_openat(AT_FDCWD, dangling, O_RDONLY, 0); /* ENOENT: nothing to walk */
+	long fd6 = sys_openat(AT_FDCWD, plain, O_RDONLY, 0); /* outside, no link */
+	assert_true(fd1 >= 0 && fd2 >= 0 && fd3 >= 0 && fd4 >= 0 && fd6 >= 0);
+	assert_int_equal(fd5, -ENOENT);
+	drain(&p);
+
+	size_t next = 0;
+	expect_next(&next, secret, link_in, fd1);
+	const struct got *g = &col.v[0];
+	assert_header(g);
+	assert_true(g->real_path);
+	assert_string_equal(g->syscall, "openat");
+	assert_int_equal(g->flags, O_RDONLY);
+	assert_false(g->has_dirfd);
+	expect_next(&next, secret, link_in, fd2);
+	assert_string_equal(col.v[1].syscall, "openat2");
+	assert_int_equal(col.v[1].flags, O_RDWR | O_CLOEXEC);
+	assert_string_equal(col.v[1].access, "rw");
+	expect_next(&next, secret, link_in, fd3);
+	assert_string_equal(col.v[2].syscall, "open");
+	assert_int_equal(col.v[2].flags, O_WRONLY | O_APPEND);
+	expect_next(&next, secret, "link-in", fd4);
+	assert_true(col.v[3].real_path);
+	print_unexpected(next);
+	assert_int_equal(col.n, next);
+
+	struct ig_probe_stats st;
+	ig_probe_files_ops.stats(p.state, &st);
+	assert_int_equal(st.other_lost, 0);
+	close_fd(fd1);
+	close_fd(fd2);
+	close_fd(fd3);
+	close_fd(fd4);
+	close_fd(fd6);
+	probe_close(&p);
+}
+
+static void test_symlink_into_monitored_dir_is_caught_with_real_path(void **state)
+{
+	(void)state;
+	symlink_into_monitored_dir(NULL);
+}
+
+static void test_symlink_into_monitored_dir_is_caught_with_stashed_exit_args(void **state)
+{
+	(void)state;
+	symlink_into_monitored_dir("stash");
+}
+
+/* dir/link-out -> outside/target: the name is monitored, so the open is
+ * reported in both modes; real_path says where it really went. */
+static void test_symlink_out_of_monitored_dir_reports_the_target_with_real_path(void **state)
+{
+	struct probe p;
+	const char *dirs[] = { dir };
+	char target[PATH_MAX], link_out[PATH_MAX], inside[PATH_MAX];
+
+	(void)state;
+	require_root();
+	join(target, sizeof(target), outside, "target");
+	touch(target);
+	join(link_out, sizeof(link_out), dir, "link-out");
+	unlink(link_out);
+	assert_int_equal(symlink(target, link_out), 0);
+	join(inside, sizeof(inside), dir, "inside");
+	touch(inside);
+
+	probe_open(&p, dirs, 1, true, 0);
+	long fd = sys_openat(AT_FDCWD, link_out, O_RDONLY, 0);
+	assert_true(fd >= 0);
+	drain(&p);
+	size_t next = 0;
+	expect_next(&next, link_out, NULL, fd);
+	assert_false(col.v[0].real_path);
+	assert_int_equal(col.n, 1);
+	close_fd(fd);
+	probe_close(&p);
+
+	next_resolve = IG_FILE_RESOLVE_REAL_PATH;
+	probe_open(&p, dirs, 1, true, 0);
+	long fd1 = sys_openat(AT_FDCWD, link_out, O_RDONLY, 0);
+	long fd2 = sys_openat(AT_FDCWD, inside, O_RDONLY, 0); /* no link: no requested_path */
+	char folded[PATH_MAX + 8];
+	snprintf(folded, sizeof(folded), "%s/./inside", dir);
+	long fd3 = sys_openat(AT_FDCWD, folded, O_RDONLY, 0);
+	long fd4 = sys_openat(AT_FDCWD, inside, O_RDONLY | O_NOFOLLOW, 0);
+	assert_true(fd1 >= 0 && fd2 >= 0 && fd3 >= 0 && fd4 >= 0);
+	assert_int_equal(sys_openat(AT_FDCWD, link_out, O_RDONLY | O_NOFOLLOW, 0), -ELOOP);
+	drain(&p);
+	next = 0;
+	expect_next(&next, target, link_out, fd1);
+	assert_true(col.v[0].real_path);
+	assert_header(&col.v[0]);
+	expect_next(&next, inside, NULL, fd2);
+	assert_true(col.v[1].real_path);
+	expect_next(&next, inside, folded, fd3);
+	expect_next(&next, inside, NULL, fd4);
+	/* A failed open keeps the name (nothing was opened to look at). */
+	assert_true(next < col.n);
+	const struct got *g = &col.v[next++];
+	assert_string_equal(g->path, link_out);
+	assert_int_equal(g->ret, -ELOOP);
+	assert_false(g->real_path);
+	print_unexpected(next);
+	assert_int_equal(col.n, next);
+	close_fd(fd1);
+	close_fd(fd2);
+	close_fd(fd3);
+	close_fd(fd4);
+	probe_close(&p);
+}
+
+/* A cwd deeper than the kernel walks, and a name that climbs out of it into
+ * the monitored directory: the string cannot be resolved at entry, so the
+ * opened file's path decides at exit, in both modes. */
+static void test_relative_name_escaping_a_too_deep_cwd_is_matched_at_exit(void **state)
+{
+	struct probe p;
+	const char *dirs[] = { dir };
+	char deep[PATH_MAX], f[PATH_MAX], g[PATH_MAX], bdir[PATH_MAX], bout[PATH_MAX];
+	char up[PATH_MAX] = "", in[PATH_MAX], out[PATH_MAX];
+	const int levels = 60;
+
+	(void)state;
+	require_root();
+	join(f, sizeof(f), dir, "f");
+	touch(f);
+	join(g, sizeof(g), outside, "g");
+	touch(g);
+	snprintf(deep, sizeof(deep), "%s", outside);
+	for (int i = 0; i < levels; i++) {
+		size_t len = strlen(deep);
+		snprintf(deep + len, sizeof(deep) - len, "/d");
+		mkdir(deep, 0755);
+		strcat(up, "../");
+	}
+	strcat(up, "../"); /* out of outside itself */
+	snprintf(bdir, sizeof(bdir), "%s", dir);
+	snprintf(bout, sizeof(bout), "%s", outside);
+	snprintf(in, sizeof(in), "%s%s/f", up, basename(bdir));
+	snprintf(out, sizeof(out), "%s%s/g", up, basename(bout));
+
+	for (int mode = IG_FILE_RESOLVE_LEXICAL; mode <= IG_FILE_RESOLVE_REAL_PATH; mode++) {
+		next_resolve = mode;
+		probe_open(&p, dirs, 1, true, 0);
+		assert_int_equal(chdir(deep), 0);
+		long fd1 = sys_openat(AT_FDCWD, in, O_RDONLY, 0);
+		long fd2 = sys_openat(AT_FDCWD, out, O_RDONLY, 0);
+		char missing[PATH_MAX + 16];
+		snprintf(missing, sizeof(missing), "%s%s/missing", up, basename(bdir));
+		long fd3 = sys_openat(AT_FDCWD, missing, O_RDONLY, 0);
+		assert_int_equal(chdir(cwd0), 0);
+		assert_true(fd1 >= 0 && fd2 >= 0);
+		assert_int_equal(fd3, -ENOENT);
+		drain(&p);
+		size_t next = 0;
+		expect_next(&next, f, in, fd1);
+		assert_true(col.v[0].real_path);
+		assert_false(col.v[0].has_dirfd);
+		/* The failed open has no file to look at: not reported (the
+		 * name alone cannot be placed). */
+		print_unexpected(next);
+		assert_int_equal(col.n, next);
+		close_fd(fd1);
+		close_fd(fd2);
+		probe_close(&p);
+	}
+}
+
 static int open_err(const char *const *dirs, size_t n, struct ig_err *err)
 {
 	struct probe p;
@@ -818,6 +1225,13 @@ int main(void)
 		cmocka_unit_test(test_full_ring_buffer_counts_every_lost_event),
 		cmocka_unit_test(test_consumer_is_woken_only_past_the_wakeup_threshold),
 		cmocka_unit_test(test_sixteen_long_monitor_dirs_load_and_match),
+		cmocka_unit_test(test_dot_and_dotdot_in_absolute_paths_are_folded_before_matching),
+		cmocka_unit_test(test_dotdot_in_relative_paths_is_folded_before_matching),
+		cmocka_unit_test(test_symlink_into_monitored_dir_is_caught_with_real_path),
+		cmocka_unit_test(test_symlink_into_monitored_dir_is_caught_with_stashed_exit_args),
+		cmocka_unit_test(
+			test_symlink_out_of_monitored_dir_reports_the_target_with_real_path),
+		cmocka_unit_test(test_relative_name_escaping_a_too_deep_cwd_is_matched_at_exit),
 	};
 	/* Once with the default variant (syscall tracepoints), once with
 	 * tp_btf where the kernel runs it. */
