@@ -90,16 +90,20 @@ static __always_inline void add(const struct ig_traffic_key *k, __u64 bytes, __u
 
 /* --- sock method --------------------------------------------------------- */
 
-static __always_inline int on_sock(struct sock *sk, int ret, int flags, __u8 dir)
+/* family and proto come from the caller: the classic tracepoint carries
+ * them in its record, the tp_btf program reads them with direct loads (a
+ * BTF pointer: no helper call; each bpf_probe_read_kernel costs ~25 ns on
+ * the development VM). The remote peer (per_remote only) is read the same
+ * way per variant. */
+static __always_inline int on_sock(struct sock *sk, __u16 family, __u16 proto, int ret, int flags,
+				   __u8 dir, bool btf)
 {
-	if (ret <= 0 || !sk)
+	if (ret <= 0)
 		return 0;
 	if (dir == IG_TRAFFIC_RX && (flags & MSG_PEEK))
 		return 0;
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	if (family != AF_INET && family != AF_INET6)
 		return 0;
-	__u16 proto = BPF_CORE_READ(sk, sk_protocol);
 	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
 		return 0;
 
@@ -111,13 +115,24 @@ static __always_inline int on_sock(struct sock *sk, int ret, int flags, __u8 dir
 	if (ig_per_remote) {
 		/* The connected peer; an unconnected UDP socket has none
 		 * (all zero: user space reports the remote as unknown). */
-		k.rport = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
-		if (family == AF_INET6) {
-			k.family = 6;
-			bpf_core_read(k.raddr, 16, &sk->__sk_common.skc_v6_daddr);
+		if (btf) {
+			k.rport = __builtin_bswap16(sk->__sk_common.skc_dport);
+			if (family == AF_INET6) {
+				k.family = 6;
+				__builtin_memcpy(k.raddr, &sk->__sk_common.skc_v6_daddr, 16);
+			} else {
+				k.family = 4;
+				__builtin_memcpy(k.raddr, &sk->__sk_common.skc_daddr, 4);
+			}
 		} else {
-			k.family = 4;
-			BPF_CORE_READ_INTO((__u32 *)k.raddr, sk, __sk_common.skc_daddr);
+			k.rport = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
+			if (family == AF_INET6) {
+				k.family = 6;
+				bpf_core_read(k.raddr, 16, &sk->__sk_common.skc_v6_daddr);
+			} else {
+				k.family = 4;
+				bpf_core_read(k.raddr, 4, &sk->__sk_common.skc_daddr);
+			}
 		}
 	}
 	add(&k, (__u64)ret, 1, true);
@@ -127,29 +142,33 @@ static __always_inline int on_sock(struct sock *sk, int ret, int flags, __u8 dir
 SEC("tp_btf/sock_send_length")
 int BPF_PROG(ig_traffic_send_btf, struct sock *sk, int ret, int flags)
 {
-	return on_sock(sk, ret, flags, IG_TRAFFIC_TX);
+	if (!sk)
+		return 0;
+	return on_sock(sk, sk->__sk_common.skc_family, sk->sk_protocol, ret, flags, IG_TRAFFIC_TX,
+		       true);
 }
 
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(ig_traffic_recv_btf, struct sock *sk, int ret, int flags)
 {
-	return on_sock(sk, ret, flags, IG_TRAFFIC_RX);
+	if (!sk)
+		return 0;
+	return on_sock(sk, sk->__sk_common.skc_family, sk->sk_protocol, ret, flags, IG_TRAFFIC_RX,
+		       true);
 }
 
 SEC("tracepoint/sock/sock_send_length")
 int ig_traffic_send_tp(struct trace_event_raw_sock_msg_length *ctx)
 {
-	if (ctx->protocol != IPPROTO_TCP && ctx->protocol != IPPROTO_UDP)
-		return 0;
-	return on_sock((struct sock *)ctx->sk, ctx->ret, ctx->flags, IG_TRAFFIC_TX);
+	return on_sock((struct sock *)ctx->sk, ctx->family, ctx->protocol, ctx->ret, ctx->flags,
+		       IG_TRAFFIC_TX, false);
 }
 
 SEC("tracepoint/sock/sock_recv_length")
 int ig_traffic_recv_tp(struct trace_event_raw_sock_msg_length *ctx)
 {
-	if (ctx->protocol != IPPROTO_TCP && ctx->protocol != IPPROTO_UDP)
-		return 0;
-	return on_sock((struct sock *)ctx->sk, ctx->ret, ctx->flags, IG_TRAFFIC_RX);
+	return on_sock((struct sock *)ctx->sk, ctx->family, ctx->protocol, ctx->ret, ctx->flags,
+		       IG_TRAFFIC_RX, false);
 }
 
 /* --- cgroup_skb method --------------------------------------------------- */

@@ -195,3 +195,25 @@ bool ig_bpf_has_tracepoint(const char *category, const char *name)
 	}
 	return false;
 }
+
+uint64_t ig_bpf_prog_misses(struct bpf_object *obj)
+{
+	struct bpf_program *p;
+	uint64_t sum = 0;
+
+	if (!obj)
+		return 0;
+	bpf_object__for_each_program(p, obj)
+	{
+		int fd = bpf_program__fd(p);
+		struct bpf_prog_info info;
+		uint32_t len = sizeof(info);
+
+		if (fd < 0)
+			continue;
+		memset(&info, 0, sizeof(info));
+		if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0)
+			sum += info.recursion_misses;
+	}
+	return sum;
+}

@@ -14,6 +14,9 @@
 #define IG_BPF_UTIL_H
 
 #include <stdbool.h>
+#include <stdint.h>
+
+struct bpf_object;
 
 /* Routes libbpf's messages to ig_log. Idempotent. */
 void ig_bpf_log_init(void);
@@ -30,5 +33,13 @@ bool ig_bpf_has_kprobes(void);
 /* The tracepoint category/name exists in tracefs (needs tracefs mounted,
  * see ig_sysprep). */
 bool ig_bpf_has_tracepoint(const char *category, const char *name);
+
+/* Runs the kernel skipped for the loaded programs of obj, summed
+ * (bpf_prog_info.recursion_misses, kernel 5.12+; 0 where unknown). A
+ * classic tracepoint or kprobe program is skipped when another such
+ * program is already running on the CPU (e.g. a softirq interrupting a
+ * syscall tracepoint program); tp_btf/fentry programs only when the same
+ * program would nest. Probes add this to their other_lost. */
+uint64_t ig_bpf_prog_misses(struct bpf_object *obj);
 
 #endif

@@ -332,6 +332,10 @@ static void tcp_stats(void *state, struct ig_probe_stats *out)
 			out->other_lost = sum;
 	}
 	free(vals);
+	/* State changes the kernel did not run the program for (a classic
+	 * tracepoint program interrupted by a softirq that changes a TCP
+	 * state on the same CPU): each may be a lost event. */
+	out->other_lost += ig_bpf_prog_misses(st->skel->obj);
 }
 
 static void tcp_close(void *state)

@@ -509,7 +509,8 @@ static void traffic_stats(void *state, struct ig_probe_stats *out)
 
 	memset(out, 0, sizeof(*out));
 	out->events = st->records;
-	out->other_lost = st->evictions + st->failed;
+	/* Skipped program runs (see ig_bpf_prog_misses) are uncounted bytes. */
+	out->other_lost = st->evictions + st->failed + ig_bpf_prog_misses(st->skel->obj);
 }
 
 static void traffic_close(void *state)
