@@ -177,7 +177,7 @@ static __always_inline int on_exit(bool write, long ret, int fd)
 {
 	if (ret < 0)
 		return 0;
-	struct file *f = ig_fd_file(fd);
+	struct file *f = ig_fd_file_btf(fd);
 	if (!f)
 		return 0;
 	struct inode *inode = BPF_CORE_READ(f, f_inode);
@@ -252,7 +252,7 @@ static __always_inline int saved_fd(void)
 {
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 
-	return (int)BPF_CORE_READ(regs, di);
+	return (int)regs->di; /* a BTF pointer: a direct load */
 }
 
 SEC("tracepoint/syscalls/sys_exit_read")

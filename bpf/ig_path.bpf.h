@@ -350,6 +350,22 @@ static __always_inline struct file *ig_fd_file(int fd)
 	return f;
 }
 
+/* ig_fd_file with direct BTF loads for task->files->fdt (no helper calls
+ * but the fd array element's): kernels with bpf_get_current_task_btf
+ * (5.11+) only. */
+static __always_inline struct file *ig_fd_file_btf(int fd)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct fdtable *fdt = task->files->fdt;
+	struct file **fda = fdt->fd;
+	struct file *f = NULL;
+
+	if (fd < 0 || (__u32)fd >= fdt->max_fds)
+		return NULL;
+	bpf_probe_read_kernel(&f, sizeof(f), &fda[fd]);
+	return f;
+}
+
 /* Resolves the relative ps->path (as read by ig_path_read_user) against
  * dirfd (AT_FDCWD: the cwd) into an absolute path, and keeps the name as
  * passed in ps->raw. Returns the new length, or -1 when the base directory
