@@ -1,15 +1,16 @@
 // SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
 /* file_io.bpf.c: the file I/O volume probe, kernel side. Counts the bytes
- * and calls of read(2), write(2), pread64(2), pwrite64(2), readv(2) and
- * writev(2) on regular files under monitor_dirs, per (process, cgroup,
- * file), into a per-CPU LRU hash that user space reads on an interval
- * (node-agent/probe_file_io.c). Nothing is sent per call.
+ * and calls of read(2), write(2), pread64(2), pwrite64(2), readv(2),
+ * writev(2), preadv(2), pwritev(2), preadv2(2) and pwritev2(2) on regular
+ * files under monitor_dirs, per (process, cgroup, file), into a per-CPU LRU
+ * hash that user space reads on an interval (node-agent/probe_file_io.c).
+ * Nothing is sent per call.
  *
  * Hooks: syscall exits only; the byte count is the return value and the fd
  * is read from the task's saved user registers (di on x86_64), so no entry
  * program and no per-call stash are needed. Two variants, one enabled by
  * user space:
- *   - tracepoint/syscalls/sys_exit_<call>: runs for these six calls only;
+ *   - tracepoint/syscalls/sys_exit_<call>: runs for these calls only;
  *     the registers come from bpf_task_pt_regs (5.15+).
  *   - tp_btf/sys_exit: runs for every syscall and checks the number first;
  *     has the registers as an argument (5.11+).
@@ -46,6 +47,10 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define NR_pwrite64 18
 #define NR_readv 19
 #define NR_writev 20
+#define NR_preadv 295
+#define NR_pwritev 296
+#define NR_preadv2 327
+#define NR_pwritev2 328
 
 enum { V_NO = 1, V_YES = 2 }; /* seen: verdicts */
 
@@ -229,11 +234,15 @@ int BPF_PROG(ig_file_io_exit_btf, struct pt_regs *regs, long ret)
 	case NR_read:
 	case NR_pread64:
 	case NR_readv:
+	case NR_preadv:
+	case NR_preadv2:
 		write = false;
 		break;
 	case NR_write:
 	case NR_pwrite64:
 	case NR_writev:
+	case NR_pwritev:
+	case NR_pwritev2:
 		write = true;
 		break;
 	default:
@@ -273,6 +282,18 @@ int ig_file_io_exit_readv(struct trace_event_raw_sys_exit *ctx)
 	return ctx->ret < 0 ? 0 : on_exit(false, ctx->ret, saved_fd());
 }
 
+SEC("tracepoint/syscalls/sys_exit_preadv")
+int ig_file_io_exit_preadv(struct trace_event_raw_sys_exit *ctx)
+{
+	return ctx->ret < 0 ? 0 : on_exit(false, ctx->ret, saved_fd());
+}
+
+SEC("tracepoint/syscalls/sys_exit_preadv2")
+int ig_file_io_exit_preadv2(struct trace_event_raw_sys_exit *ctx)
+{
+	return ctx->ret < 0 ? 0 : on_exit(false, ctx->ret, saved_fd());
+}
+
 SEC("tracepoint/syscalls/sys_exit_write")
 int ig_file_io_exit_write(struct trace_event_raw_sys_exit *ctx)
 {
@@ -287,6 +308,18 @@ int ig_file_io_exit_pwrite64(struct trace_event_raw_sys_exit *ctx)
 
 SEC("tracepoint/syscalls/sys_exit_writev")
 int ig_file_io_exit_writev(struct trace_event_raw_sys_exit *ctx)
+{
+	return ctx->ret < 0 ? 0 : on_exit(true, ctx->ret, saved_fd());
+}
+
+SEC("tracepoint/syscalls/sys_exit_pwritev")
+int ig_file_io_exit_pwritev(struct trace_event_raw_sys_exit *ctx)
+{
+	return ctx->ret < 0 ? 0 : on_exit(true, ctx->ret, saved_fd());
+}
+
+SEC("tracepoint/syscalls/sys_exit_pwritev2")
+int ig_file_io_exit_pwritev2(struct trace_event_raw_sys_exit *ctx)
 {
 	return ctx->ret < 0 ? 0 : on_exit(true, ctx->ret, saved_fd());
 }

@@ -509,7 +509,7 @@ static int read_pass(struct file_io_state *st)
 	return emitted;
 }
 
-/* Syscall tracepoints (they run for the six calls only) when tracefs has
+/* Syscall tracepoints (they run for the counted calls only) when tracefs has
  * them and tracepoint programs can read the saved registers
  * (bpf_task_pt_regs, 5.15+); else tp_btf/sys_exit (runs for every
  * syscall). INGRAIN_FILE_IO_VARIANT=tracepoint|tp_btf overrides (tests,

@@ -2,7 +2,8 @@
  *
  * Each test loads the probe with monitor_dirs set to a fresh mkdtemp()
  * directory, does exactly known reads and writes with syscall(2) (read,
- * write, pread64, pwrite64, readv, writev), makes the probe read its tables
+ * write, pread64, pwrite64, readv, writev, preadv, pwritev, preadv2,
+ * pwritev2), makes the probe read its tables
  * (consume() after the interval, or close()) and compares the "file.io"
  * records with what it did: bytes and calls per path, deltas between
  * reads, nothing for files outside monitor_dirs or for pipes. Needs root:
@@ -272,16 +273,22 @@ static void test_every_read_and_write_call_is_counted_exactly_per_path(void **st
 	assert_int_equal(syscall(SYS_pread64, fa, buf, 10, 5000), 0);
 	/* A failed call (bad buffer) counts nothing. */
 	assert_int_equal(sys_read(fa, (void *)8, 10), -1);
-	/* b: 7 bytes written, 3 read. */
+	/* b: 7 bytes written, 3 read; then the positioned vector calls:
+	 * pwritev 5 + pwritev2 6 bytes, preadv 4 + preadv2 2 bytes. */
 	assert_int_equal(sys_write(fb, buf, 7), 7);
 	assert_int_equal(syscall(SYS_pread64, fb, buf, 100, 4), 3);
+	struct iovec v5 = { buf, 5 }, v6 = { buf, 6 }, v4 = { buf, 4 }, v2 = { buf, 2 };
+	assert_int_equal(syscall(SYS_pwritev, fb, &v5, 1, 0, 0), 5);
+	assert_int_equal(syscall(SYS_pwritev2, fb, &v6, 1, 0, 0, 0), 6);
+	assert_int_equal(syscall(SYS_preadv, fb, &v4, 1, 0, 0), 4);
+	assert_int_equal(syscall(SYS_preadv2, fb, &v2, 1, 0, 0, 0), 2);
 	pass(&p);
 
 	const struct got *g = find_one(a, getpid());
 	assert_header(g);
 	assert_counts(g, 90, 4, 200, 3);
 	g = find_one(b, getpid());
-	assert_counts(g, 3, 1, 7, 1);
+	assert_counts(g, 3 + 4 + 2, 3, 7 + 5 + 6, 3);
 	assert_int_equal(col.n, 2);
 	close(fa);
 	close(fb);
