@@ -20,6 +20,12 @@
 # The agent reads the traffic table every second (probes.traffic.interval: 1s);
 # its CPU over the run is reported too.
 #
+# Throughput on a shared VM is noisy, so a second table reports the per-call
+# cost that decides it: bench_sock_calls (bench/bench_sock_calls.c) sends and
+# receives over loopback in one thread and reports thread CPU ns per
+# send+receive pair (udp 64 B, tcp 1 KiB, tcp 128 KiB), under the same
+# configurations, interleaved the same way.
+#
 #   sudo bench/bench_tcp.sh [SECONDS] [ROUNDS]      (after building into build/)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -115,12 +121,19 @@ workloads=(stream small udp)
 configs=(none sock_btf sock_tp cgroup_skb tcptop bpftrace)
 declare -A bps ccpu scpu acpu
 tcptop_note=""
+calls=("udp 64 100000" "tcp 1024 100000" "tcp 131072 10000")
+declare -A pc
 measure() { # config
 	for w in "${workloads[@]}"; do
 		read -r b c s < <(run "$w")
 		bps[$1.$w]+="$b "
 		ccpu[$1.$w]+="$c "
 		scpu[$1.$w]+="$s "
+	done
+	for k in "${calls[@]}"; do
+		# shellcheck disable=SC2086
+		v=$("$B/bench/bench_sock_calls" $k | sed -n 's/ns_per_op=//p')
+		pc[$1.${k% *}]+="$v "
 	done
 }
 
@@ -186,4 +199,19 @@ for w in "${workloads[@]}"; do
 			"$(python3 -c "print($m/$base if $base else 0)")" \
 			"$(echo "${ccpu[$c.$w]}" | median)" "$(echo "${scpu[$c.$w]}" | median)" "$a"
 	done
+done
+
+printf '\nper call: thread CPU ns per send+receive pair over loopback (median of %d)\n' "$R"
+printf '%-11s' config
+for k in "${calls[@]}"; do printf ' %20s' "${k% *}"; done
+printf '\n'
+for c in "${configs[@]}"; do
+	printf '%-11s' "$c"
+	for k in "${calls[@]}"; do
+		m=$(echo "${pc[$c.${k% *}]:-}" | median)
+		b=$(echo "${pc[none.${k% *}]}" | median)
+		if [ -z "$m" ]; then printf ' %20s' "-"; continue; fi
+		printf ' %20s' "$(python3 -c "print('%.0f (%+.0f, %.2fx)' % ($m, $m-$b, $m/$b))")"
+	done
+	printf '\n'
 done
