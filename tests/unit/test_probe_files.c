@@ -33,6 +33,7 @@
 
 #include "bpf_util.h"
 #include "files.h"
+#include "ig_conf.h"
 #include "ig_log.h"
 #include "ig_time.h"
 #include "probe.h"
@@ -1154,6 +1155,35 @@ static void test_bad_monitor_dirs_are_rejected_with_advice(void **state)
 	assert_non_null(strstr(ig_err_str(&err), "longer than 255 bytes"));
 }
 
+static void test_resolve_option_is_read_and_checked_by_the_loader(void **state)
+{
+	static const char ok[] = "probes:\n  files:\n    monitor_dirs: [/etc]\n"
+				 "    resolve: real_path\n    pipelines: [p]\n";
+	static const char dflt[] = "probes:\n  files:\n    pipelines: [p]\n";
+	static const char typo[] = "probes:\n  files:\n    resolve: realpath\n"
+				   "    pipelines: [p]\n";
+	struct ig_conf *c = NULL;
+	struct ig_err err;
+
+	(void)state;
+	ig_err_init(&err);
+	assert_int_equal(ig_conf_load_string("t.yaml", ok, sizeof(ok) - 1, &c, &err), 0);
+	const struct ig_files_conf *fc = c->probes[IG_PROBE_FILES];
+	assert_int_equal(fc->resolve, IG_FILE_RESOLVE_REAL_PATH);
+	ig_conf_free(c);
+	c = NULL;
+	assert_int_equal(ig_conf_load_string("t.yaml", dflt, sizeof(dflt) - 1, &c, &err), 0);
+	fc = c->probes[IG_PROBE_FILES];
+	assert_int_equal(fc->resolve, IG_FILE_RESOLVE_LEXICAL);
+	ig_conf_free(c);
+	c = NULL;
+	assert_int_equal(ig_conf_load_string("t.yaml", typo, sizeof(typo) - 1, &c, &err), -EINVAL);
+	print_message("  %s\n", ig_err_str(&err));
+	assert_non_null(strstr(ig_err_str(&err), "resolve"));
+	assert_non_null(strstr(ig_err_str(&err), "did you mean 'real_path'"));
+	assert_null(c);
+}
+
 static void test_sysprep_as_root_leaves_tracefs_mounted(void **state)
 {
 	struct ig_agent_conf ac;
@@ -1211,6 +1241,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bad_monitor_dirs_are_rejected_with_advice),
+		cmocka_unit_test(test_resolve_option_is_read_and_checked_by_the_loader),
 		cmocka_unit_test(test_sysprep_as_root_leaves_tracefs_mounted),
 		cmocka_unit_test(test_absolute_open_inside_reports_exact_fields),
 		cmocka_unit_test(test_relative_path_from_cwd_is_resolved),
