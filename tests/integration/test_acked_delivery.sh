@@ -34,8 +34,7 @@ ig_start_aggregator "$IG_TMP/config.yaml"
 wait "$storm"
 pid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["pid"])' "$IG_TMP/storm.json")
 
-count() { grep -c "\"pid\":$pid[,}]" "$out" 2>/dev/null || echo 0; }
-ig_wait_for "$N events from pid $pid" 60 bash -c "[ \$(grep -c '\"pid\":$pid[,}]' '$out') -ge $N ]"
+ig_wait_for "$N events from pid $pid" 60 bash -c "[ \$(cat '$out' 2>/dev/null | grep -c '\"pid\":$pid[,}]') -ge $N ]"
 sleep 1 # let any duplicate arrive before counting
 
 python3 - "$out" "$pid" "$N" "$mon" <<'PY'

@@ -25,7 +25,7 @@ ig_opener open "$mon/passwd" r -- open "$mon/new" creat -- open "$mon/missing" r
 	-- open "$IG_TMP/outside/x" creat -- open "${mon}etera" creat >"$IG_TMP/opened.jsonl"
 
 ig_wait_for "6 monitored events in the output" 15 \
-	bash -c "[ \$(grep -c file.open '$out' 2>/dev/null || echo 0) -ge 6 ]"
+	bash -c "[ \$(cat '$out' 2>/dev/null | grep -c file.open) -ge 6 ]"
 sleep 0.5 # anything unexpected would arrive by now
 
 python3 - "$IG_TMP/opened.jsonl" "$out" "$mon" <<'PY'

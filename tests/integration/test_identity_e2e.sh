@@ -120,7 +120,7 @@ pod api-0 payments "$uid2" "$cid2" api api-5f6d7c8b9a | tr -d '\n' >&3
 echo >&3
 sleep 1.5
 open_in "$dir2" "$mon/from-pod2"
-ig_wait_for "4 events" 15 bash -c "[ \$(grep -c from- '$out' 2>/dev/null || echo 0) -ge 4 ]"
+ig_wait_for "4 events" 15 bash -c "[ \$(cat '$out' 2>/dev/null | grep -c from-) -ge 4 ]"
 
 python3 - "$out" "$mon" "$cid1" "$uid1" "$cid2" "$uid2" "$cid3" <<'PY'
 import json, sys
