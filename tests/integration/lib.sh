@@ -100,12 +100,16 @@ ig_wait_for() {
 ig_start() {
 	local name=$1 log=$2 marker=$3
 	shift 3
+	# The log may hold an earlier run's lines (restarts append): only lines
+	# written after this start count.
+	local skip=0
+	[ -f "$log" ] && skip=$(wc -l <"$log")
 	"$@" >>"$log" 2>&1 &
 	local pid=$!
 	IG_PIDS+=("$pid")
 	eval "IG_PID_${name}=$pid"
 	local deadline=$((SECONDS + 20))
-	until grep -q "$marker" "$log" 2>/dev/null; do
+	until tail -n +"$((skip + 1))" "$log" 2>/dev/null | grep -q "$marker"; do
 		kill -0 "$pid" 2>/dev/null || ig_fail "$name exited during start-up (log: $(tail -n 20 "$log"))"
 		[ "$SECONDS" -lt "$deadline" ] || ig_fail "$name did not start in 20s"
 		sleep 0.05
