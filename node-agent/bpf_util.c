@@ -217,3 +217,23 @@ uint64_t ig_bpf_prog_misses(struct bpf_object *obj)
 	}
 	return sum;
 }
+
+void ig_bpf_read_lost(int map_fd, uint64_t *ringbuf_full, uint64_t *other)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	uint64_t sums[2] = { 0, 0 };
+
+	*ringbuf_full = *other = 0;
+	if (ncpu <= 0)
+		return;
+	uint64_t *vals = calloc((size_t)ncpu, sizeof(*vals));
+	if (!vals)
+		return;
+	for (uint32_t idx = 0; idx < 2; idx++)
+		if (bpf_map_lookup_elem(map_fd, &idx, vals) == 0)
+			for (int c = 0; c < ncpu; c++)
+				sums[idx] += vals[c];
+	free(vals);
+	*ringbuf_full = sums[0];
+	*other = sums[1];
+}

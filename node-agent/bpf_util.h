@@ -42,4 +42,9 @@ bool ig_bpf_has_tracepoint(const char *category, const char *name);
  * program would nest. Probes add this to their other_lost. */
 uint64_t ig_bpf_prog_misses(struct bpf_object *obj);
 
+/* Sums a per-CPU array "lost" map of the probes' convention: index 0 counts
+ * events the ring buffer had no room for, index 1 everything else lost in
+ * the kernel. Missing entries count as 0. */
+void ig_bpf_read_lost(int map_fd, uint64_t *ringbuf_full, uint64_t *other);
+
 #endif

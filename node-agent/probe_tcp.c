@@ -311,27 +311,11 @@ static int tcp_consume(void *state)
 static void tcp_stats(void *state, struct ig_probe_stats *out)
 {
 	struct tcp_state *st = state;
-	int ncpu = libbpf_num_possible_cpus();
 
 	memset(out, 0, sizeof(*out));
 	out->events = st->events;
-	if (ncpu <= 0)
-		return;
-	uint64_t *vals = calloc((size_t)ncpu, sizeof(*vals));
-	if (!vals)
-		return;
-	int fd = bpf_map__fd(st->skel->maps.lost);
-	for (uint32_t idx = 0; idx <= IG_TCP_LOST_OTHER; idx++) {
-		uint64_t sum = 0;
-		if (bpf_map_lookup_elem(fd, &idx, vals) == 0)
-			for (int c = 0; c < ncpu; c++)
-				sum += vals[c];
-		if (idx == IG_TCP_LOST_RINGBUF)
-			out->ringbuf_full = sum;
-		else
-			out->other_lost = sum;
-	}
-	free(vals);
+	ig_bpf_read_lost(bpf_map__fd(st->skel->maps.lost), &out->ringbuf_full,
+			 &out->other_lost);
 	/* State changes the kernel did not run the program for (a classic
 	 * tracepoint program interrupted by a softirq that changes a TCP
 	 * state on the same CPU): each may be a lost event. */
