@@ -43,12 +43,12 @@
 
 #include "ig_backend.h"
 #include "ig_log.h"
+#include "ig_strpool.h"
 #include "ig_time.h"
 
 enum statsd_flavor { FLAVOR_STATSD, FLAVOR_DOGSTATSD };
 enum statsd_tag_style { TAGS_AUTO, TAGS_NONE, TAGS_GRAPHITE, TAGS_DOGSTATSD };
 
-#define CHUNK_MIN (64 * 1024)
 
 struct statsd_conf {
 	char *address;
@@ -68,12 +68,6 @@ struct series {
 	uint32_t hash;
 	bool gauge;
 	double value;
-};
-
-struct chunk {
-	struct chunk *next;
-	size_t used, cap;
-	char data[];
 };
 
 /* A bounded string builder: `over` records that something did not fit. */
@@ -97,7 +91,7 @@ struct statsd {
 	uint32_t nser, ser_cap, max_series;
 	uint32_t *slots; /* series index + 1, 0 = empty */
 	uint32_t nslots;
-	struct chunk *chunks, *cur;
+	struct ig_strpool pool; /* series keys of the current interval */
 	/* the datagram being filled */
 	char *pkt;
 	size_t pkt_len;
@@ -290,37 +284,12 @@ static uint32_t hash_bytes(const char *p, size_t n)
 
 static const char *arena_copy(struct statsd *s, const char *p, size_t n)
 {
-	struct chunk *c = s->cur;
-
-	while (c && c->used + n > c->cap)
-		c = c->next;
-	if (!c) {
-		size_t cap = n > CHUNK_MIN ? n : CHUNK_MIN;
-
-		c = malloc(sizeof(*c) + cap);
-		if (!c)
-			return NULL;
-		c->used = 0;
-		c->cap = cap;
-		c->next = NULL;
-		if (s->cur) {
-			c->next = s->cur->next;
-			s->cur->next = c;
-		} else {
-			s->chunks = c;
-		}
-	}
-	s->cur = c;
-	memcpy(c->data + c->used, p, n);
-	c->used += n;
-	return c->data + c->used - n;
+	return ig_strpool_copy(&s->pool, p, n);
 }
 
 static void arena_reset(struct statsd *s)
 {
-	for (struct chunk *c = s->chunks; c; c = c->next)
-		c->used = 0;
-	s->cur = s->chunks;
+	ig_strpool_reset(&s->pool);
 }
 
 static int grow(struct statsd *s)
@@ -556,12 +525,7 @@ static void statsd_free(void *state)
 		return;
 	if (s->fd >= 0)
 		close(s->fd);
-	while (s->chunks) {
-		struct chunk *n = s->chunks->next;
-
-		free(s->chunks);
-		s->chunks = n;
-	}
+	ig_strpool_free(&s->pool);
 	free(s->ser);
 	free(s->slots);
 	free(s->pkt);

@@ -46,13 +46,13 @@
 #include "distinct.h"
 #include "ig_log.h"
 #include "ig_stage.h"
+#include "ig_strpool.h"
 #include "ig_time.h"
 #include "sketch.h"
 
 #define OVERFLOW_SERIES 256
 #define OVERFLOW_KEY "__overflow__"
 #define MAX_PERCENTILES 16
-#define CHUNK_MIN (64 * 1024)
 
 enum gauge_mode { GAUGE_LAST, GAUGE_MAX };
 static const char *const gauge_choices[] = { "last", "max", NULL };
@@ -77,12 +77,6 @@ struct series {
 	struct ig_distinct *ds;
 };
 
-struct chunk {
-	struct chunk *next;
-	size_t used, cap;
-	char data[];
-};
-
 struct rollup {
 	uint64_t window_ns;
 	uint64_t window_end; /* wall ns; 0 until the first tick */
@@ -96,7 +90,7 @@ struct rollup {
 	uint32_t nser, ser_cap;
 	uint32_t *slots; /* series index + 1, 0 = empty */
 	uint32_t nslots;
-	struct chunk *chunks, *cur;
+	struct ig_strpool pool; /* series keys of the current window */
 	char *key; /* scratch: the key being looked up */
 	size_t key_cap;
 	struct ig_metric *w; /* what is emitted */
@@ -124,32 +118,7 @@ static const struct ig_opt rollup_opts[] = {
 
 static const char *store(struct rollup *st, const char *s, size_t len)
 {
-	struct chunk *c = st->cur;
-	char *d;
-
-	while (c && c->cap - c->used < len)
-		c = c->next;
-	if (!c) {
-		size_t cap = len > CHUNK_MIN ? len : CHUNK_MIN;
-
-		c = malloc(sizeof(*c) + cap);
-		if (!c)
-			return NULL;
-		c->used = 0;
-		c->cap = cap;
-		c->next = NULL;
-		if (st->cur) {
-			c->next = st->cur->next;
-			st->cur->next = c;
-		} else {
-			st->chunks = c;
-		}
-	}
-	st->cur = c;
-	d = c->data + c->used;
-	memcpy(d, s, len);
-	c->used += len;
-	return d;
+	return ig_strpool_copy(&st->pool, s, len);
 }
 
 /* ---- series table ---- */
@@ -326,9 +295,7 @@ static void reset_window(struct rollup *st)
 	st->nser = 0;
 	if (st->slots)
 		memset(st->slots, 0, st->nslots * sizeof(*st->slots));
-	for (struct chunk *c = st->chunks; c; c = c->next)
-		c->used = 0;
-	st->cur = st->chunks;
+	ig_strpool_reset(&st->pool);
 }
 
 /* Fills st->w with the series' tags and one output (name + suffix). A stage
@@ -412,12 +379,7 @@ static void rollup_free(void *state)
 	}
 	free(st->ser);
 	free(st->slots);
-	while (st->chunks) {
-		struct chunk *c = st->chunks;
-
-		st->chunks = c->next;
-		free(c);
-	}
+	ig_strpool_free(&st->pool);
 	free(st->key);
 	free(st->w);
 	free(st);
