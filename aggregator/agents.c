@@ -35,8 +35,9 @@ static void state_path(const struct ig_agents *a, const char *agent_id, char *bu
 	size_t pos = (size_t)snprintf(buf, len, "%s/", a->dir);
 	for (const char *p = agent_id; *p && pos + 4 < len; p++) {
 		unsigned char ch = (unsigned char)*p;
-		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-		    ch == '-' || ch == '_' || (ch == '.' && p != agent_id))
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' ||
+		    (ch == '.' && p != agent_id))
 			buf[pos++] = (char)ch;
 		else
 			pos += (size_t)snprintf(buf + pos, len - pos, "%%%02x", ch);
@@ -84,8 +85,9 @@ static void save_state(struct ig_agents *a, const struct ig_agent_info *ai)
 	if (fd < 0) {
 		static struct ig_ratelimit rl = IG_RATELIMIT_INIT(60 * IG_NSEC_PER_SEC);
 		if (ig_ratelimit_ok(&rl, NULL))
-			ig_error("cannot write dedup state; a restart may reprocess resent envelopes",
-				 "path=%s err=\"%s\"", path, strerror(errno));
+			ig_error(
+				"cannot write dedup state; a restart may reprocess resent envelopes",
+				"path=%s err=\"%s\"", path, strerror(errno));
 		return;
 	}
 	/* Same-size or longer content each time; truncate for safety. */
@@ -124,10 +126,11 @@ int ig_agents_new(struct ig_agents **out, const char *state_dir, struct ig_err *
 		snprintf(dir, sizeof(dir), "%s/agents", state_dir);
 		int rv = mkdir_p(dir);
 		if (rv < 0) {
-			ig_err_add(err,
-				   "aggregator.state_dir: cannot create %s: %s (make it writable, or "
-				   "set state_dir: \"\" to keep dedup state in memory only)",
-				   dir, strerror(-rv));
+			ig_err_add(
+				err,
+				"aggregator.state_dir: cannot create %s: %s (make it writable, or "
+				"set state_dir: \"\" to keep dedup state in memory only)",
+				dir, strerror(-rv));
 			free(a);
 			return rv;
 		}
@@ -186,7 +189,8 @@ bool ig_agents_is_duplicate(struct ig_agents *a, const struct ig_envelope_hdr *h
 	if (!ai)
 		return false;
 	for (int i = 0; i < IG_AGENT_BOOTS; i++)
-		if (ai->boots[i].boot_id == h->boot_id && (ai->boots[i].seq || ai->boots[i].boot_id))
+		if (ai->boots[i].boot_id == h->boot_id &&
+		    (ai->boots[i].seq || ai->boots[i].boot_id))
 			return h->seq <= ai->boots[i].seq;
 	return false;
 }

@@ -777,8 +777,8 @@ static enum ig_deliver classify(struct s3 *s, int rc, const struct ig_http_resp 
 	}
 	/* The hint first: S3's message can be long (it may quote the
 	 * canonical request). */
-	snprintf(why, whylen, "%s: HTTP %ld %s%s%s%.100s", op, r->status, c, hint,
-		 msg ? " - " : "", msg ? msg : "");
+	snprintf(why, whylen, "%s: HTTP %ld %s%s%s%.100s", op, r->status, c, hint, msg ? " - " : "",
+		 msg ? msg : "");
 	free(code);
 	free(msg);
 	return v;

@@ -49,7 +49,6 @@
 enum statsd_flavor { FLAVOR_STATSD, FLAVOR_DOGSTATSD };
 enum statsd_tag_style { TAGS_AUTO, TAGS_NONE, TAGS_GRAPHITE, TAGS_DOGSTATSD };
 
-
 struct statsd_conf {
 	char *address;
 	int flavor;

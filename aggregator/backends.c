@@ -16,11 +16,7 @@ extern const struct ig_backend_ops ig_backend_s3;
 extern const struct ig_backend_ops ig_backend_datadog;
 
 const struct ig_backend_ops *const ig_backend_table[] = {
-	&ig_backend_console,
-	&ig_backend_statsd,
-	&ig_backend_s3,
-	&ig_backend_datadog,
-	NULL,
+	&ig_backend_console, &ig_backend_statsd, &ig_backend_s3, &ig_backend_datadog, NULL,
 };
 
 const struct ig_backend_ops *ig_backend_find(const char *type)

@@ -110,11 +110,13 @@ void ig_control_serve(struct ig_control *c)
 		json_tokener_free(tok);
 		nng_msg_free(m);
 		struct json_object *rep;
-		if (!req || jerr != json_tokener_success || !json_object_is_type(req, json_type_object)) {
+		if (!req || jerr != json_tokener_success ||
+		    !json_object_is_type(req, json_type_object)) {
 			rep = json_object_new_object();
 			json_object_object_add(rep, "ok", json_object_new_boolean(0));
-			json_object_object_add(rep, "error",
-					       json_object_new_string("request is not a JSON object"));
+			json_object_object_add(
+				rep, "error",
+				json_object_new_string("request is not a JSON object"));
 		} else {
 			rep = c->fn(c->ctx, req);
 		}
@@ -147,10 +149,11 @@ struct json_object *ig_control_call(const char *url, struct json_object *req, in
 	nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, timeout_ms);
 	nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, 16u << 20);
 	if ((rv = nng_dial(s, url, NULL, 0)) != 0) {
-		ig_err_add(err,
-			   "cannot reach the aggregator at %s: %s (is it running? is the socket path "
-			   "right (--socket)? are you root?)",
-			   url, nng_strerror(rv));
+		ig_err_add(
+			err,
+			"cannot reach the aggregator at %s: %s (is it running? is the socket path "
+			"right (--socket)? are you root?)",
+			url, nng_strerror(rv));
 		nng_close(s);
 		return NULL;
 	}

@@ -17,10 +17,10 @@
 
 struct ig_backend_stats {
 	uint64_t received; /* metrics given to write() */
-	uint64_t sent;	   /* metrics (or lines) delivered */
-	uint64_t dropped;  /* metrics lost (counted, never silent) */
-	uint64_t errors;   /* failed sends */
-	uint64_t queued;   /* currently buffered */
+	uint64_t sent; /* metrics (or lines) delivered */
+	uint64_t dropped; /* metrics lost (counted, never silent) */
+	uint64_t errors; /* failed sends */
+	uint64_t queued; /* currently buffered */
 };
 
 struct ig_backend_ops {
@@ -31,7 +31,7 @@ struct ig_backend_ops {
 	int (*init)(void **state, const void *conf, const char *name, struct ig_err *err);
 	int (*write)(void *state, const struct ig_metric *m);
 	void (*tick)(void *state, uint64_t now_ns); /* may be NULL */
-	void (*flush)(void *state);		   /* may be NULL */
+	void (*flush)(void *state); /* may be NULL */
 	/* Called after each accepted envelope, before it is acked: a backend
 	 * whose writes can be made durable cheaply (console to a file: fflush)
 	 * does so here. May be NULL. */

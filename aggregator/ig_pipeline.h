@@ -39,10 +39,10 @@ void ig_graph_flush(struct ig_graph *g);
 void ig_graph_sync(struct ig_graph *g);
 
 struct ig_graph_stats {
-	uint64_t records_in;   /* records given to ig_graph_process */
-	uint64_t unrouted;     /* records whose probe feeds no pipeline */
-	uint64_t metrics_out;  /* metrics written to backends */
-	uint64_t dropped;      /* metrics dropped by stages */
+	uint64_t records_in; /* records given to ig_graph_process */
+	uint64_t unrouted; /* records whose probe feeds no pipeline */
+	uint64_t metrics_out; /* metrics written to backends */
+	uint64_t dropped; /* metrics dropped by stages */
 };
 void ig_graph_stats(const struct ig_graph *g, struct ig_graph_stats *st);
 /* Calls fn for each backend instance. */

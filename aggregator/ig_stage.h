@@ -33,15 +33,16 @@ struct ig_emit {
 };
 
 struct ig_stage_ops {
-	const char *type;    /* the `type:` value in YAML */
+	const char *type; /* the `type:` value in YAML */
 	const char *summary; /* one line for the docs */
 	const struct ig_opt *opts;
 	size_t conf_size;
 	int (*init)(void **state, const void *conf, struct ig_err *err);
-	enum ig_stage_result (*process)(void *state, struct ig_metric *m, const struct ig_emit *out);
+	enum ig_stage_result (*process)(void *state, struct ig_metric *m,
+					const struct ig_emit *out);
 	void (*tick)(void *state, uint64_t now_ns, const struct ig_emit *out); /* may be NULL */
-	void (*flush)(void *state, const struct ig_emit *out);		       /* may be NULL */
-	void (*adopt)(void *new_state, void *old_state);		       /* may be NULL */
+	void (*flush)(void *state, const struct ig_emit *out); /* may be NULL */
+	void (*adopt)(void *new_state, void *old_state); /* may be NULL */
 	void (*free)(void *state);
 };
 

@@ -24,22 +24,23 @@ static int json_out;
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: ingrainctl [-s URL] [-o text|json] COMMAND\n"
-		   "\n"
-		   "Commands:\n"
-		   "  status           uptime, agents (last seq, losses), pipelines, backends, config\n"
-		   "  reload [FILE]    reload the aggregator's configuration (or switch to FILE);\n"
-		   "                   an invalid file is rejected and the running one kept\n"
-		   "  validate FILE    check FILE with the aggregator's own rules (runs locally)\n"
-		   "  pipelines        show the active graph: probes -> pipelines -> backends\n"
-		   "\n"
-		   "Options:\n"
-		   "  -s, --socket URL  control socket (default " DEFAULT_SOCKET ",\n"
-		   "                    or $INGRAIN_CONTROL)\n"
-		   "  -o, --output FMT  text (default) or json\n"
-		   "  -h, --help\n"
-		   "\n"
-		   "Exit codes: 0 ok, 1 command failed, 2 usage, 3 aggregator unreachable.\n");
+	fprintf(f,
+		"Usage: ingrainctl [-s URL] [-o text|json] COMMAND\n"
+		"\n"
+		"Commands:\n"
+		"  status           uptime, agents (last seq, losses), pipelines, backends, config\n"
+		"  reload [FILE]    reload the aggregator's configuration (or switch to FILE);\n"
+		"                   an invalid file is rejected and the running one kept\n"
+		"  validate FILE    check FILE with the aggregator's own rules (runs locally)\n"
+		"  pipelines        show the active graph: probes -> pipelines -> backends\n"
+		"\n"
+		"Options:\n"
+		"  -s, --socket URL  control socket (default " DEFAULT_SOCKET ",\n"
+		"                    or $INGRAIN_CONTROL)\n"
+		"  -o, --output FMT  text (default) or json\n"
+		"  -h, --help\n"
+		"\n"
+		"Exit codes: 0 ok, 1 command failed, 2 usage, 3 aggregator unreachable.\n");
 }
 
 static const char *jstr(struct json_object *o, const char *k)
@@ -71,7 +72,8 @@ static void print_status(struct json_object *o)
 	       jstr(cfg, "sha256"), jint(cfg, "reloads"), jint(cfg, "reload_failures"),
 	       *jstr(cfg, "last_reload_errors") ? "  (last reload rejected)" : "");
 	printf("envelopes: %lld  records: %lld  duplicates: %lld  malformed: %lld\n",
-	       jint(o, "envelopes"), jint(o, "records"), jint(o, "duplicates"), jint(o, "malformed"));
+	       jint(o, "envelopes"), jint(o, "records"), jint(o, "duplicates"),
+	       jint(o, "malformed"));
 	if (json_object_object_get_ex(o, "pipelines", &pl))
 		printf("pipelines: in %lld  out %lld  dropped %lld  unrouted %lld\n",
 		       jint(pl, "records_in"), jint(pl, "metrics_out"), jint(pl, "dropped"),
@@ -80,12 +82,12 @@ static void print_status(struct json_object *o)
 		printf("agents: %zu\n", json_object_array_length(arr));
 		for (size_t i = 0; i < json_object_array_length(arr); i++) {
 			struct json_object *a = json_object_array_get_idx(arr, i), *lost;
-			printf("  %-24s node=%s seq=%lld records=%lld dups=%lld lost:", jstr(a, "agent_id"),
-			       jstr(a, "node"), jint(a, "last_seq"), jint(a, "records"),
-			       jint(a, "duplicates"));
+			printf("  %-24s node=%s seq=%lld records=%lld dups=%lld lost:",
+			       jstr(a, "agent_id"), jstr(a, "node"), jint(a, "last_seq"),
+			       jint(a, "records"), jint(a, "duplicates"));
 			if (json_object_object_get_ex(a, "lost", &lost)) {
-				json_object_object_foreach(lost, k, v) printf(" %s=%lld", k,
-									      (long long)json_object_get_int64(v));
+				json_object_object_foreach(lost, k, v)
+					printf(" %s=%lld", k, (long long)json_object_get_int64(v));
 			}
 			printf("\n");
 		}
@@ -95,8 +97,9 @@ static void print_status(struct json_object *o)
 		for (size_t i = 0; i < json_object_array_length(arr); i++) {
 			struct json_object *b = json_object_array_get_idx(arr, i);
 			printf("  %-16s %-10s received=%lld sent=%lld dropped=%lld errors=%lld queued=%lld\n",
-			       jstr(b, "name"), jstr(b, "type"), jint(b, "received"), jint(b, "sent"),
-			       jint(b, "dropped"), jint(b, "errors"), jint(b, "queued"));
+			       jstr(b, "name"), jstr(b, "type"), jint(b, "received"),
+			       jint(b, "sent"), jint(b, "dropped"), jint(b, "errors"),
+			       jint(b, "queued"));
 		}
 	}
 	print_pipelines(o);
@@ -112,7 +115,8 @@ static void print_pipelines(struct json_object *o)
 		{
 			printf("probe %s ->", probe);
 			for (size_t i = 0; i < json_object_array_length(list); i++)
-				printf(" %s", json_object_get_string(json_object_array_get_idx(list, i)));
+				printf(" %s",
+				       json_object_get_string(json_object_array_get_idx(list, i)));
 			printf("\n");
 		}
 	}
@@ -123,12 +127,14 @@ static void print_pipelines(struct json_object *o)
 			if (json_object_object_get_ex(p, "stages", &st))
 				for (size_t j = 0; j < json_object_array_length(st); j++) {
 					struct json_object *s = json_object_array_get_idx(st, j);
-					printf(" [%s in=%lld out=%lld drop=%lld] ->", jstr(s, "type"),
-					       jint(s, "in"), jint(s, "out"), jint(s, "dropped"));
+					printf(" [%s in=%lld out=%lld drop=%lld] ->",
+					       jstr(s, "type"), jint(s, "in"), jint(s, "out"),
+					       jint(s, "dropped"));
 				}
 			if (json_object_object_get_ex(p, "backends", &be))
 				for (size_t j = 0; j < json_object_array_length(be); j++)
-					printf(" %s", json_object_get_string(json_object_array_get_idx(be, j)));
+					printf(" %s", json_object_get_string(
+							      json_object_array_get_idx(be, j)));
 			printf("\n");
 		}
 	}

@@ -46,9 +46,9 @@ struct ig_server {
 	bool stopping;
 	struct ig_control *control;
 	struct ig_httpd *httpd;
-	int inofd;		/* watches the config file's directory */
+	int inofd; /* watches the config file's directory */
 	char config_digest[65]; /* sha256 of the running config file */
-	uint64_t started_ns;	/* wall */
+	uint64_t started_ns; /* wall */
 	bool last_reload_ok;
 	char *last_reload_errors;
 	struct ig_server_stats st;
@@ -75,8 +75,9 @@ static void reply(struct ig_server *s, uint64_t seq, enum ig_ack_status st, cons
 			uint64_t sup = 0;
 			if (ig_ratelimit_ok(&s->rl_ack, &sup))
 				ig_warn("could not send an ack; the agent will resend",
-					"seq=%llu err=\"%s\" suppressed=%llu", (unsigned long long)seq,
-					nng_strerror(rv), (unsigned long long)sup);
+					"seq=%llu err=\"%s\" suppressed=%llu",
+					(unsigned long long)seq, nng_strerror(rv),
+					(unsigned long long)sup);
 		}
 	}
 	free(buf);
@@ -92,9 +93,10 @@ static void handle(struct ig_server *s, const void *body, size_t len)
 		uint64_t sup = 0;
 		s->st.malformed++;
 		if (ig_ratelimit_ok(&s->rl_malformed, &sup))
-			ig_warn("rejected a malformed envelope", "bytes=%zu malformed_total=%llu "
-				"suppressed=%llu reason=\"%.300s\"", len,
-				(unsigned long long)s->st.malformed, (unsigned long long)sup,
+			ig_warn("rejected a malformed envelope",
+				"bytes=%zu malformed_total=%llu "
+				"suppressed=%llu reason=\"%.300s\"",
+				len, (unsigned long long)s->st.malformed, (unsigned long long)sup,
 				ig_err_str(&err));
 		/* The decoder fills seq when it could read it, so the agent can match
 		 * the rejection to its envelope and drop it; otherwise 0. */
@@ -122,10 +124,10 @@ static void handle(struct ig_server *s, const void *body, size_t len)
 			causes[0] = '\0';
 			for (uint32_t i = 0; i < h.nlost && pos < sizeof(causes) - 64; i++)
 				if (h.lost[i].count)
-					pos += (size_t)snprintf(causes + pos, sizeof(causes) - pos,
-								"%s%s=%llu", pos ? "," : "",
-								h.lost[i].cause,
-								(unsigned long long)h.lost[i].count);
+					pos += (size_t)snprintf(
+						causes + pos, sizeof(causes) - pos, "%s%s=%llu",
+						pos ? "," : "", h.lost[i].cause,
+						(unsigned long long)h.lost[i].count);
 			ig_warn("agent reports lost records", "agent=%s node=%s new=%llu totals=%s",
 				h.agent_id, h.node, (unsigned long long)lost, causes);
 		}
@@ -182,14 +184,15 @@ static int reload(struct ig_server *s, const char *path, struct ig_err *err)
 		s->last_reload_ok = false;
 		free(s->last_reload_errors);
 		s->last_reload_errors = strdup(ig_err_str(err));
-		ig_error("reload rejected: configuration invalid; the running pipelines are unchanged",
-			 "file=%s errors=\"%s\"", file ? file : "<default>", ig_err_str(err));
+		ig_error(
+			"reload rejected: configuration invalid; the running pipelines are unchanged",
+			"file=%s errors=\"%s\"", file ? file : "<default>", ig_err_str(err));
 		ig_conf_free(nc);
 		return -EINVAL;
 	}
 	if (strcmp(nc->aggregator.listen, s->conf->aggregator.listen))
-		ig_warn("aggregator.listen changed; restart the aggregator to apply it", "old=%s new=%s",
-			s->conf->aggregator.listen, nc->aggregator.listen);
+		ig_warn("aggregator.listen changed; restart the aggregator to apply it",
+			"old=%s new=%s", s->conf->aggregator.listen, nc->aggregator.listen);
 	/* Unchanged pipelines keep their rollup windows; the rest flush. */
 	size_t kept = ig_graph_adopt(ng, s->graph);
 	ig_graph_free(s->graph); /* flushes stages and backends first */
@@ -301,11 +304,13 @@ static void prom_backend(void *ctx, const char *name, const char *type,
 static void prom_agent(void *ctx, const struct ig_agent_info *ai)
 {
 	struct ig_prom *p = ctx;
-	ig_prom_sample(p, "ingrain_agent_envelopes_total", "agent", ai->agent_id, (double)ai->envelopes);
-	ig_prom_sample(p, "ingrain_agent_records_total", "agent", ai->agent_id, (double)ai->records);
+	ig_prom_sample(p, "ingrain_agent_envelopes_total", "agent", ai->agent_id,
+		       (double)ai->envelopes);
+	ig_prom_sample(p, "ingrain_agent_records_total", "agent", ai->agent_id,
+		       (double)ai->records);
 	for (uint32_t i = 0; i < ai->nlost; i++)
-		ig_prom_sample2(p, "ingrain_agent_lost_records_total", "agent", ai->agent_id, "cause",
-				ai->lost[i].cause, (double)ai->lost[i].count);
+		ig_prom_sample2(p, "ingrain_agent_lost_records_total", "agent", ai->agent_id,
+				"cause", ai->lost[i].cause, (double)ai->lost[i].count);
 }
 
 /* Renders the Prometheus snapshot served on /metrics (every tick). */
@@ -319,7 +324,8 @@ static void publish_metrics(struct ig_server *s)
 	ig_graph_stats(s->graph, &gs);
 	ig_prom_init(&p);
 	ig_prom_family(&p, "ingrain_aggregator_envelopes_total", "counter", "Envelopes accepted.");
-	ig_prom_sample(&p, "ingrain_aggregator_envelopes_total", NULL, NULL, (double)s->st.envelopes);
+	ig_prom_sample(&p, "ingrain_aggregator_envelopes_total", NULL, NULL,
+		       (double)s->st.envelopes);
 	ig_prom_family(&p, "ingrain_aggregator_records_total", "counter", "Records accepted.");
 	ig_prom_sample(&p, "ingrain_aggregator_records_total", NULL, NULL, (double)s->st.records);
 	ig_prom_family(&p, "ingrain_aggregator_rejected_total", "counter",
@@ -328,17 +334,21 @@ static void publish_metrics(struct ig_server *s)
 		       (double)s->st.malformed);
 	ig_prom_sample(&p, "ingrain_aggregator_rejected_total", "reason", "duplicate",
 		       (double)s->st.duplicates);
-	ig_prom_family(&p, "ingrain_pipeline_records_total", "counter", "Records routed to pipelines.");
+	ig_prom_family(&p, "ingrain_pipeline_records_total", "counter",
+		       "Records routed to pipelines.");
 	ig_prom_sample(&p, "ingrain_pipeline_records_total", NULL, NULL, (double)gs.records_in);
 	ig_prom_family(&p, "ingrain_pipeline_unrouted_total", "counter",
 		       "Records whose probe feeds no pipeline.");
 	ig_prom_sample(&p, "ingrain_pipeline_unrouted_total", NULL, NULL, (double)gs.unrouted);
-	ig_prom_family(&p, "ingrain_pipeline_dropped_total", "counter", "Metrics dropped by stages.");
+	ig_prom_family(&p, "ingrain_pipeline_dropped_total", "counter",
+		       "Metrics dropped by stages.");
 	ig_prom_sample(&p, "ingrain_pipeline_dropped_total", NULL, NULL, (double)gs.dropped);
 	ig_prom_family(&p, "ingrain_pipeline_metrics_out_total", "counter",
 		       "Metrics written to backends.");
-	ig_prom_sample(&p, "ingrain_pipeline_metrics_out_total", NULL, NULL, (double)gs.metrics_out);
-	ig_prom_family(&p, "ingrain_config_reloads_total", "counter", "Configuration reloads, by result.");
+	ig_prom_sample(&p, "ingrain_pipeline_metrics_out_total", NULL, NULL,
+		       (double)gs.metrics_out);
+	ig_prom_family(&p, "ingrain_config_reloads_total", "counter",
+		       "Configuration reloads, by result.");
 	ig_prom_sample(&p, "ingrain_config_reloads_total", "result", "ok", (double)s->st.reloads);
 	ig_prom_sample(&p, "ingrain_config_reloads_total", "result", "rejected",
 		       (double)s->st.reload_failures);
@@ -347,12 +357,15 @@ static void publish_metrics(struct ig_server *s)
 	ig_prom_sample(&p, "ingrain_config_last_reload_ok", NULL, NULL, s->last_reload_ok ? 1 : 0);
 	ig_prom_family(&p, "ingrain_agents", "gauge", "Agents seen since start.");
 	ig_prom_sample(&p, "ingrain_agents", NULL, NULL, (double)ig_agents_count(s->agents));
-	ig_prom_family(&p, "ingrain_agent_envelopes_total", "counter", "Envelopes accepted per agent.");
+	ig_prom_family(&p, "ingrain_agent_envelopes_total", "counter",
+		       "Envelopes accepted per agent.");
 	ig_prom_family(&p, "ingrain_agent_records_total", "counter", "Records accepted per agent.");
-	ig_prom_family(&p, "ingrain_agent_lost_records_total", "counter",
-		       "Records an agent reports lost, by cause (cumulative for its current process).");
+	ig_prom_family(
+		&p, "ingrain_agent_lost_records_total", "counter",
+		"Records an agent reports lost, by cause (cumulative for its current process).");
 	ig_agents_foreach(s->agents, prom_agent, &p);
-	ig_prom_family(&p, "ingrain_backend_received_total", "counter", "Metrics given to a backend.");
+	ig_prom_family(&p, "ingrain_backend_received_total", "counter",
+		       "Metrics given to a backend.");
 	ig_prom_family(&p, "ingrain_backend_sent_total", "counter", "Metrics a backend delivered.");
 	ig_prom_family(&p, "ingrain_backend_dropped_total", "counter", "Metrics a backend lost.");
 	ig_prom_family(&p, "ingrain_backend_errors_total", "counter", "Failed sends.");
@@ -409,10 +422,11 @@ static struct json_object *status_json(struct ig_server *s)
 	struct ig_graph_stats gs;
 
 	json_object_object_add(o, "ok", json_object_new_boolean(1));
-	json_object_object_add(o, "uptime_s", ju64((ig_wall_ns() - s->started_ns) / IG_NSEC_PER_SEC));
+	json_object_object_add(o, "uptime_s",
+			       ju64((ig_wall_ns() - s->started_ns) / IG_NSEC_PER_SEC));
 	json_object_object_add(o, "listen", json_object_new_string(s->conf->aggregator.listen));
-	json_object_object_add(cfg, "file",
-			       json_object_new_string(s->config_path ? s->config_path : "<default>"));
+	json_object_object_add(
+		cfg, "file", json_object_new_string(s->config_path ? s->config_path : "<default>"));
 	json_object_object_add(cfg, "sha256", json_object_new_string(s->config_digest));
 	json_object_object_add(cfg, "reloads", ju64(s->st.reloads));
 	json_object_object_add(cfg, "reload_failures", ju64(s->st.reload_failures));
@@ -455,9 +469,11 @@ static struct json_object *control_handler(void *ctx, struct json_object *req)
 	struct ig_server *s = ctx;
 	struct json_object *jcmd = NULL, *jfile = NULL;
 	struct ig_err err;
-	const char *cmd = json_object_object_get_ex(req, "cmd", &jcmd) ? json_object_get_string(jcmd) : "";
-	const char *file = json_object_object_get_ex(req, "file", &jfile) ? json_object_get_string(jfile)
-									   : NULL;
+	const char *cmd =
+		json_object_object_get_ex(req, "cmd", &jcmd) ? json_object_get_string(jcmd) : "";
+	const char *file = json_object_object_get_ex(req, "file", &jfile) ?
+				   json_object_get_string(jfile) :
+				   NULL;
 
 	ig_err_init(&err);
 	if (!strcmp(cmd, "status"))
@@ -482,7 +498,8 @@ static struct json_object *control_handler(void *ctx, struct json_object *req)
 		return o;
 	}
 	char msg[160];
-	snprintf(msg, sizeof(msg), "unknown command '%.64s' (status, reload, validate, pipelines)", cmd);
+	snprintf(msg, sizeof(msg), "unknown command '%.64s' (status, reload, validate, pipelines)",
+		 cmd);
 	return reply_errors(false, msg);
 }
 

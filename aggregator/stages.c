@@ -17,12 +17,8 @@ extern const struct ig_stage_ops ig_stage_filter;
 extern const struct ig_stage_ops ig_stage_rollup;
 
 const struct ig_stage_ops *const ig_stage_table[] = {
-	&ig_stage_add_tags,
-	&ig_stage_whitelist,
-	&ig_stage_regex,
-	&ig_stage_filter,
-	&ig_stage_rollup,
-	NULL,
+	&ig_stage_add_tags, &ig_stage_whitelist, &ig_stage_regex,
+	&ig_stage_filter,   &ig_stage_rollup,	 NULL,
 };
 
 const struct ig_stage_ops *ig_stage_find(const char *type)

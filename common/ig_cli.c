@@ -13,8 +13,8 @@ struct ig_conf *ig_cli_load(const char *prog, const char *path, ig_conf_check_fn
 
 	ig_err_init(&err);
 	if (ig_conf_load(path, &c, &err) < 0 || (check && check(c, &err) < 0)) {
-		fprintf(stderr, "%s: invalid configuration %s:\n%s", prog, path ? path : "<default>",
-			ig_err_str(&err));
+		fprintf(stderr, "%s: invalid configuration %s:\n%s", prog,
+			path ? path : "<default>", ig_err_str(&err));
 		ig_conf_free(c);
 		return NULL;
 	}

@@ -210,8 +210,8 @@ static const struct ig_opt file_io_opts[] = {
 	  "How often the in-kernel counters are read and reported.", .min = (int64_t)MS,
 	  .max = (int64_t)(3600 * SEC) },
 	{ "max_entries", IG_OPT_UINT, "16384", I(max_entries),
-	  "Size of the in-kernel LRU table of (process, file); evictions are counted.",
-	  .min = 64, .max = 4194304 },
+	  "Size of the in-kernel LRU table of (process, file); evictions are counted.", .min = 64,
+	  .max = 4194304 },
 	{ 0 }
 };
 #undef I
@@ -467,9 +467,10 @@ static int load_probes(struct ig_conf *c, const struct ig_ynode *probes, struct 
 					   "'%s'?)",
 					   pos, key->scalar, g);
 			else
-				ig_err_add(err,
-					   "%s: probes.%.100s: unknown probe kind (known: files, tcp, traffic, file_io)",
-					   pos, key->scalar);
+				ig_err_add(
+					err,
+					"%s: probes.%.100s: unknown probe kind (known: files, tcp, traffic, file_io)",
+					pos, key->scalar);
 			rc = -EINVAL;
 			continue;
 		}

@@ -25,9 +25,9 @@
 #include "ig_yaml.h"
 
 struct ig_agent_conf {
-	char *node_name;      /* default: $NODE_NAME, else hostname */
-	char *agent_id;	      /* default: node name */
-	char *aggregator;     /* nng URL */
+	char *node_name; /* default: $NODE_NAME, else hostname */
+	char *agent_id; /* default: node name */
+	char *aggregator; /* nng URL */
 	uint64_t batch_max_records;
 	uint64_t batch_max_age_ns;
 	uint64_t queue_max_batches;
@@ -40,13 +40,13 @@ struct ig_agent_conf {
 	uint64_t shutdown_timeout_ns;
 	bool mount_tracefs, mount_bpffs;
 	char *cgroup_root; /* "auto" or a path to the cgroup v2 hierarchy */
-	int log_level;	   /* enum ig_log_level */
-	int log_format;	   /* enum ig_log_format */
+	int log_level; /* enum ig_log_level */
+	int log_format; /* enum ig_log_format */
 	char *metrics_listen; /* HTTP /metrics address, "" = off */
 };
 
 struct ig_aggregator_conf {
-	char *listen;  /* nng URL agents dial */
+	char *listen; /* nng URL agents dial */
 	char *control; /* ingrainctl control socket URL */
 	char *state_dir;
 	uint64_t max_msg_bytes;
@@ -57,16 +57,16 @@ struct ig_aggregator_conf {
 
 /* Identity enrichment (node agent): cgroup id -> container -> pod. */
 struct ig_kube_conf {
-	int enabled;	       /* 0 auto (in-cluster env or kubeconfig present), 1 on, 2 off */
-	char *api_server;      /* https://host:port; "" = from KUBERNETES_SERVICE_HOST/PORT */
-	char *token_file;      /* default /var/run/secrets/kubernetes.io/serviceaccount/token */
-	char *ca_file;	       /* default .../serviceaccount/ca.crt */
-	char *kubeconfig;      /* out-of-cluster: path to a kubeconfig ("" = none) */
+	int enabled; /* 0 auto (in-cluster env or kubeconfig present), 1 on, 2 off */
+	char *api_server; /* https://host:port; "" = from KUBERNETES_SERVICE_HOST/PORT */
+	char *token_file; /* default /var/run/secrets/kubernetes.io/serviceaccount/token */
+	char *ca_file; /* default .../serviceaccount/ca.crt */
+	char *kubeconfig; /* out-of-cluster: path to a kubeconfig ("" = none) */
 	struct ig_strlist label_allowlist; /* pod labels copied onto events (default []) */
-	uint64_t watch_timeout_ns;	   /* server-side watch timeout (default 5m) */
-	uint64_t relist_backoff_max_ns;	   /* reconnect backoff cap (default 30s) */
-	uint64_t cgroup_rescan_ns;	   /* full cgroup rescan interval (default 30s) */
-	uint64_t cache_max_entries;	   /* cgroup id -> identity entries (default 65536) */
+	uint64_t watch_timeout_ns; /* server-side watch timeout (default 5m) */
+	uint64_t relist_backoff_max_ns; /* reconnect backoff cap (default 30s) */
+	uint64_t cgroup_rescan_ns; /* full cgroup rescan interval (default 30s) */
+	uint64_t cache_max_entries; /* cgroup id -> identity entries (default 65536) */
 };
 
 /* Settings every probe has. */
@@ -78,7 +78,7 @@ struct ig_probe_common {
 struct ig_files_conf {
 	struct ig_probe_common c;
 	struct ig_strlist monitor_dirs; /* absolute prefixes; ["/"] = everything */
-	bool include_failed;		/* also report opens that failed */
+	bool include_failed; /* also report opens that failed */
 	int resolve; /* 0 lexical, 1 real_path (enum ig_file_resolve, bpf/files.h) */
 };
 
@@ -91,10 +91,10 @@ struct ig_tcp_conf {
 /* TCP/UDP traffic volume per process, aggregated in the kernel. */
 struct ig_traffic_conf {
 	struct ig_probe_common c;
-	uint64_t interval_ns;  /* how often the kernel maps are read */
-	uint64_t max_entries;  /* LRU map size; evictions are counted */
-	bool per_remote;       /* key by remote address/port too */
-	int method;	       /* 0 auto, 1 sock_tracepoint, 2 cgroup_skb */
+	uint64_t interval_ns; /* how often the kernel maps are read */
+	uint64_t max_entries; /* LRU map size; evictions are counted */
+	bool per_remote; /* key by remote address/port too */
+	int method; /* 0 auto, 1 sock_tracepoint, 2 cgroup_skb */
 };
 
 /* File read/write volume per process and path, aggregated in the kernel. */
@@ -132,7 +132,7 @@ struct ig_conf {
 	struct ig_kube_conf kubernetes;
 	void *probes[IG_PROBE__COUNT]; /* conf structs; NULL when the section is absent */
 	const struct ig_ynode *pipelines; /* mapping or NULL */
-	const struct ig_ynode *backends;  /* mapping or NULL */
+	const struct ig_ynode *backends; /* mapping or NULL */
 };
 
 extern const char ig_conf_default_yaml[];
@@ -146,8 +146,8 @@ void ig_conf_free(struct ig_conf *c);
 static inline struct ig_probe_common *ig_conf_probe_common(const struct ig_conf *c, int kind)
 {
 	return c->probes[kind] ? (struct ig_probe_common *)((char *)c->probes[kind] +
-							    ig_probe_descs[kind].common_offset)
-			       : NULL;
+							    ig_probe_descs[kind].common_offset) :
+				 NULL;
 }
 /* Markdown reference of agent, aggregator and probe options. */
 void ig_conf_doc(FILE *out);

@@ -29,15 +29,15 @@
 #include "ig_yaml.h"
 
 enum ig_opt_type {
-	IG_OPT_STR = 1,	 /* char * (malloc'd; NULL when no default and absent) */
-	IG_OPT_BOOL,	 /* bool */
-	IG_OPT_INT,	 /* int64_t */
-	IG_OPT_UINT,	 /* uint64_t */
+	IG_OPT_STR = 1, /* char * (malloc'd; NULL when no default and absent) */
+	IG_OPT_BOOL, /* bool */
+	IG_OPT_INT, /* int64_t */
+	IG_OPT_UINT, /* uint64_t */
 	IG_OPT_DURATION, /* uint64_t ns; "250ms", "10s", "5m", "1h"; a bare number is seconds */
-	IG_OPT_SIZE,	 /* uint64_t bytes; "512", "64KiB", "4MiB", "1GiB", "1k" (=1000) */
-	IG_OPT_ENUM,	 /* int: index into .choices */
-	IG_OPT_STRLIST,	 /* struct ig_strlist; a YAML sequence of scalars */
-	IG_OPT_NODE,	 /* const struct ig_ynode *: left for the component to interpret
+	IG_OPT_SIZE, /* uint64_t bytes; "512", "64KiB", "4MiB", "1GiB", "1k" (=1000) */
+	IG_OPT_ENUM, /* int: index into .choices */
+	IG_OPT_STRLIST, /* struct ig_strlist; a YAML sequence of scalars */
+	IG_OPT_NODE, /* const struct ig_ynode *: left for the component to interpret
 			    (sub-sections whose schema depends on a type: key); NULL when
 			    absent: .def is shown in the docs only */
 };
@@ -53,12 +53,12 @@ struct ig_opt {
 	const char *name;
 	enum ig_opt_type type;
 	const char *def; /* default as YAML text; NULL = none */
-	size_t offset;	 /* into the destination struct */
+	size_t offset; /* into the destination struct */
 	const char *desc;
 	unsigned flags;
 	const char *const *choices; /* IG_OPT_ENUM, NULL-terminated */
-	int64_t min, max;	    /* INT/UINT/SIZE/DURATION bounds when min < max */
-	const char *doc_type;	    /* IG_OPT_NODE: what it holds, for the docs */
+	int64_t min, max; /* INT/UINT/SIZE/DURATION bounds when min < max */
+	const char *doc_type; /* IG_OPT_NODE: what it holds, for the docs */
 };
 
 /* Fills dst from map (NULL map, or an empty "section:", = all defaults; a key

@@ -100,13 +100,15 @@ int ig_httpd_new(struct ig_httpd **out, const char *listen, struct ig_err *err)
 	d->heartbeat_ns = ig_mono_ns();
 	snprintf(url, sizeof(url), "%s%s", strncmp(listen, "http://", 7) ? "http://" : "", listen);
 	if ((rv = nng_url_parse(&d->url, url)) != 0) {
-		ig_err_add(err, "metrics_listen: '%s' is not host:port (%s)", listen, nng_strerror(rv));
+		ig_err_add(err, "metrics_listen: '%s' is not host:port (%s)", listen,
+			   nng_strerror(rv));
 		goto fail;
 	}
-	if ((rv = nng_http_server_hold(&d->srv, d->url)) != 0 || (rv = add(d, "/metrics", on_metrics)) ||
-	    (rv = add(d, "/healthz", on_healthz)) || (rv = add(d, "/readyz", on_readyz)) ||
-	    (rv = nng_http_server_start(d->srv)) != 0) {
-		ig_err_add(err, "metrics_listen: cannot serve HTTP on %s: %s", listen, nng_strerror(rv));
+	if ((rv = nng_http_server_hold(&d->srv, d->url)) != 0 ||
+	    (rv = add(d, "/metrics", on_metrics)) || (rv = add(d, "/healthz", on_healthz)) ||
+	    (rv = add(d, "/readyz", on_readyz)) || (rv = nng_http_server_start(d->srv)) != 0) {
+		ig_err_add(err, "metrics_listen: cannot serve HTTP on %s: %s", listen,
+			   nng_strerror(rv));
 		goto fail;
 	}
 	*out = d;

@@ -74,7 +74,8 @@ static size_t put_quoted(char *buf, size_t pos, size_t cap, const char *s, size_
 			buf[pos++] = '\\';
 			buf[pos++] = 'n';
 		} else if (c < 0x20) {
-			pos += (size_t)snprintf(buf + pos, cap - pos, json ? "\\u%04x" : "\\x%02x", c);
+			pos += (size_t)snprintf(buf + pos, cap - pos, json ? "\\u%04x" : "\\x%02x",
+						c);
 		} else {
 			buf[pos++] = (char)c;
 		}
@@ -182,15 +183,16 @@ void ig_log(enum ig_log_level level, const char *msg, const char *kvfmt, ...)
 	}
 	ig_fmt_rfc3339(ig_wall_ns(), ts, sizeof(ts));
 	if (json) {
-		pos += (size_t)snprintf(line, cap, "{\"ts\":\"%s\",\"level\":\"%s\",\"comp\":\"%s\",\"msg\":",
-					ts, level_names[level], log_component);
+		pos += (size_t)snprintf(
+			line, cap, "{\"ts\":\"%s\",\"level\":\"%s\",\"comp\":\"%s\",\"msg\":", ts,
+			level_names[level], log_component);
 		pos = put_quoted(line, pos, cap, msg, strlen(msg), true);
 		pos = put_kv(line, pos, cap, kv, true);
 		if (pos < cap)
 			line[pos++] = '}';
 	} else {
-		pos += (size_t)snprintf(line, cap, "ts=%s level=%s comp=%s msg=", ts, level_names[level],
-					log_component);
+		pos += (size_t)snprintf(line, cap, "ts=%s level=%s comp=%s msg=", ts,
+					level_names[level], log_component);
 		pos = put_quoted(line, pos, cap, msg, strlen(msg), false);
 		pos = put_kv(line, pos, cap, kv, false);
 	}

@@ -40,7 +40,10 @@ struct ig_ratelimit {
 	uint64_t last_ns;
 	uint64_t suppressed;
 };
-#define IG_RATELIMIT_INIT(interval_ns) { (interval_ns), 0, 0 }
+#define IG_RATELIMIT_INIT(interval_ns) \
+	{                              \
+		(interval_ns), 0, 0    \
+	}
 /* True when a line may be logged now; *suppressed receives how many were
  * skipped since the last one. */
 bool ig_ratelimit_ok(struct ig_ratelimit *rl, uint64_t *suppressed);

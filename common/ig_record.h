@@ -46,7 +46,7 @@ struct ig_label {
  * container), or NULL when the agent could not tell. */
 struct ig_identity {
 	const char *scope;
-	const char *runtime;	  /* containerd, cri-o, docker, podman */
+	const char *runtime; /* containerd, cri-o, docker, podman */
 	const char *container_id; /* full id as the runtime spells it */
 	const char *pod_uid;
 	const char *pod_name;
@@ -61,10 +61,10 @@ struct ig_identity {
 };
 
 struct ig_record {
-	const char *kind;  /* "file.open" */
+	const char *kind; /* "file.open" */
 	const char *probe; /* the configured probe that produced it: "files" */
-	const char *node;  /* node name (from the envelope) */
-	uint64_t ts_ns;	   /* wall clock, ns since the epoch */
+	const char *node; /* node name (from the envelope) */
+	uint64_t ts_ns; /* wall clock, ns since the epoch */
 	uint32_t pid, tid, ppid, uid, gid;
 	uint64_t cgroup_id;
 	const char *comm;

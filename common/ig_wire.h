@@ -42,7 +42,7 @@ enum ig_ack_status { IG_ACK_OK = 0, IG_ACK_DUPLICATE = 1, IG_ACK_REJECTED = 2 };
 
 struct ig_wire_lost {
 	const char *cause; /* "ringbuf_full", "queue_overflow", "rejected", ... */
-	uint64_t count;	   /* cumulative since the agent started */
+	uint64_t count; /* cumulative since the agent started */
 };
 
 struct ig_envelope_hdr {
@@ -50,7 +50,7 @@ struct ig_envelope_hdr {
 	const char *agent_id;
 	const char *node;
 	uint64_t boot_id; /* random per agent process start */
-	uint64_t seq;	  /* 1, 2, 3... per boot_id */
+	uint64_t seq; /* 1, 2, 3... per boot_id */
 	uint64_t sent_ns;
 	uint32_t nlost;
 	struct ig_wire_lost lost[IG_WIRE_MAX_LOST];
@@ -60,7 +60,7 @@ struct ig_envelope_hdr {
 struct ig_wire_limits {
 	size_t max_msg_bytes; /* default 16 MiB */
 	uint32_t max_records; /* default 65536 */
-	uint32_t max_str;     /* default 8192 bytes for any one string */
+	uint32_t max_str; /* default 8192 bytes for any one string */
 };
 void ig_wire_limits_default(struct ig_wire_limits *l);
 

@@ -23,9 +23,9 @@ struct ig_ynode {
 	enum ig_ynode_type type;
 	const char *file; /* owned by the document */
 	unsigned line, col;
-	char *scalar;	 /* IG_Y_SCALAR: the value ("" for empty/null) */
-	int plain_null;	 /* scalar was an unquoted empty / ~ / null */
-	size_t n;	 /* SEQ: items, MAP: pairs */
+	char *scalar; /* IG_Y_SCALAR: the value ("" for empty/null) */
+	int plain_null; /* scalar was an unquoted empty / ~ / null */
+	size_t n; /* SEQ: items, MAP: pairs */
 	struct ig_ynode **items;
 	struct ig_ypair *pairs;
 };

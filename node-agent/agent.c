@@ -39,8 +39,8 @@ struct ig_agent {
 	struct ig_sender *sender;
 	uint64_t boot_id, seq;
 	uint64_t batch_started_ns; /* mono time of the first record in the open batch */
-	uint64_t records;	   /* records encoded */
-	uint64_t lost_encode;	   /* records that could not be encoded */
+	uint64_t records; /* records encoded */
+	uint64_t lost_encode; /* records that could not be encoded */
 	uint64_t ringbuf_full_closed, other_lost_closed; /* from probes closed by a reload */
 	uint64_t last_stats_ns, last_publish_ns;
 	struct ig_httpd *httpd;
@@ -86,7 +86,8 @@ static int open_probes(struct ig_agent *a, const struct ig_conf *conf, struct ig
 		}
 		int fd = ops->epoll_fd(state);
 		if (fd >= 0) {
-			struct epoll_event ev = { .events = EPOLLIN, .data.u32 = 1 + (uint32_t)a->nprobes };
+			struct epoll_event ev = { .events = EPOLLIN,
+						  .data.u32 = 1 + (uint32_t)a->nprobes };
 			epoll_ctl(a->epfd, EPOLL_CTL_ADD, fd, &ev);
 		}
 		a->probes[a->nprobes].ops = ops;
@@ -95,7 +96,8 @@ static int open_probes(struct ig_agent *a, const struct ig_conf *conf, struct ig
 		ig_info("probe started", "probe=%s", ops->name);
 	}
 	if (a->nprobes == 0) {
-		ig_err_add(err, "no probe is enabled: enable at least one under probes: (e.g. files)");
+		ig_err_add(err,
+			   "no probe is enabled: enable at least one under probes: (e.g. files)");
 		return -EINVAL;
 	}
 	return 0;
@@ -216,26 +218,29 @@ static void publish_metrics(struct ig_agent *a)
 	for (int i = 0; i < a->nprobes; i++) {
 		struct ig_probe_stats st = { 0 };
 		a->probes[i].ops->stats(a->probes[i].state, &st);
-		ig_prom_sample(&p, "ingrain_agent_probe_events_total", "probe", a->probes[i].ops->name,
-			       (double)st.events);
+		ig_prom_sample(&p, "ingrain_agent_probe_events_total", "probe",
+			       a->probes[i].ops->name, (double)st.events);
 	}
 	uint64_t rb, other;
 	lost_totals(a, &rb, &other);
 	ig_prom_family(&p, "ingrain_agent_lost_records_total", "counter",
 		       "Records lost before reaching the aggregator, by cause.");
 	ig_prom_sample(&p, "ingrain_agent_lost_records_total", "cause", "ringbuf_full", (double)rb);
-	ig_prom_sample(&p, "ingrain_agent_lost_records_total", "cause", "probe_other", (double)other);
+	ig_prom_sample(&p, "ingrain_agent_lost_records_total", "cause", "probe_other",
+		       (double)other);
 	ig_prom_sample(&p, "ingrain_agent_lost_records_total", "cause", "queue_overflow",
 		       (double)ss.lost_queue_overflow);
 	ig_prom_sample(&p, "ingrain_agent_lost_records_total", "cause", "rejected",
 		       (double)ss.lost_rejected);
 	ig_prom_sample(&p, "ingrain_agent_lost_records_total", "cause", "encode",
 		       (double)a->lost_encode);
-	ig_prom_family(&p, "ingrain_agent_records_total", "counter", "Records encoded for sending.");
+	ig_prom_family(&p, "ingrain_agent_records_total", "counter",
+		       "Records encoded for sending.");
 	ig_prom_sample(&p, "ingrain_agent_records_total", NULL, NULL, (double)a->records);
 	ig_prom_family(&p, "ingrain_agent_records_acked_total", "counter",
 		       "Records the aggregator acknowledged.");
-	ig_prom_sample(&p, "ingrain_agent_records_acked_total", NULL, NULL, (double)ss.records_acked);
+	ig_prom_sample(&p, "ingrain_agent_records_acked_total", NULL, NULL,
+		       (double)ss.records_acked);
 	ig_prom_family(&p, "ingrain_agent_resends_total", "counter", "Envelopes sent again.");
 	ig_prom_sample(&p, "ingrain_agent_resends_total", NULL, NULL, (double)ss.resends);
 	ig_prom_family(&p, "ingrain_agent_queue_records", "gauge", "Records waiting for an ack.");
@@ -256,15 +261,18 @@ static void publish_metrics(struct ig_agent *a)
 		ig_prom_family(&p, "ingrain_agent_identity_cgroups", "gauge", "cgroups cached.");
 		ig_prom_sample(&p, "ingrain_agent_identity_cgroups", NULL, NULL,
 			       (double)is.cgroups_known);
-		ig_prom_family(&p, "ingrain_agent_identity_pods", "gauge", "Pods known from the API.");
-		ig_prom_sample(&p, "ingrain_agent_identity_pods", NULL, NULL, (double)is.pods_known);
+		ig_prom_family(&p, "ingrain_agent_identity_pods", "gauge",
+			       "Pods known from the API.");
+		ig_prom_sample(&p, "ingrain_agent_identity_pods", NULL, NULL,
+			       (double)is.pods_known);
 		ig_prom_family(&p, "ingrain_agent_kubernetes_api_up", "gauge",
 			       "1 when the pod watch is connected.");
 		ig_prom_sample(&p, "ingrain_agent_kubernetes_api_up", "state",
 			       ig_api_state_name(is.api_state),
 			       is.api_state == IG_API_CONNECTED ? 1 : 0);
 	}
-	ig_prom_family(&p, "ingrain_agent_connected", "gauge", "1 when connected to the aggregator.");
+	ig_prom_family(&p, "ingrain_agent_connected", "gauge",
+		       "1 when connected to the aggregator.");
 	ig_prom_sample(&p, "ingrain_agent_connected", NULL, NULL, ss.connected ? 1 : 0);
 	ig_httpd_publish(a->httpd, p.buf ? p.buf : "", p.len);
 	ig_prom_free(&p);
@@ -275,8 +283,8 @@ static void drain_probes(struct ig_agent *a)
 	for (int i = 0; i < a->nprobes; i++) {
 		int rv = a->probes[i].ops->consume(a->probes[i].state);
 		if (rv < 0 && rv != -EINTR)
-			ig_warn("probe consume failed", "probe=%s err=\"%s\"", a->probes[i].ops->name,
-				strerror(-rv));
+			ig_warn("probe consume failed", "probe=%s err=\"%s\"",
+				a->probes[i].ops->name, strerror(-rv));
 	}
 }
 
@@ -394,17 +402,17 @@ int ig_agent_run(struct ig_agent *a)
 	struct epoll_event evs[16];
 	const struct ig_agent_conf *ac = &a->conf->agent;
 
-	ig_info("agent running", "node=%s agent_id=%s aggregator=%s boot_id=%016llx",
-		ac->node_name, ac->agent_id, ac->aggregator, (unsigned long long)a->boot_id);
+	ig_info("agent running", "node=%s agent_id=%s aggregator=%s boot_id=%016llx", ac->node_name,
+		ac->agent_id, ac->aggregator, (unsigned long long)a->boot_id);
 	a->last_stats_ns = ig_mono_ns();
 	while (!a->stopping) {
 		ac = &a->conf->agent;
 		int timeout_ms = (int)(ac->poll_interval_ns / IG_NSEC_PER_MSEC);
 		if (a->batch_started_ns) {
 			uint64_t age = ig_mono_ns() - a->batch_started_ns;
-			int left = age >= ac->batch_max_age_ns
-					   ? 0
-					   : (int)((ac->batch_max_age_ns - age) / IG_NSEC_PER_MSEC);
+			int left = age >= ac->batch_max_age_ns ?
+					   0 :
+					   (int)((ac->batch_max_age_ns - age) / IG_NSEC_PER_MSEC);
 			if (left < timeout_ms)
 				timeout_ms = left;
 		}
@@ -432,7 +440,8 @@ int ig_agent_run(struct ig_agent *a)
 		}
 		drain_probes(a);
 		now = ig_mono_ns();
-		if (a->batch_started_ns && now - a->batch_started_ns >= a->conf->agent.batch_max_age_ns)
+		if (a->batch_started_ns &&
+		    now - a->batch_started_ns >= a->conf->agent.batch_max_age_ns)
 			seal_batch(a);
 		if (now - a->last_publish_ns >= IG_NSEC_PER_SEC) {
 			a->last_publish_ns = now;

@@ -84,7 +84,8 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "ingrain-agent: unexpected argument '%s' (try --help)\n", argv[optind]);
+		fprintf(stderr, "ingrain-agent: unexpected argument '%s' (try --help)\n",
+			argv[optind]);
 		return 2;
 	}
 	ig_cli_block_signals();
@@ -102,7 +103,8 @@ int main(int argc, char **argv)
 	}
 	enum ig_log_level lvl = (enum ig_log_level)conf->agent.log_level;
 	if (level && ig_log_level_parse(level, &lvl) < 0) {
-		fprintf(stderr, "ingrain-agent: --log-level: '%s' is not one of debug|info|warn|error\n",
+		fprintf(stderr,
+			"ingrain-agent: --log-level: '%s' is not one of debug|info|warn|error\n",
 			level);
 		ig_conf_free(conf);
 		return 2;

@@ -26,9 +26,9 @@ struct ig_sink {
 };
 
 struct ig_probe_stats {
-	uint64_t events;       /* events read from the ring buffer */
+	uint64_t events; /* events read from the ring buffer */
 	uint64_t ringbuf_full; /* events dropped in the kernel: no ring buffer space */
-	uint64_t other_lost;   /* e.g. entry map full (enter seen, exit lost) */
+	uint64_t other_lost; /* e.g. entry map full (enter seen, exit lost) */
 };
 
 struct ig_probe_ops {

@@ -314,8 +314,7 @@ static void tcp_stats(void *state, struct ig_probe_stats *out)
 
 	memset(out, 0, sizeof(*out));
 	out->events = st->events;
-	ig_bpf_read_lost(bpf_map__fd(st->skel->maps.lost), &out->ringbuf_full,
-			 &out->other_lost);
+	ig_bpf_read_lost(bpf_map__fd(st->skel->maps.lost), &out->ringbuf_full, &out->other_lost);
 	/* State changes the kernel did not run the program for (a classic
 	 * tracepoint program interrupted by a softirq that changes a TCP
 	 * state on the same CPU): each may be a lost event. */

@@ -31,7 +31,7 @@ struct ig_sender {
 	nng_dialer dialer;
 	pthread_t thread;
 	pthread_mutex_t mu;
-	pthread_cond_t cv;	 /* queue became non-empty, or stop */
+	pthread_cond_t cv; /* queue became non-empty, or stop */
 	pthread_cond_t drained; /* queue became empty */
 	struct batch *head, *tail;
 	uint64_t nbatches, nbytes, nrecords;
@@ -195,7 +195,8 @@ int ig_sender_new(struct ig_sender **out, const struct ig_sender_opts *o, struct
 	nng_socket_set_ms(s->sock, NNG_OPT_RECVTIMEO, (nng_duration)(o->ack_timeout_ns / 1000000));
 	nng_socket_set_ms(s->sock, NNG_OPT_SENDTIMEO, (nng_duration)(o->ack_timeout_ns / 1000000));
 	/* nng's own resend (on a pipe loss) complements ours (on timeout). */
-	nng_socket_set_ms(s->sock, NNG_OPT_REQ_RESENDTIME, (nng_duration)(o->ack_timeout_ns / 1000000));
+	nng_socket_set_ms(s->sock, NNG_OPT_REQ_RESENDTIME,
+			  (nng_duration)(o->ack_timeout_ns / 1000000));
 	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, 1 << 20);
 	nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_POST, pipe_cb, s);
 	nng_pipe_notify(s->sock, NNG_PIPE_EV_REM_POST, pipe_cb, s);
@@ -206,8 +207,10 @@ int ig_sender_new(struct ig_sender **out, const struct ig_sender_opts *o, struct
 			   s->url, nng_strerror(rv));
 		goto fail;
 	}
-	nng_dialer_set_ms(s->dialer, NNG_OPT_RECONNMINT, (nng_duration)(o->reconnect_min_ns / 1000000));
-	nng_dialer_set_ms(s->dialer, NNG_OPT_RECONNMAXT, (nng_duration)(o->reconnect_max_ns / 1000000));
+	nng_dialer_set_ms(s->dialer, NNG_OPT_RECONNMINT,
+			  (nng_duration)(o->reconnect_min_ns / 1000000));
+	nng_dialer_set_ms(s->dialer, NNG_OPT_RECONNMAXT,
+			  (nng_duration)(o->reconnect_max_ns / 1000000));
 	/* Non-blocking: the aggregator may come up after us; nng keeps redialing. */
 	if ((rv = nng_dialer_start(s->dialer, NNG_FLAG_NONBLOCK)) != 0) {
 		ig_err_add(err, "cannot dial %s: %s", s->url, nng_strerror(rv));
@@ -272,7 +275,8 @@ uint64_t ig_sender_drain(struct ig_sender *s, uint64_t timeout_ns)
 	uint64_t left;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	uint64_t deadline = (uint64_t)ts.tv_sec * IG_NSEC_PER_SEC + (uint64_t)ts.tv_nsec + timeout_ns;
+	uint64_t deadline =
+		(uint64_t)ts.tv_sec * IG_NSEC_PER_SEC + (uint64_t)ts.tv_nsec + timeout_ns;
 	ts.tv_sec = (time_t)(deadline / IG_NSEC_PER_SEC);
 	ts.tv_nsec = (long)(deadline % IG_NSEC_PER_SEC);
 	pthread_mutex_lock(&s->mu);

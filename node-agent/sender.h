@@ -37,12 +37,12 @@ struct ig_sender_opts {
 };
 
 struct ig_sender_stats {
-	uint64_t batches_sent;	 /* envelopes acked (ok or duplicate) */
+	uint64_t batches_sent; /* envelopes acked (ok or duplicate) */
 	uint64_t records_acked;
-	uint64_t resends;	 /* sends after a timeout / reconnect */
-	uint64_t duplicates;	 /* acks saying "already had it" */
+	uint64_t resends; /* sends after a timeout / reconnect */
+	uint64_t duplicates; /* acks saying "already had it" */
 	uint64_t lost_queue_overflow; /* records dropped with the oldest envelopes */
-	uint64_t lost_rejected;	      /* records in envelopes the aggregator rejected */
+	uint64_t lost_rejected; /* records in envelopes the aggregator rejected */
 	uint64_t queued_batches, queued_bytes, queued_records;
 	int connected;
 };

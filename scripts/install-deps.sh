@@ -28,7 +28,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 build_pkgs=(
-	build-essential cmake pkg-config clang llvm
+	build-essential cmake pkg-config clang llvm clang-format git
 	libbpf-dev libelf-dev zlib1g-dev bpftool
 	libnng-dev libmsgpack-dev libyaml-dev
 	libcurl4-openssl-dev libssl-dev libjson-c-dev libpcre2-dev

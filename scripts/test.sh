@@ -9,6 +9,9 @@ cd "$here"
 bash scripts/install-deps.sh --test
 jobs=$(nproc)
 
+echo "== format (clang-format, .clang-format) =="
+git ls-files '*.c' '*.h' | grep -v '^bpf/vmlinux.h$' | xargs clang-format --dry-run -Werror
+
 echo "== build (RelWithDebInfo) =="
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$jobs"

@@ -107,15 +107,19 @@ static int build_valid(uint64_t seq, uint32_t nrec, const char *agent_id, void *
 		r->ppid = 1;
 		r->comm = "ig_send";
 		r->cgroup_id = 1;
-		snprintf(path, sizeof(path), "/etc/ig-send/%s/%llu/%u", agent_id, (unsigned long long)seq,
-			 i);
+		snprintf(path, sizeof(path), "/etc/ig-send/%s/%llu/%u", agent_id,
+			 (unsigned long long)seq, i);
 		ig_record_add_str(r, "path", path, strlen(path));
 		ig_record_add_uint(r, "flags", 0);
 		ig_record_add_int(r, "ret", 3);
 		ig_wire_enc_add(e, r);
 	}
-	struct ig_envelope_hdr h = { .v = IG_WIRE_VERSION, .agent_id = agent_id, .node = "ig-send",
-				     .boot_id = 0x1234, .seq = seq, .sent_ns = ig_wall_ns() };
+	struct ig_envelope_hdr h = { .v = IG_WIRE_VERSION,
+				     .agent_id = agent_id,
+				     .node = "ig-send",
+				     .boot_id = 0x1234,
+				     .seq = seq,
+				     .sent_ns = ig_wall_ns() };
 	int rv = ig_wire_enc_finish(e, &h, buf, len);
 	ig_wire_enc_free(e);
 	free(r);
@@ -238,9 +242,12 @@ static int send_jsonl(nng_socket s, const char *path, const char *aid, int per_e
 			nrec++;
 		}
 		if (ig_wire_enc_count(e) && (eof || ig_wire_enc_count(e) >= (uint32_t)per_env)) {
-			struct ig_envelope_hdr h = { .v = IG_WIRE_VERSION, .agent_id = aid,
-						     .node = "ig-send", .boot_id = 0x1234,
-						     .seq = ++seq, .sent_ns = ig_wall_ns() };
+			struct ig_envelope_hdr h = { .v = IG_WIRE_VERSION,
+						     .agent_id = aid,
+						     .node = "ig-send",
+						     .boot_id = 0x1234,
+						     .seq = ++seq,
+						     .sent_ns = ig_wall_ns() };
 			void *buf;
 			size_t len;
 
@@ -281,7 +288,8 @@ int main(int argc, char **argv)
 	int bad = 0;
 
 	if (argc < 3) {
-		fprintf(stderr, "usage: ig_send URL --raw FILE... | --random N SEED | --valid N RECORDS [AGENT_ID [INTERVAL_MS]] | --jsonl FILE [AGENT_ID [PER_ENVELOPE]]\n");
+		fprintf(stderr,
+			"usage: ig_send URL --raw FILE... | --random N SEED | --valid N RECORDS [AGENT_ID [INTERVAL_MS]] | --jsonl FILE [AGENT_ID [PER_ENVELOPE]]\n");
 		return 2;
 	}
 	ig_time_init();

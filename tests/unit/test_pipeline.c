@@ -402,9 +402,10 @@ static void test_unknown_stage_type_lists_valid_types(void **state)
 				       "backends:\n"
 				       "  x: {type: console}\n");
 
-	assert_string_equal(build_fails(c, &err),
-			    "test.yaml:3:21: pipelines.p.stages[0].type: unknown stage type "
-			    "'zzzzzzzz' (valid types: add_tags, whitelist, regex, filter, rollup)\n");
+	assert_string_equal(
+		build_fails(c, &err),
+		"test.yaml:3:21: pipelines.p.stages[0].type: unknown stage type "
+		"'zzzzzzzz' (valid types: add_tags, whitelist, regex, filter, rollup)\n");
 	ig_conf_free(c);
 }
 
@@ -421,8 +422,10 @@ static void test_stage_without_type_says_what_to_add(void **state)
 
 	assert_contains(msg, "test.yaml:3:14: pipelines.p.stages[0]: missing 'type'; add 'type: "
 			     "<add_tags, whitelist, regex, filter, rollup>'\n");
-	assert_contains(msg, "test.yaml:3:30: pipelines.p.stages[1]: expected a mapping with a "
-			     "'type:' key (one of add_tags, whitelist, regex, filter, rollup); got a scalar\n");
+	assert_contains(
+		msg,
+		"test.yaml:3:30: pipelines.p.stages[1]: expected a mapping with a "
+		"'type:' key (one of add_tags, whitelist, regex, filter, rollup); got a scalar\n");
 	ig_conf_free(c);
 }
 
