@@ -33,6 +33,8 @@
 
 #include <cmocka.h>
 
+#include "netns_harness.h"
+
 #include "bpf_util.h"
 #include "ig_log.h"
 #include "ig_time.h"
@@ -54,8 +56,6 @@ static struct {
 } col;
 
 static bool have_root;
-static char ns_a[64], ns_b[64]; /* network namespaces of the veth tests */
-static bool have_netns;
 
 static void copy_str(char *dst, size_t cap, const char *s)
 {
@@ -775,48 +775,9 @@ static void test_bad_variant_is_rejected_with_advice(void **state)
 
 /* --- namespaces --------------------------------------------------------- */
 
-static int sh(const char *fmt, ...)
-{
-	char cmd[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	return system(cmd);
-}
-
-static void netns_teardown(void)
-{
-	if (ns_a[0])
-		sh("ip netns del %s 2>/dev/null", ns_a);
-	if (ns_b[0])
-		sh("ip netns del %s 2>/dev/null", ns_b);
-	have_netns = false;
-}
-
-/* Two namespaces joined by a veth pair, addresses only inside them:
- * A = 10.200.1.1/24 fd00:200::1/64, B = 10.200.1.2/24 fd00:200::2/64. */
 static void netns_setup(void)
 {
-	int pid = (int)getpid();
-
-	snprintf(ns_a, sizeof(ns_a), "igtcp%d-a", pid);
-	snprintf(ns_b, sizeof(ns_b), "igtcp%d-b", pid);
-	have_netns =
-		sh("ip netns add %s", ns_a) == 0 && sh("ip netns add %s", ns_b) == 0 &&
-		sh("ip -n %s link add vt%da type veth peer name vt%db netns %s", ns_a, pid, pid,
-		   ns_b) == 0 &&
-		sh("ip -n %s addr add 10.200.1.1/24 dev vt%da", ns_a, pid) == 0 &&
-		sh("ip -n %s addr add 10.200.1.2/24 dev vt%db", ns_b, pid) == 0 &&
-		sh("ip -n %s addr add fd00:200::1/64 dev vt%da nodad", ns_a, pid) == 0 &&
-		sh("ip -n %s addr add fd00:200::2/64 dev vt%db nodad", ns_b, pid) == 0 &&
-		sh("ip -n %s link set vt%da up && ip -n %s link set lo up", ns_a, pid, ns_a) == 0 &&
-		sh("ip -n %s link set vt%db up && ip -n %s link set lo up", ns_b, pid, ns_b) == 0;
-	if (!have_netns) {
-		print_message("network namespace setup failed\n");
-		netns_teardown();
-	}
+	netns_setup_tagged("tcp", 1);
 }
 
 static int group_setup(void **state)

@@ -36,6 +36,8 @@
 
 #include <cmocka.h>
 
+#include "netns_harness.h"
+
 #include "bpf_util.h"
 #include "cgroup_path.h"
 #include "ig_log.h"
@@ -58,8 +60,7 @@ static struct {
 	size_t bad; /* records with the wrong kind or probe */
 } col;
 
-static bool have_root, have_netns;
-static char ns_a[64], ns_b[64];
+static bool have_root;
 static char cg_root[512], cg_dir[600]; /* a cgroup of the test's own (cgroup_skb) */
 static uint64_t cg_id;
 
@@ -866,47 +867,9 @@ static void test_cgroup_skb_counts_ip_packets_per_cgroup(void **state)
 
 /* --- namespaces and cgroup ---------------------------------------------- */
 
-static int sh(const char *fmt, ...)
-{
-	char cmd[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	return system(cmd);
-}
-
-static void netns_teardown(void)
-{
-	if (ns_a[0])
-		sh("ip netns del %s 2>/dev/null", ns_a);
-	if (ns_b[0])
-		sh("ip netns del %s 2>/dev/null", ns_b);
-	have_netns = false;
-}
-
-/* A = 10.200.2.1/24 fd00:201::1/64, B = 10.200.2.2/24 fd00:201::2/64. */
 static void netns_setup(void)
 {
-	int pid = (int)getpid();
-
-	snprintf(ns_a, sizeof(ns_a), "igtrf%d-a", pid);
-	snprintf(ns_b, sizeof(ns_b), "igtrf%d-b", pid);
-	have_netns =
-		sh("ip netns add %s", ns_a) == 0 && sh("ip netns add %s", ns_b) == 0 &&
-		sh("ip -n %s link add vf%da type veth peer name vf%db netns %s", ns_a, pid, pid,
-		   ns_b) == 0 &&
-		sh("ip -n %s addr add 10.200.2.1/24 dev vf%da", ns_a, pid) == 0 &&
-		sh("ip -n %s addr add 10.200.2.2/24 dev vf%db", ns_b, pid) == 0 &&
-		sh("ip -n %s addr add fd00:201::1/64 dev vf%da nodad", ns_a, pid) == 0 &&
-		sh("ip -n %s addr add fd00:201::2/64 dev vf%db nodad", ns_b, pid) == 0 &&
-		sh("ip -n %s link set vf%da up && ip -n %s link set lo up", ns_a, pid, ns_a) == 0 &&
-		sh("ip -n %s link set vf%db up && ip -n %s link set lo up", ns_b, pid, ns_b) == 0;
-	if (!have_netns) {
-		print_message("network namespace setup failed\n");
-		netns_teardown();
-	}
+	netns_setup_tagged("trf", 2);
 }
 
 static void cgroup_setup(void)
