@@ -11,9 +11,16 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 static bool have_netns;
+static void require_root(void); /* the including test defines it */
 static char ns_a[64], ns_b[64];
 
 static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -60,6 +67,56 @@ static void netns_setup_tagged(const char *tag, int net)
 		fprintf(stderr, "network namespace setup failed\n");
 		netns_teardown();
 	}
+}
+
+/* Test helpers for processes and sockets inside those namespaces. */
+static void require_netns(void)
+{
+	require_root();
+	if (!have_netns)
+		fail_msg("could not create the test's network namespaces and veth pair "
+			 "(iproute2 'ip' missing? scripts/install-deps.sh --test installs it)");
+}
+
+static void enter_netns(const char *name)
+{
+	char path[128];
+
+	if (!name)
+		return;
+	snprintf(path, sizeof(path), "/run/netns/%s", name);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || setns(fd, CLONE_NEWNET) != 0)
+		_exit(90);
+	close(fd);
+}
+
+static int sockaddr_of(const char *addr, int port, struct sockaddr_storage *ss, socklen_t *len)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (strchr(addr, ':')) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		*len = sizeof(*s6);
+		return inet_pton(AF_INET6, addr, &s6->sin6_addr) == 1 ? AF_INET6 : -1;
+	}
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+	s4->sin_family = AF_INET;
+	s4->sin_port = htons((uint16_t)port);
+	*len = sizeof(*s4);
+	return inet_pton(AF_INET, addr, &s4->sin_addr) == 1 ? AF_INET : -1;
+}
+
+static int local_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+		return -1;
+	return ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
+						((struct sockaddr_in *)&ss)->sin_port);
 }
 
 #endif

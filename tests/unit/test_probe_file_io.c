@@ -28,6 +28,8 @@
 
 #include <cmocka.h>
 
+#include "test_require.h"
+
 #include "bpf_util.h"
 #include "ig_log.h"
 #include "ig_time.h"
@@ -113,14 +115,8 @@ static void agent_conf(struct ig_agent_conf *ac)
 
 static void require_root(void)
 {
-	if (have_root)
-		return;
-	const char *ci = getenv("CI");
-	if (ci && strcmp(ci, "true") == 0)
-		fail_msg("test_probe_file_io needs root (loads eBPF programs) and CI=true");
-	print_message("SKIPPED: test_probe_file_io needs root to load eBPF programs; "
-		      "run it as root (sudo ctest -R probe_file_io)\n");
-	skip();
+	ig_test_require(have_root, "test_probe_file_io needs root to load eBPF programs",
+			"run it as root (sudo ctest -R probe_file_io)");
 }
 
 static int try_open(struct probe *p, const char *const *dirs, size_t n, uint64_t max_entries,

@@ -31,6 +31,8 @@
 
 #include <cmocka.h>
 
+#include "test_require.h"
+
 #include "bpf_util.h"
 #include "files.h"
 #include "ig_conf.h"
@@ -267,14 +269,8 @@ static void assert_header(const struct got *g)
 /* Called first by every test that loads the probe. */
 static void require_root(void)
 {
-	if (have_root)
-		return;
-	const char *ci = getenv("CI");
-	if (ci && strcmp(ci, "true") == 0)
-		fail_msg("test_probe_files needs root (loads eBPF programs) and CI=true");
-	print_message("SKIPPED: test_probe_files needs root to load eBPF programs; "
-		      "run it as root (sudo ctest -R probe_files)\n");
-	skip();
+	ig_test_require(have_root, "test_probe_files needs root to load eBPF programs",
+			"run it as root (sudo ctest -R probe_files)");
 }
 
 static void test_absolute_open_inside_reports_exact_fields(void **state)

@@ -36,6 +36,8 @@
 
 #include <cmocka.h>
 
+#include "test_require.h"
+
 #include "netns_harness.h"
 
 #include "bpf_util.h"
@@ -168,22 +170,8 @@ static void probe_close(struct probe *p)
 
 static void require_root(void)
 {
-	if (have_root)
-		return;
-	const char *ci = getenv("CI");
-	if (ci && strcmp(ci, "true") == 0)
-		fail_msg("test_probe_traffic needs root (loads eBPF programs) and CI=true");
-	print_message("SKIPPED: test_probe_traffic needs root to load eBPF programs; "
-		      "run it as root (sudo ctest -R probe_traffic)\n");
-	skip();
-}
-
-static void require_netns(void)
-{
-	require_root();
-	if (!have_netns)
-		fail_msg("could not create the test's network namespaces and veth pair "
-			 "(iproute2 'ip' missing? scripts/install-deps.sh --test installs it)");
+	ig_test_require(have_root, "test_probe_traffic needs root to load eBPF programs",
+			"run it as root (sudo ctest -R probe_traffic)");
 }
 
 /* --- sums over the collected records ------------------------------------ */
@@ -257,19 +245,6 @@ static void expect_bytes(struct sum s, uint64_t bytes, const char *what)
 
 /* --- processes and sockets ---------------------------------------------- */
 
-static void enter_netns(const char *name)
-{
-	char path[128];
-
-	if (!name)
-		return;
-	snprintf(path, sizeof(path), "/run/netns/%s", name);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || setns(fd, CLONE_NEWNET) != 0)
-		_exit(90);
-	close(fd);
-}
-
 static void enter_cgroup(const char *dir)
 {
 	char path[700], pid[32];
@@ -282,34 +257,6 @@ static void enter_cgroup(const char *dir)
 	if (fd < 0 || write(fd, pid, (size_t)n) != n)
 		_exit(89);
 	close(fd);
-}
-
-static int sockaddr_of(const char *addr, int port, struct sockaddr_storage *ss, socklen_t *len)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (strchr(addr, ':')) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons((uint16_t)port);
-		*len = sizeof(*s6);
-		return inet_pton(AF_INET6, addr, &s6->sin6_addr) == 1 ? AF_INET6 : -1;
-	}
-	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-	s4->sin_family = AF_INET;
-	s4->sin_port = htons((uint16_t)port);
-	*len = sizeof(*s4);
-	return inet_pton(AF_INET, addr, &s4->sin_addr) == 1 ? AF_INET : -1;
-}
-
-static int local_port(int fd)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
-		return -1;
-	return ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
-						((struct sockaddr_in *)&ss)->sin_port);
 }
 
 static int bound_socket(const char *addr, int type, int *port)
