@@ -34,6 +34,7 @@ struct ig_agent {
 	char *config_path;
 	int epfd, sigfd;
 	struct probe_inst probes[IG_PROBE__COUNT];
+	struct ig_sink sink; /* probes hand their records to sink_emit through it */
 	int nprobes;
 	struct ig_wire_enc *enc;
 	struct ig_sender *sender;
@@ -69,16 +70,15 @@ static void sink_emit(void *ctx, struct ig_record *r);
 
 static int open_probes(struct ig_agent *a, const struct ig_conf *conf, struct ig_err *err)
 {
-	static struct ig_sink sink;
-	sink.emit = sink_emit;
-	sink.ctx = a;
+	a->sink.emit = sink_emit;
+	a->sink.ctx = a;
 	for (int i = 0; ig_probe_table[i]; i++) {
 		const struct ig_probe_ops *ops = ig_probe_table[i];
 		struct ig_probe_common *pc = ig_conf_probe_common(conf, (int)ops->kind);
 		if (!pc || !pc->enabled)
 			continue;
 		void *state = NULL;
-		int rv = ops->open(&state, conf->probes[ops->kind], &conf->agent, &sink, err);
+		int rv = ops->open(&state, conf->probes[ops->kind], &conf->agent, &a->sink, err);
 		if (rv < 0) {
 			ig_err_add(err, "probe %s: cannot start (%s)", ops->name, strerror(-rv));
 			close_probes(a);
