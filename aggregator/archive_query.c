@@ -495,6 +495,7 @@ static void print_table(struct query *q)
 	}
 	free(q->rows);
 	q->rows = NULL;
+	q->nrows = q->caprows = 0;
 }
 
 /* --- data objects: lines -------------------------------------------------- */

@@ -188,3 +188,150 @@ compare late-hour3 "$(iso $((base + 3 * H)))" "$(iso $((base + 4 * H)))" path=/e
 compare uid-1000 "$(iso "$base")" "$(iso $((base + 5 * H)))" uid=1000
 compare denied "$(iso "$base")" "$(iso $((base + 5 * H)))" name=file.open 'path!~^/(tmp|var)/' error=EACCES
 compare agent-event "$(iso $(($(date +%s) - H)))" "$(iso $(($(date +%s) + 60)))" "path=$mon/passwd"
+
+qstat() { # NAME EXPR: a value from the --stats line of query NAME
+	tail -n1 "$IG_TMP/$1.err" | "$IG_PY" -c 'import json,sys; s=json.load(sys.stdin); print(eval(sys.argv[1]))' "$2"
+}
+ig_check "the window's 8 partitions were listed (7 hours + 1 for late records)" \
+	[ "$(qstat passwd-day 's["partitions"]')" = 8 ]
+ig_check "the indexes let the /etc/passwd query skip objects" \
+	[ "$(qstat passwd-day 's["skipped"] > 0 and s["scanned"] + s["skipped"] == s["objects"] and s["bad_indexes"] == 0')" = True ]
+ig_check "--no-index reads every object" \
+	[ "$(qstat passwd-day-noidx 's["skipped"] == 0 and s["scanned"] == s["objects"] and s["indexes"] == 0')" = True ]
+ig_check "no request of the queries failed the signature check" [ "$(ig_s3_stat 's["rejected"]')" = 0 ]
+
+# Table and JSON output.
+from=$(iso $((base - H)))
+to=$(iso $((base + 6 * H)))
+"$IG_CTL" archive query -c "$cfg" --from "$from" --to "$to" --no-progress path=/etc/passwd \
+	>"$IG_TMP/table.out" 2>/dev/null
+cat "$IG_TMP/table.out"
+ig_check "table output: a header and the 12 rows" [ "$(wc -l <"$IG_TMP/table.out")" = 13 ]
+ig_check "table output: the columns" grep -qE '^TIME +NODE +NAMESPACE/POD +CONTAINER +PROCESS +PID +UID +PATH +RESULT$' "$IG_TMP/table.out"
+ig_check "table output: a pod's row" grep -qE 'shop/web-1 +app +cat +10[0-4] +0 +/etc/passwd +ok' "$IG_TMP/table.out"
+"$IG_CTL" archive query -c "$cfg" --from "$from" --to "$to" --no-progress -o json path=/etc/passwd \
+	>"$IG_TMP/json.out" 2>/dev/null
+ig_check "json output: the stored lines, unchanged" "$IG_PY" -c 'import json, sys
+got = [json.loads(l) for l in open(sys.argv[1])]
+want = []
+for l in open(sys.argv[2]):
+    r = json.loads(l); r.pop("_key")
+    if r["tags"].get("path") == "/etc/passwd" and r["ts"] >= sys.argv[3]: want.append(r)
+key = lambda r: json.dumps(r, sort_keys=True)
+sys.exit(0 if sorted(map(key, got)) == sorted(map(key, want)) and len(got) == 12 else 1)' \
+	"$IG_TMP/json.out" "$IG_TMP/archived.jsonl" "$from"
+"$IG_CTL" archive query -c "$cfg" --from "$from" --to "$to" --progress -o csv path=/etc/passwd \
+	>/dev/null 2>"$IG_TMP/progress.err"
+ig_check "progress on stderr: objects and bytes read of the total" \
+	grep -qE 'objects [0-9]+/[0-9]+ read, [0-9.]+ of [0-9.]+ MiB' "$IG_TMP/progress.err"
+
+# Hostile objects in a partition of the window, and a data object whose index is gone.
+"$IG_PY" - "$IG_S3_URL" "$base" "$IG_TMP/hostile-extra.csv" <<'PY'
+import boto3, csv, gzip, json, re, sys, zlib
+from botocore.config import Config
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1",
+                  aws_access_key_id="S3RVER", aws_secret_access_key="S3RVER",
+                  config=Config(s3={"addressing_style": "path"}))
+B = "ingrain-archive"
+base = int(sys.argv[2]) + 2 * 3600
+import datetime
+d = datetime.datetime.fromtimestamp(base, datetime.timezone.utc)
+part = "arch/cluster=ci/date=%s/hour=%s/" % (d.strftime("%Y-%m-%d"), d.strftime("%H"))
+extra = []
+def rec(t, pid, path="/etc/passwd"):
+    ts = datetime.datetime.fromtimestamp(base + t, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + ".000000001Z"
+    return {"ts": ts, "name": "file.open", "kind": "counter", "value": 1, "probe": "files",
+            "tags": {"node": "n-hostile", "process": "evil", "pid": pid, "uid": 0, "path": path, "ret": 3}}
+def line(r): return json.dumps(r, separators=(",", ":")).encode() + b"\n"
+def want(r):
+    t = r["tags"]
+    extra.append([r["ts"], t["node"], "", "", "", t["process"], str(t["pid"]), str(t["uid"]), t["path"], "ok"])
+def put(key, body): s3.put_object(Bucket=B, Key=part + key, Body=body)
+# 1. truncated gzip
+put("hostile-trunc.jsonl.gz", gzip.compress(b"".join(line(rec(i, 9000 + i, "/hostile/t")) for i in range(300)))[:900])
+# 2. a line that is not JSON between two records
+a, b = rec(1, 801), rec(2, 802)
+want(a); want(b)
+put("hostile-notjson.jsonl.gz", gzip.compress(line(a) + b"this is not JSON\n" + line(b)))
+# 3. a huge line (2 MiB, over the 1 MiB limit), then a record
+h = rec(3, 899); h["tags"]["pad"] = "x" * (2 << 20)
+c = rec(4, 803); want(c)
+put("hostile-huge.jsonl.gz", gzip.compress(line(h) + line(c)))
+# Real objects and their indexes in that partition.
+objs = [o for o in s3.list_objects_v2(Bucket=B, Prefix=part)["Contents"]
+        if re.search(r"/agg-test-[^/]*\.jsonl\.gz$", o["Key"])]
+real = objs[0]["Key"]
+idx_key = lambda k: k.rsplit("/", 1)[0] + "/_" + k.rsplit("/", 1)[1] + ".idx"
+real_idx = s3.get_object(Bucket=B, Key=idx_key(real))["Body"].read().decode()
+real_body = s3.get_object(Bucket=B, Key=real)["Body"].read()
+# 4. an index that names another object
+e = rec(5, 804); want(e)
+put("hostile-foreign.jsonl.gz", gzip.compress(line(e)))
+put("_hostile-foreign.jsonl.gz.idx", real_idx.encode())
+# 5. a corrupt index (a changed byte: the CRC no longer matches)
+f = rec(6, 805); want(f)
+put("hostile-corrupt.jsonl.gz", gzip.compress(line(f)))
+put("_hostile-corrupt.jsonl.gz.idx", real_idx.replace('"records":', '"records": ').encode())
+# 6. an index that describes its object (key, size, ETag, CRC) but lies about its records
+def with_crc(doc):  # doc: an index without its crc32 member
+    body = doc[:-1]
+    return body + ',"crc32":"%08x"}\n' % (zlib.crc32(body.encode()) & 0xffffffff)
+lie = json.loads(real_idx[:real_idx.rindex(',"crc32":"')] + "}")
+lie["object"] = part + "hostile-lie.jsonl.gz"
+lie["records"] += 5
+put("hostile-lie.jsonl.gz", real_body)
+put("_hostile-lie.jsonl.gz.idx", with_crc(json.dumps(lie, separators=(",", ":"))).encode())
+for l in gzip.decompress(real_body).splitlines():
+    r = json.loads(l)
+    if r["tags"].get("path") == "/etc/passwd":
+        t = r["tags"]
+        extra.append([r["ts"]] + [str(t.get(k, "")) for k in ("node", "namespace", "pod", "container", "process", "pid", "uid", "path")] + [t.get("error", "ok")])
+# 7. an object whose index is gone (an older archive): scanned
+s3.delete_object(Bucket=B, Key=idx_key(objs[1]["Key"]))
+with open(sys.argv[3], "w", newline="") as out:
+    csv.writer(out).writerows(extra)
+print(part)
+PY
+rc=0
+"$IG_CTL" archive query -c "$cfg" --from "$from" --to "$to" -o csv --stats --no-progress path=/etc/passwd \
+	>"$IG_TMP/hostile.csv" 2>"$IG_TMP/hostile.err" || rc=$?
+cat "$IG_TMP/hostile.err"
+ig_check "with damaged objects the query completes and exits 4" [ "$rc" = 4 ]
+ig_check "hostile: the answer is the clean answer plus every readable matching record" "$IG_PY" -c 'import csv, sys
+rows = lambda f: sorted(csv.reader(open(f, newline="")))
+sys.exit(0 if rows(sys.argv[1]) == sorted(rows(sys.argv[2]) + rows(sys.argv[3])) else 1)' \
+	"$IG_TMP/hostile.csv" "$IG_TMP/passwd-day.csv" "$IG_TMP/hostile-extra.csv"
+for k in hostile-trunc.jsonl.gz hostile-notjson.jsonl.gz hostile-huge.jsonl.gz \
+	_hostile-foreign.jsonl.gz.idx _hostile-corrupt.jsonl.gz.idx hostile-lie.jsonl.gz; do
+	ig_check "hostile: $k is reported with its key" grep -q "/$k" "$IG_TMP/hostile.err"
+done
+ig_check "hostile: truncated gzip reported" grep -q "hostile-trunc.jsonl.gz: truncated gzip stream" "$IG_TMP/hostile.err"
+ig_check "hostile: not-JSON line reported with its line number" grep -q "hostile-notjson.jsonl.gz line 2: not a JSON record" "$IG_TMP/hostile.err"
+ig_check "hostile: huge line reported" grep -q "hostile-huge.jsonl.gz line 1: longer than the 1048576-byte line limit" "$IG_TMP/hostile.err"
+ig_check "hostile: counted (1 bad object, 2 bad lines, 2 bad indexes, 1 lying index, 4 without index)" \
+	[ "$(qstat hostile '(s["bad_objects"], s["bad_lines"], s["bad_indexes"], s["index_lies"], s["unindexed"])')" = "(1, 2, 2, 1, 4)" ]
+rc=0
+"$IG_CTL" archive query -c "$cfg" --from "$from" --to "$to" -o csv --stats --no-progress --no-index path=/etc/passwd \
+	>"$IG_TMP/hostile-noidx.csv" 2>"$IG_TMP/hostile-noidx.err" || rc=$?
+ig_check "hostile, --no-index: the same answer" cmp -s <(sort "$IG_TMP/hostile.csv") <(sort "$IG_TMP/hostile-noidx.csv")
+
+# Clear errors.
+expect_error() { # DESC PATTERN CMD...
+	local desc=$1 pat=$2 rc=0
+	shift 2
+	"$@" >/dev/null 2>"$IG_TMP/error.err" || rc=$?
+	cat "$IG_TMP/error.err"
+	[ "$rc" = 1 ] || ig_fail "$desc: exit code $rc, expected 1"
+	ig_check "$desc" grep -q -- "$pat" "$IG_TMP/error.err"
+}
+expect_error "missing credentials: says how to provide them" "no S3 credentials: set access_key_id" \
+	env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY "$IG_CTL" archive query -c "$cfg" path=/etc/passwd
+write_config "$IG_TMP/unreachable.yaml" "http://127.0.0.1:$(ig_free_port)" ingrain-archive
+expect_error "unreachable endpoint: names it" "cannot reach the S3 endpoint http://127.0.0.1:" \
+	"$IG_CTL" archive query -c "$IG_TMP/unreachable.yaml" path=/etc/passwd
+write_config "$IG_TMP/nobucket.yaml" "$IG_S3_URL" no-such-bucket
+expect_error "wrong bucket: says the bucket does not exist" "NoSuchBucket.*the bucket does not exist" \
+	"$IG_CTL" archive query -c "$IG_TMP/nobucket.yaml" path=/etc/passwd
+expect_error "wrong secret: the proxy's 403 says check the credentials" "SignatureDoesNotMatch.*check the credentials" \
+	env AWS_SECRET_ACCESS_KEY=wrong "$IG_CTL" archive query -c "$cfg" path=/etc/passwd
+ig_done
