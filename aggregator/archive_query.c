@@ -862,10 +862,12 @@ static void list_done(struct query *q, struct xfer *x)
 	if (x->status != 200) {
 		char *code = xml_text(p, e, "Code", NULL), *msg = xml_text(p, e, "Message", NULL);
 		const char *hint = s3_hint(code ? code : "", x->status);
-		ig_err_add(q->err, "listing s3://%s/%s at %s failed: HTTP %ld %s%s%s%s%s",
+		/* The hint first: S3's message can be long (it may quote the
+		 * canonical request). */
+		ig_err_add(q->err, "listing s3://%s/%s at %s failed: HTTP %ld %s%s%s%s%s%.100s",
 			   ig_s3_reader_bucket(q->r), x->prefix, ig_s3_reader_endpoint(q->r),
-			   x->status, code ? code : "", msg ? " - " : "", msg ? msg : "",
-			   *hint ? ": " : "", hint);
+			   x->status, code ? code : "", *hint ? " (" : "", hint, *hint ? ")" : "",
+			   msg ? " - " : "", msg ? msg : "");
 		free(code);
 		free(msg);
 		q->fatal = -EIO;
