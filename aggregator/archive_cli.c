@@ -187,8 +187,9 @@ int ig_archive_cli(int argc, char **argv)
 			break;
 		case 'S':
 			if (parse_dur(optarg, &since)) {
-				fprintf(stderr, "ingrainctl archive: --since: '%s' is not a duration "
-						"like 30m, 24h or 7d\n",
+				fprintf(stderr,
+					"ingrainctl archive: --since: '%s' is not a duration "
+					"like 30m, 24h or 7d\n",
 					optarg);
 				return 2;
 			}
@@ -219,14 +220,16 @@ int ig_archive_cli(int argc, char **argv)
 		case 'j':
 			o.parallel = (unsigned)atoi(optarg);
 			if (o.parallel < 1 || o.parallel > 256) {
-				fprintf(stderr, "ingrainctl archive: --parallel must be 1 to 256\n");
+				fprintf(stderr,
+					"ingrainctl archive: --parallel must be 1 to 256\n");
 				return 2;
 			}
 			break;
 		case 'L':
 			if (parse_size(optarg, &o.max_line)) {
-				fprintf(stderr, "ingrainctl archive: --max-line: '%s' is not a size "
-						"(64 or more; 512KiB, 4MiB)\n",
+				fprintf(stderr,
+					"ingrainctl archive: --max-line: '%s' is not a size "
+					"(64 or more; 512KiB, 4MiB)\n",
 					optarg);
 				return 2;
 			}
@@ -258,15 +261,17 @@ int ig_archive_cli(int argc, char **argv)
 	}
 	o.to_ns = now_ns;
 	if (to && ig_rfc3339_parse(to, strlen(to), &o.to_ns)) {
-		fprintf(stderr, "ingrainctl archive: --to: '%s' is not an RFC 3339 time like "
-				"2026-12-01T10:00:00Z\n",
+		fprintf(stderr,
+			"ingrainctl archive: --to: '%s' is not an RFC 3339 time like "
+			"2026-12-01T10:00:00Z\n",
 			to);
 		return 2;
 	}
 	o.from_ns = o.to_ns - since;
 	if (from && ig_rfc3339_parse(from, strlen(from), &o.from_ns)) {
-		fprintf(stderr, "ingrainctl archive: --from: '%s' is not an RFC 3339 time like "
-				"2026-12-01T10:00:00Z\n",
+		fprintf(stderr,
+			"ingrainctl archive: --from: '%s' is not an RFC 3339 time like "
+			"2026-12-01T10:00:00Z\n",
 			from);
 		return 2;
 	}

@@ -194,8 +194,8 @@ static void hex(const unsigned char *d, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
-void ig_aindex_etag(const void *data, size_t len, uint64_t multipart_threshold,
-		    uint64_t part_size, char out[48])
+void ig_aindex_etag(const void *data, size_t len, uint64_t multipart_threshold, uint64_t part_size,
+		    char out[48])
 {
 	unsigned char d[16];
 	unsigned int dl = 16;
@@ -335,7 +335,8 @@ int ig_aindex_finish(struct ig_aindex_builder *b, const char *key, const void *d
 			qsort_r(list, cnt, sizeof(*list), cmp_entry_val, b->arena);
 			json_object *arr = json_object_new_array();
 			for (size_t i = 0; arr && i < cnt; i++)
-				json_object_array_add(arr, jstrn(b->arena + list[i].off, list[i].len));
+				json_object_array_add(arr,
+						      jstrn(b->arena + list[i].off, list[i].len));
 			json_object_object_add(vals, b->keys[k], arr);
 		}
 		free(list);
@@ -485,7 +486,8 @@ struct ig_aindex *ig_aindex_parse(const char *doc, size_t len, char *why, size_t
 		goto nomem;
 	json_object *obj = member(o, "object", json_type_string),
 		    *size = member(o, "object_bytes", json_type_int),
-		    *recs = member(o, "records", json_type_int), *keys = member(o, "keys", json_type_array),
+		    *recs = member(o, "records", json_type_int),
+		    *keys = member(o, "keys", json_type_array),
 		    *vals = member(o, "values", json_type_object),
 		    *bl = member(o, "bloom", json_type_object), *etag;
 	if (!obj || !size || !recs || !keys || !vals || !bl) {
@@ -575,8 +577,8 @@ fail:
 	return NULL;
 }
 
-const char *ig_aindex_binding_mismatch(const struct ig_aindex *ix, const char *key,
-				       uint64_t size, const char *etag)
+const char *ig_aindex_binding_mismatch(const struct ig_aindex *ix, const char *key, uint64_t size,
+				       const char *etag)
 {
 	if (strcmp(ix->object, key))
 		return "it names another object";
@@ -611,8 +613,7 @@ static const struct ixkey *find_key(const struct ig_aindex *ix, const char *key)
 	return NULL;
 }
 
-bool ig_aindex_may_equal(const struct ig_aindex *ix, const char *key, const char *val,
-			 size_t vlen)
+bool ig_aindex_may_equal(const struct ig_aindex *ix, const char *key, const char *val, size_t vlen)
 {
 	const struct ixkey *k = find_key(ix, key);
 	uint64_t h1, h2;

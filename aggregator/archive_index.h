@@ -65,8 +65,8 @@ char *ig_aindex_key(const char *data_key);
 /* True when key names an index object. */
 bool ig_aindex_is_index_key(const char *key);
 /* The S3 ETag of data uploaded whole or in parts, quoted, into out[48]. */
-void ig_aindex_etag(const void *data, size_t len, uint64_t multipart_threshold,
-		    uint64_t part_size, char out[48]);
+void ig_aindex_etag(const void *data, size_t len, uint64_t multipart_threshold, uint64_t part_size,
+		    char out[48]);
 
 /* --- reading (archive query) ------------------------------------------- */
 
@@ -78,14 +78,13 @@ struct ig_aindex *ig_aindex_parse(const char *doc, size_t len, char *why, size_t
 void ig_aindex_free(struct ig_aindex *ix);
 /* Does the index describe this object as S3 listed it? NULL when it does,
  * else what differs. etag may be NULL (not compared). */
-const char *ig_aindex_binding_mismatch(const struct ig_aindex *ix, const char *key,
-				       uint64_t size, const char *etag);
+const char *ig_aindex_binding_mismatch(const struct ig_aindex *ix, const char *key, uint64_t size,
+				       const char *etag);
 /* The object's record time range, ns. */
 void ig_aindex_range(const struct ig_aindex *ix, int64_t *min_ns, int64_t *max_ns);
 uint64_t ig_aindex_records(const struct ig_aindex *ix);
 /* Can a record whose tag `key` equals `val` be in the object? */
-bool ig_aindex_may_equal(const struct ig_aindex *ix, const char *key, const char *val,
-			 size_t vlen);
+bool ig_aindex_may_equal(const struct ig_aindex *ix, const char *key, const char *val, size_t vlen);
 /* Does the index cover `key`, and list all its values? Then values, lens and n are
  * the list (pointers valid while ix lives). */
 bool ig_aindex_values(const struct ig_aindex *ix, const char *key, const char *const **values,

@@ -170,8 +170,9 @@ static void progress(struct query *q, bool force)
 	if (!q->o->progress || (!force && t - q->last_progress_ns < 200000000ULL))
 		return;
 	q->last_progress_ns = t;
-	fprintf(stderr, "\r\033[Karchive: objects %" PRIu64 "/%zu read, %.1f of %.1f MiB, %" PRIu64
-			" matches",
+	fprintf(stderr,
+		"\r\033[Karchive: objects %" PRIu64 "/%zu read, %.1f of %.1f MiB, %" PRIu64
+		" matches",
 		q->st->scanned, q->nobjs, (double)q->st->bytes_read / 1048576.0,
 		(double)q->total_scan_bytes / 1048576.0, q->st->matches);
 }
@@ -186,7 +187,8 @@ int ig_aq_filter_parse(const char *arg, struct ig_aq_filter *f, char *msg, size_
 	memset(f, 0, sizeof(*f));
 	if (!kl || !*op) {
 		snprintf(msg, msglen,
-			 "filter '%s': expected KEY=VALUE, KEY!=VALUE, KEY~REGEX or KEY!~REGEX", arg);
+			 "filter '%s': expected KEY=VALUE, KEY!=VALUE, KEY~REGEX or KEY!~REGEX",
+			 arg);
 		return -EINVAL;
 	}
 	if (op[0] == '=') {
@@ -326,13 +328,12 @@ static bool index_may_match(struct query *q, const struct ig_aindex *ix)
 
 /* --- output ------------------------------------------------------------- */
 
-static const char *const columns[] = { "time",	  "node", "namespace", "pod", "container",
+static const char *const columns[] = { "time",	  "node", "namespace", "pod",  "container",
 				       "process", "pid",  "uid",       "path", "result" };
 #define NCOLS 10
 
 /* The columns' text for one record ("" when absent). */
-static void cells_of(const struct ig_aline *l, const struct ig_aval *out[NCOLS],
-		     const char **fixed)
+static void cells_of(const struct ig_aline *l, const struct ig_aval *out[NCOLS], const char **fixed)
 {
 	static const struct ig_aval none = { "", 0, IG_AVAL_ABSENT };
 	const struct ig_aval *err = ig_aline_tag(l, "error", 5);
@@ -473,9 +474,9 @@ static void emit_ready(struct query *q)
 
 static void print_table(struct query *q)
 {
-	static const char *const head[9] = { "TIME",	"NODE", "NAMESPACE/POD", "CONTAINER",
-					     "PROCESS", "PID",	"UID",		 "PATH",
-					     "RESULT" };
+	static const char *const head[9] = { "TIME",	  "NODE",    "NAMESPACE/POD",
+					     "CONTAINER", "PROCESS", "PID",
+					     "UID",	  "PATH",    "RESULT" };
 	size_t w[9];
 
 	for (int i = 0; i < 9; i++)
@@ -606,7 +607,8 @@ static void inflate_feed(struct xfer *x, const unsigned char *p, size_t n)
 		int rc = inflate(&x->z, Z_NO_FLUSH);
 		if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
 			x->zerr = true;
-			report(x->q, "%s: corrupt gzip data after %" PRIu64 " bytes (%s): rest skipped",
+			report(x->q,
+			       "%s: corrupt gzip data after %" PRIu64 " bytes (%s): rest skipped",
 			       x->o->key, (uint64_t)x->z.total_in,
 			       x->z.msg ? x->z.msg : "inflate failed");
 			x->q->st->bad_objects++;
@@ -777,8 +779,11 @@ static char *xml_text(const char *s, const char *e, const char *tag, const char 
 		static const struct {
 			const char *n;
 			char c;
-		} ents[] = { { "&amp;", '&' },	 { "&lt;", '<' },  { "&gt;", '>' },
-			     { "&quot;", '"' }, { "&apos;", '\'' } };
+		} ents[] = { { "&amp;", '&' },
+			     { "&lt;", '<' },
+			     { "&gt;", '>' },
+			     { "&quot;", '"' },
+			     { "&apos;", '\'' } };
 		bool done = false;
 		for (size_t i = 0; i < sizeof(ents) / sizeof(ents[0]) && !done; i++) {
 			size_t l = strlen(ents[i].n);
@@ -790,8 +795,8 @@ static char *xml_text(const char *s, const char *e, const char *tag, const char 
 		}
 		if (!done && b - p > 3 && p[1] == '#') {
 			char *end;
-			unsigned long cp = p[2] == 'x' ? strtoul(p + 3, &end, 16) :
-							 strtoul(p + 2, &end, 10);
+			unsigned long cp =
+				p[2] == 'x' ? strtoul(p + 3, &end, 16) : strtoul(p + 2, &end, 10);
 			if (end < b && *end == ';' && cp && cp < 0x110000) {
 				/* at most 4 UTF-8 bytes for >= 4 bytes of input */
 				if (cp < 0x80) {
@@ -927,8 +932,8 @@ static void index_done(struct query *q, struct xfer *x)
 		q->st->bad_indexes++;
 		return;
 	}
-	struct ig_aindex *ix = ig_aindex_parse(x->body.p ? x->body.p : "", x->body.len, why,
-					       sizeof(why));
+	struct ig_aindex *ix =
+		ig_aindex_parse(x->body.p ? x->body.p : "", x->body.len, why, sizeof(why));
 	if (!ix) {
 		report(q, "index %s: %s: scanning %s", ikey, why, o->key);
 		q->st->bad_indexes++;
@@ -955,8 +960,9 @@ static void data_done(struct query *q, struct xfer *x, CURLcode rc)
 	struct obj *o = x->o;
 
 	if (rc != CURLE_OK || x->status != 200) {
-		char *code = x->body.p ? xml_text(x->body.p, x->body.p + x->body.len, "Code", NULL) :
-					 NULL;
+		char *code = x->body.p ?
+				     xml_text(x->body.p, x->body.p + x->body.len, "Code", NULL) :
+				     NULL;
 		if (rc != CURLE_OK)
 			report(q, "%s: fetch failed: %s: its records are missing from the answer",
 			       o->key, *x->errbuf ? x->errbuf : curl_easy_strerror(rc));

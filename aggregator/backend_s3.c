@@ -707,8 +707,8 @@ static void hdrs_free(struct hdrs *h)
  * encoded key path ("/a%3Db/c"); query without '?'. extra headers are signed
  * too. 0 or -ENOMEM; free with hdrs_free and free(*url). */
 static int s3_sign(struct s3 *s, const char *method, const char *path, const char *query,
-		   const void *body, size_t len, const struct ig_sigv4_header *extra,
-		   size_t nextra, struct hdrs *hp, char **url_out)
+		   const void *body, size_t len, const struct ig_sigv4_header *extra, size_t nextra,
+		   struct hdrs *hp, char **url_out)
 {
 	char date[IG_SIGV4_DATE_LEN + 1], hash[IG_SHA256_HEX_LEN + 1];
 	struct hdrs h = { .n = 0 };
@@ -1135,8 +1135,8 @@ static int s3_init(void **state, const void *conf, const char *name, struct ig_e
 	if ((rc = creds_init(s, err)))
 		goto fail;
 	if (c->format == FMT_JSONL && c->index_tags.n &&
-	    !(s->idx = ig_aindex_builder_new((const char *const *)c->index_tags.v,
-					     c->index_tags.n)))
+	    !(s->idx =
+		      ig_aindex_builder_new((const char *const *)c->index_tags.v, c->index_tags.n)))
 		goto nomem;
 
 	struct ig_http_conf hc = { .connect_timeout_ns = c->connect_timeout_ns,

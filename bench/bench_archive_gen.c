@@ -66,11 +66,17 @@ int main(int argc, char **argv)
 {
 	static const char *const procs[] = { "nginx", "python3", "java", "node", "sh",
 					     "bash",  "cat",	 "curl", "sshd", "envoy" };
-	static const char *const dirs[] = { "/usr/lib/x86_64-linux-gnu", "/app/static",
-					    "/var/lib/app/cache", "/proc/self", "/etc/ssl/certs",
-					    "/usr/share/zoneinfo", "/tmp", "/srv/data/shard" };
+	static const char *const dirs[] = { "/usr/lib/x86_64-linux-gnu",
+					    "/app/static",
+					    "/var/lib/app/cache",
+					    "/proc/self",
+					    "/etc/ssl/certs",
+					    "/usr/share/zoneinfo",
+					    "/tmp",
+					    "/srv/data/shard" };
 	if (argc != 6) {
-		fprintf(stderr, "usage: %s OUTDIR HOURS OBJECTS_PER_HOUR OBJECT_MIB NEEDLE_OBJECTS\n",
+		fprintf(stderr,
+			"usage: %s OUTDIR HOURS OBJECTS_PER_HOUR OBJECT_MIB NEEDLE_OBJECTS\n",
 			argv[0]);
 		return 2;
 	}
@@ -126,12 +132,13 @@ int main(int argc, char **argv)
 					"\"pid\":%u,\"tid\":%u,\"ppid\":%u,\"uid\":%u,\"gid\":%u,"
 					"\"cgroup_id\":%u,\"path\":\"%s\",\"flags\":%u,\"ret\":%u,"
 					"\"syscall\":\"openat\"}}",
-					tsb, pod % 50, ns, pod, (unsigned long long)pod * 2654435761ULL,
+					tsb, pod % 50, ns, pod,
+					(unsigned long long)pod * 2654435761ULL,
 					(unsigned long long)pod, ns, pod % 7, pod, pod,
-					(unsigned long long)pod * 40503ULL, procs[(r >> 32) % 10], pid,
-					pid, 1 + pid % 977, (unsigned)(r >> 48) % 3 ? 0 : 1000,
-					(unsigned)(r >> 48) % 3 ? 0 : 1000, 5000 + pod, path, 524288,
-					3 + (unsigned)(r >> 56) % 20);
+					(unsigned long long)pod * 40503ULL, procs[(r >> 32) % 10],
+					pid, pid, 1 + pid % 977, (unsigned)(r >> 48) % 3 ? 0 : 1000,
+					(unsigned)(r >> 48) % 3 ? 0 : 1000, 5000 + pod, path,
+					524288, 3 + (unsigned)(r >> 56) % 20);
 				ig_aindex_add(ib, line, (size_t)l);
 				memcpy(raw + len, line, (size_t)l);
 				raw[len + (size_t)l] = '\n';
@@ -151,9 +158,10 @@ int main(int argc, char **argv)
 			deflateEnd(&zs);
 			char key[512], *doc, *ikey;
 			size_t dl;
-			snprintf(key, sizeof(key),
-				 "bench/cluster=bench/date=%04d-%02d-%02d/hour=%02d/gen-%04d.jsonl.gz",
-				 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, idx);
+			snprintf(
+				key, sizeof(key),
+				"bench/cluster=bench/date=%04d-%02d-%02d/hour=%02d/gen-%04d.jsonl.gz",
+				tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, idx);
 			if (ig_aindex_finish(ib, key, z, zl, UINT64_MAX, 0, &doc, &dl) ||
 			    !(ikey = ig_aindex_key(key)))
 				return 1;
@@ -172,8 +180,8 @@ int main(int argc, char **argv)
 	ig_fmt_rfc3339((uint64_t)start_hour * 3600000000000ULL, from, sizeof(from));
 	ig_fmt_rfc3339((uint64_t)(start_hour + hours) * 3600000000000ULL, to, sizeof(to));
 	printf("objects=%llu raw_bytes=%llu gzip_bytes=%llu from=%.19sZ to=%.19sZ\n",
-	       (unsigned long long)nobj, (unsigned long long)total_raw,
-	       (unsigned long long)total_z, from, to);
+	       (unsigned long long)nobj, (unsigned long long)total_raw, (unsigned long long)total_z,
+	       from, to);
 	ig_aindex_builder_free(ib);
 	free(raw);
 	free(z);
