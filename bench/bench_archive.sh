@@ -78,9 +78,9 @@ backends:
     spool_dir: ""
 YAML
 
-python3 - "$B/aggregator/ingrainctl" "$tmp/cfg.yaml" "$from" "$to" "$R" <<'PY'
+python3 - "$B/aggregator/ingrainctl" "$tmp/cfg.yaml" "$from" "$to" "$R" "$NEEDLES" <<'PY'
 import json, os, statistics, subprocess, sys, time
-ctl, cfg, frm, to, rounds = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+ctl, cfg, frm, to, rounds, needles = sys.argv[1:5] + [int(sys.argv[5]), sys.argv[6]]
 def run(extra):
     args = [ctl, "archive", "query", "-c", cfg, "--from", frm, "--to", to, "-o", "csv",
             "--stats", "--no-progress"] + extra + ["path=/etc/needle-secret"]
@@ -111,8 +111,9 @@ for name in ("indexed", "full"):
     print("%-10s %9.3f %9.3f %12d %12.1f %8d %6d" % (name, med(name, 0), med(name, 1), st["scanned"],
           (st["bytes_read"] + st["index_bytes"]) / 2**20, st["indexes"], res[name][-1][3]))
 read_share = (ix["bytes_read"] + ix["index_bytes"]) / total
-print("indexed query read %.2f%% of the archive's bytes (%d of %d objects, %.2f%% hold the path)" %
-      (100 * read_share, ix["scanned"], ix["objects"], 100 * ix["scanned"] / ix["objects"]))
+print("indexed query read %.2f%% of the archive's bytes: %d of %d objects (%s hold the path, the "
+      "rest are Bloom false positives) and %d indexes" %
+      (100 * read_share, ix["scanned"], ix["objects"], needles, ix["indexes"]))
 print("speed-up (wall, median): %.1fx" % (med("full", 0) / med("indexed", 0)))
 print("full scan: %.0f MB/s of uncompressed records per CPU second of ingrainctl, %.0f MB/s wall" %
       (fu["record_bytes"] / 1e6 / med("full", 1), fu["record_bytes"] / 1e6 / med("full", 0)))
