@@ -17,7 +17,7 @@
 #include "ig_log.h"
 #include "s3_reader.h"
 
-#define DEFAULT_CONFIG "/etc/ingrain/ingrain.yaml"
+#define DEFAULT_CONFIG "/etc/ingrain/config.yaml" /* the Helm chart's */
 
 extern const struct ig_backend_ops ig_backend_s3;
 
@@ -35,7 +35,8 @@ void ig_archive_usage(FILE *f)
 		"  e.g. path=/etc/passwd  'path~^/etc/'  pod=web-1  namespace=shop  process=cat\n"
 		"\n"
 		"Options:\n"
-		"  -c, --config FILE   configuration file (default " DEFAULT_CONFIG ")\n"
+		"  -c, --config FILE   configuration file (default $INGRAIN_CONFIG, else\n"
+		"                      " DEFAULT_CONFIG ")\n"
 		"  -b, --backend NAME  the s3 backend to read (needed when there are several)\n"
 		"      --cluster NAME  the cluster= partition (default: the backend's cluster)\n"
 		"      --since DUR     window: the last DUR (30m, 24h, 7d; default 24h)\n"
@@ -341,6 +342,11 @@ int ig_archive_cli(int argc, char **argv)
 		st.bad_objects || st.bad_lines || st.bad_indexes || st.index_lies ?
 			"; problems reported above" :
 			"");
+	if (st.other_objects)
+		fprintf(stderr,
+			"archive: %llu objects in these partitions are not jsonl (format: msgpack?) "
+			"and were not read\n",
+			(unsigned long long)st.other_objects);
 	if (stats) {
 		ig_aq_stats_json(&st, stderr);
 		fputc('\n', stderr);
