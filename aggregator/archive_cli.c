@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +95,19 @@ static int parse_size(const char *s, size_t *out)
 		return -EINVAL;
 	*out = (size_t)v;
 	return 0;
+}
+
+static const char *human(uint64_t b, char out[32])
+{
+	if (b < 10 * 1024)
+		snprintf(out, 32, "%llu B", (unsigned long long)b);
+	else if (b < 10 * 1048576ULL)
+		snprintf(out, 32, "%.1f KiB", (double)b / 1024);
+	else if (b < 10 * 1073741824ULL)
+		snprintf(out, 32, "%.1f MiB", (double)b / 1048576);
+	else
+		snprintf(out, 32, "%.2f GiB", (double)b / 1073741824);
+	return out;
 }
 
 /* The s3 backend's options node: the one named, or the only one. */
@@ -330,14 +344,14 @@ int ig_archive_cli(int argc, char **argv)
 		goto out_conf;
 	}
 	rc = st.bad_objects || st.bad_lines ? 4 : 0;
+	char b1[32], b2[32], b3[32];
 	fprintf(stderr,
-		"archive: %llu partitions, %llu objects (%.1f MiB); %llu skipped by their index, "
-		"%llu read (%.1f MiB, %llu records, %.1f MiB uncompressed) in %.2f s; %llu "
-		"matches%s\n",
+		"archive: %llu partitions, %llu objects (%s); %llu skipped by their index, "
+		"%llu read (%s, %llu records, %s uncompressed) in %.2f s; %llu matches%s\n",
 		(unsigned long long)st.partitions, (unsigned long long)st.objects,
-		(double)st.object_bytes / 1048576.0, (unsigned long long)st.skipped,
-		(unsigned long long)st.scanned, (double)st.bytes_read / 1048576.0,
-		(unsigned long long)st.records, (double)st.record_bytes / 1048576.0, st.seconds,
+		human(st.object_bytes, b1), (unsigned long long)st.skipped,
+		(unsigned long long)st.scanned, human(st.bytes_read, b2),
+		(unsigned long long)st.records, human(st.record_bytes, b3), st.seconds,
 		(unsigned long long)st.matches,
 		st.bad_objects || st.bad_lines || st.bad_indexes || st.index_lies ?
 			"; problems reported above" :
