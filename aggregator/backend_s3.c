@@ -14,6 +14,10 @@
  * x-amz-checksum-sha256), or a multipart upload above multipart_threshold.
  * Because the key is fixed before the first attempt, a retried upload
  * rewrites the same object: retries never create duplicates.
+ * Beside each jsonl object goes a small index object (archive_index.h:
+ * time range, Bloom filter over index_tags), queued right after it, which
+ * `ingrainctl archive query` reads to skip objects (s3_reader.h gives it
+ * this backend's settings, credentials and signer, without a spool).
  *
  * Failures: transport errors, 5xx, 429 and S3's transient codes are retried
  * with exponential backoff and jitter; auth errors (403, InvalidAccessKeyId,
