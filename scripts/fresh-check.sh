@@ -28,7 +28,7 @@ for a in "$@"; do
 	--quickstart-only) quick_only=1 ;;
 	--keep) keep=1 ;;
 	-h | --help)
-		sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*)
