@@ -97,6 +97,7 @@ if [ "$want_test" -eq 1 ]; then
 	# `ingrainctl archive query` against.
 	if [ ! -f "$tooldir/node_modules/@duckdb/node-api/package.json" ]; then
 		mkdir -p "$tooldir"
+		echo "install-deps: npm: @duckdb/node-api@1.5.6-r.1 (DuckDB, the archive oracle) into $tooldir"
 		(cd "$tooldir" && npm install --silent --no-audit --no-fund @duckdb/node-api@1.5.6-r.1 >/dev/null)
 	fi
 	# Real helm and kubectl for tests/integration/test_helm_chart.sh: shipped
