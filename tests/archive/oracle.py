@@ -15,6 +15,7 @@ import argparse
 import csv
 import datetime
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -138,9 +139,10 @@ def main():
         return datetime.datetime.fromtimestamp(h * 3600, datetime.timezone.utc).strftime("%Y-%m-%dT%H")
     sub("'2026-12-01T10'", sql_quote(ph(hour_lo)))
     sub("'2026-12-02T10'", sql_quote(ph(hour_hi)))
-    with open("/tmp/oracle-%s.sql" % a.name, "w") as f:
+    sql_file = os.path.join(os.path.dirname(os.path.abspath(a.got[0])), "%s.sql" % a.name)
+    with open(sql_file, "w") as f:
         f.write(sql)
-    out = subprocess.run(shlex.split(a.duckdb) + ["/tmp/oracle-%s.sql" % a.name],
+    out = subprocess.run(shlex.split(a.duckdb) + [sql_file],
                          capture_output=True, text=True)
     if out.returncode:
         sys.exit("duckdb failed: %s\n%s" % (out.stderr, sql))
