@@ -551,6 +551,14 @@ static int set_value(const struct ctx *c, const struct ig_ynode *n, void *p)
 	}
 	switch (o->type) {
 	case IG_OPT_STR:
+		/* For strings, .max (when min < max) is a length limit in bytes:
+		 * the wire's or the kernel's, checked here so that no value the
+		 * agent accepts is rejected later by the aggregator. */
+		if (o->min < o->max && (int64_t)strlen(n->scalar) > o->max) {
+			bad(c, "%zu bytes long; at most %lld", strlen(n->scalar),
+			    (long long)o->max);
+			return -1;
+		}
 		*(char **)p = strdup(n->scalar);
 		if (!*(char **)p) {
 			bad(c, "out of memory");
@@ -856,6 +864,8 @@ void ig_cfg_doc(FILE *out, const char *title, const char *intro, const struct ig
 					o->type == IG_OPT_DURATION || o->type == IG_OPT_SIZE))
 			fprintf(out, " Range: %s to %s.", fmt_value(o, o->min, lo, sizeof(lo)),
 				fmt_value(o, o->max, hi, sizeof(hi)));
+		if (o->min < o->max && o->type == IG_OPT_STR)
+			fprintf(out, " At most %lld bytes.", (long long)o->max);
 		fputs(" |\n", out);
 	}
 	fputc('\n', out);

@@ -16,6 +16,7 @@
 #include "ig_log.h"
 #include "ig_prom.h"
 #include "ig_time.h"
+#include "ig_tls.h"
 #include "ig_wire.h"
 #include "probe.h"
 #include "sender.h"
@@ -47,6 +48,7 @@ struct ig_agent {
 	struct ig_httpd *httpd;
 	struct ig_ident *ident;
 	uint64_t last_ident_tick_ns;
+	uint64_t last_tls_check_ns;
 	bool stopping;
 	struct ig_ratelimit rl_encode;
 };
@@ -333,6 +335,41 @@ static void reload(struct ig_agent *a)
 		a->config_path ? a->config_path : "<default>", a->nprobes);
 }
 
+/* With TLS the aggregator knows this agent by its certificate and refuses
+ * envelopes whose node or agent_id it does not carry: say so now rather than
+ * lose every record. Plaintext is allowed only explicitly, and warned about. */
+static int check_tls_identity(const struct ig_agent_conf *ac, struct ig_err *err)
+{
+	struct ig_tls_peer names;
+	char list[1024];
+	size_t pos = 0;
+
+	if (!ig_tls_url_is_tls(ac->aggregator)) {
+		ig_warn("sending in plaintext (agent.plaintext: true): anyone on the path can read "
+			"these events and anyone who reaches the aggregator can forge them; use "
+			"tls+tcp:// with agent.tls_dir (docs/security.md)",
+			"aggregator=%s", ac->aggregator);
+		return 0;
+	}
+	int rv = ig_tls_cert_names(ac->tls_dir, &names, err);
+	if (rv < 0)
+		return rv;
+	list[0] = '\0';
+	for (uint32_t i = 0; i < names.nnames && pos < sizeof(list) - 2; i++)
+		pos += (size_t)snprintf(list + pos, sizeof(list) - pos, "%s%s", i ? "," : "",
+					names.names[i]);
+	if (!ig_tls_peer_has(&names, ac->node_name) || !ig_tls_peer_has(&names, ac->agent_id)) {
+		ig_err_add(
+			err,
+			"agent.node_name '%.253s' and agent.agent_id '%.253s' must both be names "
+			"of %s/tls.crt (it carries: %s); the aggregator refuses envelopes "
+			"claiming another identity (reason=identity)",
+			ac->node_name, ac->agent_id, ac->tls_dir, list);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int ig_agent_new(struct ig_agent **out, struct ig_conf *conf, const char *config_path,
 		 struct ig_err *err)
 {
@@ -378,7 +415,11 @@ int ig_agent_new(struct ig_agent **out, struct ig_conf *conf, const char *config
 		.ack_timeout_ns = conf->agent.ack_timeout_ns,
 		.reconnect_min_ns = conf->agent.reconnect_min_ns,
 		.reconnect_max_ns = conf->agent.reconnect_max_ns,
+		.tls_dir = conf->agent.tls_dir,
+		.tls_server_name = conf->agent.tls_server_name,
 	};
+	if ((rv = check_tls_identity(&conf->agent, err)) < 0)
+		goto fail;
 	if ((rv = ig_sender_new(&a->sender, &so, err)) < 0)
 		goto fail;
 	if ((rv = open_probes(a, conf, err)) < 0)
@@ -437,6 +478,10 @@ int ig_agent_run(struct ig_agent *a)
 		if (now - a->last_ident_tick_ns >= 100 * IG_NSEC_PER_MSEC) {
 			a->last_ident_tick_ns = now;
 			ig_ident_tick(a->ident, now);
+		}
+		if (now - a->last_tls_check_ns >= IG_NSEC_PER_SEC) {
+			a->last_tls_check_ns = now;
+			ig_sender_tls_check(a->sender);
 		}
 		drain_probes(a);
 		now = ig_mono_ns();

@@ -156,10 +156,12 @@ ig_files_config() {
 	cat >"$file" <<YAML
 agent:
   aggregator: tcp://127.0.0.1:$port
+  plaintext: true
   batch_max_age: 50ms
 $agent_extra
 aggregator:
   listen: tcp://127.0.0.1:$port
+  plaintext: true
   control: ""
 $agg_extra
 probes:
