@@ -27,7 +27,8 @@
 const char *const ig_tls_fail_names[IG_TLS_FAIL__COUNT] = {
 	[IG_TLS_FAIL_NO_CERT] = "no_cert",     [IG_TLS_FAIL_UNKNOWN_CA] = "unknown_ca",
 	[IG_TLS_FAIL_EXPIRED] = "expired",     [IG_TLS_FAIL_NAME] = "wrong_name",
-	[IG_TLS_FAIL_PLAINTEXT] = "plaintext", [IG_TLS_FAIL_OTHER] = "other",
+	[IG_TLS_FAIL_PLAINTEXT] = "plaintext", [IG_TLS_FAIL_REJECTED_BY_PEER] = "rejected_by_peer",
+	[IG_TLS_FAIL_OTHER] = "other",
 };
 
 struct nng_tls_engine_config {
@@ -44,6 +45,8 @@ struct nng_tls_engine_conn {
 	int fail_rv;
 	uint8_t first[4]; /* the first bytes the peer sent: plaintext detection */
 	size_t nfirst;
+	bool reported; /* a failure was logged and counted */
+	char bad_subject[256], bad_not_after[64]; /* the certificate that failed */
 	struct ig_tls_peer peer;
 };
 
@@ -114,6 +117,22 @@ static int bio_create(BIO *b)
 	return 1;
 }
 
+static void asn1_time_str(const ASN1_TIME *t, char *buf, size_t len);
+
+/* Remembers which certificate failed verification, for the log line. */
+static int verify_cb(int ok, X509_STORE_CTX *st)
+{
+	SSL *ssl = X509_STORE_CTX_get_ex_data(st, SSL_get_ex_data_X509_STORE_CTX_idx());
+	nng_tls_engine_conn *c = ssl ? SSL_get_app_data(ssl) : NULL;
+	X509 *x = X509_STORE_CTX_get_current_cert(st);
+
+	if (!ok && c && x && !c->bad_subject[0]) {
+		X509_NAME_oneline(X509_get_subject_name(x), c->bad_subject, sizeof(c->bad_subject));
+		asn1_time_str(X509_get0_notAfter(x), c->bad_not_after, sizeof(c->bad_not_after));
+	}
+	return ok;
+}
+
 /* --- configuration ops ------------------------------------------------ */
 
 static int cfg_init(nng_tls_engine_config *cfg, nng_tls_mode mode)
@@ -128,9 +147,9 @@ static int cfg_init(nng_tls_engine_config *cfg, nng_tls_mode mode)
 			 SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	if (mode == NNG_TLS_MODE_SERVER) {
 		SSL_CTX_set_num_tickets(cfg->ctx, 0);
-		SSL_CTX_set_verify(cfg->ctx, SSL_VERIFY_NONE, NULL);
+		SSL_CTX_set_verify(cfg->ctx, SSL_VERIFY_NONE, verify_cb);
 	} else {
-		SSL_CTX_set_verify(cfg->ctx, SSL_VERIFY_PEER, NULL);
+		SSL_CTX_set_verify(cfg->ctx, SSL_VERIFY_PEER, verify_cb);
 	}
 	return 0;
 }
@@ -158,7 +177,7 @@ static int cfg_auth(nng_tls_engine_config *cfg, nng_tls_auth_mode mode)
 		v = SSL_VERIFY_PEER;
 	else if (mode == NNG_TLS_AUTH_MODE_REQUIRED)
 		v = SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
-	SSL_CTX_set_verify(cfg->ctx, v, NULL);
+	SSL_CTX_set_verify(cfg->ctx, v, verify_cb);
 	return 0;
 }
 
@@ -282,6 +301,7 @@ static int conn_init(nng_tls_engine_conn *c, void *tls, nng_tls_engine_config *c
 	}
 	BIO_set_data(b, c);
 	SSL_set_bio(c->ssl, b, b);
+	SSL_set_app_data(c->ssl, c);
 	if (c->server) {
 		SSL_set_accept_state(c->ssl);
 	} else {
@@ -332,7 +352,7 @@ static void x509_names(X509 *x, struct ig_tls_peer *p)
 		char cn[IG_TLS_NAME_MAX];
 		int len = X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn,
 						    sizeof(cn));
-		if (len > 0 && (size_t)len == strlen(cn))
+		if (len > 0 && (size_t)len == strlen(cn) && !ig_tls_peer_has(p, cn))
 			snprintf(p->names[p->nnames++], IG_TLS_NAME_MAX, "%s", cn);
 	}
 	ERR_clear_error();
@@ -370,6 +390,14 @@ static const char *explain(const nng_tls_engine_conn *c, enum ig_tls_fail f)
 	case IG_TLS_FAIL_NAME:
 		return "the aggregator's certificate does not carry the name the agent "
 		       "expects (agent.tls_server_name, default: the host in agent.aggregator)";
+	case IG_TLS_FAIL_REJECTED_BY_PEER:
+		return c->server ?
+			       "an agent refused this aggregator's certificate: its ca.crt must "
+			       "sign it, and it must carry the name the agent dials "
+			       "(agent.tls_server_name); see the agent's log" :
+			       "the aggregator refused this agent's certificate: it must be "
+			       "signed by the aggregator's ca.crt and valid now; see the "
+			       "aggregator's log";
 	case IG_TLS_FAIL_PLAINTEXT:
 		return c->server ? "a plaintext client (tcp://) connected to this TLS listener: "
 				   "point the agent at tls+tcp:// and give it certificates" :
@@ -411,9 +439,11 @@ static enum ig_tls_fail classify(nng_tls_engine_conn *c, unsigned long e, long v
 			return IG_TLS_FAIL_NO_CERT;
 		case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
 		case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
-			return IG_TLS_FAIL_UNKNOWN_CA;
 		case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
-			return IG_TLS_FAIL_EXPIRED;
+		case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+		case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
+		case SSL_R_TLSV1_ALERT_ACCESS_DENIED:
+			return IG_TLS_FAIL_REJECTED_BY_PEER;
 		default:
 			break;
 		}
@@ -431,12 +461,17 @@ static void report_failure(nng_tls_engine_conn *c)
 	uint64_t sup = 0;
 	bool ok;
 
+	if (c->reported)
+		return;
+	c->reported = true;
 	__atomic_add_fetch(&fail_counts[f], 1, __ATOMIC_RELAXED);
 	if (vr != X509_V_OK)
 		snprintf(detail, sizeof(detail), "%s", X509_verify_cert_error_string(vr));
 	else if (e)
 		ERR_error_string_n(e, detail, sizeof(detail));
-	if (pc)
+	if (c->bad_subject[0])
+		snprintf(subject, sizeof(subject), "%s", c->bad_subject);
+	else if (pc)
 		X509_NAME_oneline(X509_get_subject_name(pc), subject, sizeof(subject));
 	ERR_clear_error();
 	pthread_mutex_lock(&rl_mu);
@@ -447,9 +482,9 @@ static void report_failure(nng_tls_engine_conn *c)
 	if (ok)
 		ig_warn(explain(c, f),
 			"side=%s reason=%s detail=\"%s\" peer_subject=\"%s\" "
-			"suppressed=%llu",
+			"peer_not_after=\"%s\" suppressed=%llu",
 			c->server ? "aggregator" : "agent", ig_tls_fail_names[f], detail, subject,
-			(unsigned long long)sup);
+			c->bad_not_after, (unsigned long long)sup);
 }
 
 static int conn_handshake(nng_tls_engine_conn *c)
@@ -488,11 +523,17 @@ static int conn_recv(nng_tls_engine_conn *c, uint8_t *buf, size_t *szp)
 		return 0;
 	}
 	e = SSL_get_error(c->ssl, r);
-	ERR_clear_error();
-	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+		ERR_clear_error();
 		return NNG_EAGAIN;
+	}
 	if (e == SSL_ERROR_ZERO_RETURN)
 		return NNG_ECLOSED;
+	/* With TLS 1.3 a client finishes its handshake before the server has
+	 * checked the client certificate: the server's refusal arrives here. */
+	if (e == SSL_ERROR_SSL)
+		report_failure(c);
+	ERR_clear_error();
 	return NNG_ECRYPTO;
 }
 

@@ -50,6 +50,7 @@ enum ig_tls_fail {
 	IG_TLS_FAIL_EXPIRED, /* expired or not yet valid */
 	IG_TLS_FAIL_NAME, /* server certificate does not carry the expected name */
 	IG_TLS_FAIL_PLAINTEXT, /* a plaintext (tcp://) peer spoke to a TLS endpoint */
+	IG_TLS_FAIL_REJECTED_BY_PEER, /* the peer refused our certificate (an alert) */
 	IG_TLS_FAIL_OTHER,
 	IG_TLS_FAIL__COUNT
 };
