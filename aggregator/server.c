@@ -8,7 +8,10 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/inotify.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -675,6 +678,46 @@ static int set_tls(struct ig_server *s, const struct ig_conf *conf, struct ig_er
 	return 0;
 }
 
+/* nng 1.5 binds a TLS configuration to the accept it has outstanding, before
+ * any connection arrives: after a rotation the next agent to connect would
+ * still get the old certificate. One empty connection to ourselves completes
+ * that accept (the engine ignores connections that close without a byte);
+ * the accept after it uses the new configuration. */
+static void nudge_listener(struct ig_server *s)
+{
+	nng_sockaddr sa;
+	struct sockaddr_storage ss;
+	socklen_t len = 0;
+	int fd;
+
+	memset(&ss, 0, sizeof(ss));
+	if (nng_listener_get_addr(s->listener, NNG_OPT_LOCADDR, &sa) != 0)
+		return;
+	if (sa.s_family == NNG_AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+		in->sin_family = AF_INET;
+		in->sin_port = sa.s_in.sa_port;
+		in->sin_addr.s_addr = sa.s_in.sa_addr ? sa.s_in.sa_addr : htonl(INADDR_LOOPBACK);
+		len = sizeof(*in);
+	} else if (sa.s_family == NNG_AF_INET6) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+		static const uint8_t any[16];
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = sa.s_in6.sa_port;
+		memcpy(&in6->sin6_addr, sa.s_in6.sa_addr, 16);
+		if (!memcmp(sa.s_in6.sa_addr, any, 16))
+			in6->sin6_addr = in6addr_loopback;
+		len = sizeof(*in6);
+	} else {
+		return;
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	(void)connect(fd, (struct sockaddr *)&ss, len);
+	close(fd);
+}
+
 /* Certificate rotation (a Secret updated by cert-manager or by hand). */
 static void tls_check(struct ig_server *s)
 {
@@ -691,6 +734,7 @@ static void tls_check(struct ig_server *s)
 		return;
 	}
 	s->st.tls_reloads++;
+	nudge_listener(s);
 	ig_info("TLS files changed: new agent connections use them", "dir=%s",
 		s->conf->aggregator.tls_dir);
 }

@@ -507,6 +507,12 @@ static int conn_handshake(nng_tls_engine_conn *c)
 		return NNG_EAGAIN;
 	c->failed = true;
 	c->fail_rv = SSL_get_verify_result(c->ssl) != X509_V_OK ? NNG_EPEERAUTH : NNG_ECRYPTO;
+	if (c->server && c->nfirst == 0) {
+		/* Closed without sending a byte: a TCP health check, a port scan,
+		 * or our own nudge after a rotation (server.c). No TLS attempt. */
+		ERR_clear_error();
+		return NNG_ECLOSED;
+	}
 	report_failure(c);
 	return c->fail_rv;
 }

@@ -238,3 +238,20 @@ CNF
 	mv -f "$out/ca.crt.new" "$out/ca.crt"
 	rm -f "$out/req.csr"
 }
+
+# ig_tls_publish SRC_DIR SECRET_DIR: publishes SRC_DIR's tls.crt/tls.key/ca.crt
+# into SECRET_DIR the way the kubelet updates a mounted Secret: a new
+# timestamped directory, then an atomic swap of the ..data symlink the file
+# names point through. A rotation is one rename; no reader sees a mix.
+ig_tls_publish() {
+	local src=$1 dst=$2 ts
+	ts="..$(date +%Y_%m_%d_%H_%M_%S.%N)"
+	mkdir -p "$dst"
+	mkdir "$dst/$ts"
+	cp "$src/tls.crt" "$src/tls.key" "$src/ca.crt" "$dst/$ts/"
+	ln -sfn "$ts" "$dst/..data_tmp"
+	mv -Tf "$dst/..data_tmp" "$dst/..data"
+	for f in tls.crt tls.key ca.crt; do
+		[ -L "$dst/$f" ] || ln -sfn "..data/$f" "$dst/$f"
+	done
+}

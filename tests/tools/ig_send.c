@@ -476,7 +476,7 @@ int main(int argc, char **argv)
 			snprintf(aid, sizeof(aid), "%s-%d", argv[5], i);
 			if (build_valid(1, nrec, aid, &b, &len) < 0)
 				return 1;
-			bad |= roundtrip(s, b, len, 2) < 0;
+			bad |= roundtrip(s, b, len, 1) < 0;
 			free(b);
 		}
 		printf("acks ok=%llu duplicate=%llu rejected=%llu\n", (unsigned long long)n_ok,
