@@ -14,6 +14,7 @@
  * aggregator's stage and backend tables.
  */
 #include "ig_conf.h"
+#include "ig_record.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -61,6 +62,11 @@ static const struct ig_opt agent_opts[] = {
 	{ "tls_server_name", IG_OPT_STR, "", A(tls_server_name),
 	  "Name (DNS SAN or IP) the aggregator's certificate must carry. Empty: the host of "
 	  "aggregator.",
+	  .flags = 0 },
+	{ "tls_shared_identity", IG_OPT_BOOL, "false", A(tls_shared_identity),
+	  "The certificate in tls_dir is shared by many agents (the Helm chart's generated one) "
+	  "rather than issued for this node: skip the check that it carries node_name. The "
+	  "aggregator must list its name in aggregator.tls_shared_names.",
 	  .flags = 0 },
 	{ "plaintext", IG_OPT_BOOL, "false", A(plaintext),
 	  "Send without TLS (tcp:// or ipc://). Anyone who reaches the aggregator can then forge "
@@ -127,6 +133,12 @@ static const struct ig_opt aggregator_opts[] = {
 	  "envelopes claim: anyone who reaches the port can inject events or forge loss "
 	  "counters (docs/security.md). Logged as a warning at start.",
 	  .flags = 0 },
+	{ "tls_shared_names", IG_OPT_STRLIST, "[]", G(tls_shared_names),
+	  "Client certificate names (DNS SAN or CN) that many agents share, e.g. the Helm "
+	  "chart's generated ingrain-agent certificate. An agent presenting one is let in, but "
+	  "known only by what its envelopes claim: a holder of that certificate can speak for "
+	  "any node (docs/security.md). Empty: every agent needs a certificate naming its node.",
+	  .max = 16 },
 	{ "max_agents", IG_OPT_UINT, "8192", G(max_agents),
 	  "Distinct agent identities the aggregator keeps delivery (dedup) and loss state for; "
 	  "envelopes from further identities are refused and counted (reason=\"agent_limit\").",
@@ -175,7 +187,10 @@ static const struct ig_opt kube_opts[] = {
 	{ "kubeconfig", IG_OPT_STR, "", K(kubeconfig),
 	  "Out-of-cluster: path to a kubeconfig. Empty: none.", .flags = 0 },
 	{ "label_allowlist", IG_OPT_STRLIST, "[]", K(label_allowlist),
-	  "Pod labels copied onto events (others are not kept).", .flags = 0 },
+	  "Pod labels copied onto events (others are not kept). A record carries at most "
+	  "16 labels on the wire (IG_MAX_LABELS): a longer list would make the agent drop "
+	  "records as unencodable.",
+	  .max = IG_MAX_LABELS },
 	{ "watch_timeout", IG_OPT_DURATION, "5m", K(watch_timeout_ns),
 	  "Server-side timeout of each pod watch.", .min = (int64_t)SEC,
 	  .max = (int64_t)(3600 * SEC) },

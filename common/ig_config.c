@@ -460,6 +460,11 @@ static int set_strlist(const struct ctx *c, const struct ig_ynode *n, struct ig_
 		bad_type(c, n);
 		return -1;
 	}
+	/* For lists, .max (when min < max) bounds the number of entries. */
+	if (c->o->min < c->o->max && (int64_t)n->n > c->o->max) {
+		bad(c, "at most %lld entries; got %zu", (long long)c->o->max, n->n);
+		return -1;
+	}
 	if (n->n) {
 		l->v = calloc(n->n, sizeof(*l->v));
 		if (!l->v) {
@@ -866,6 +871,8 @@ void ig_cfg_doc(FILE *out, const char *title, const char *intro, const struct ig
 				fmt_value(o, o->max, hi, sizeof(hi)));
 		if (o->min < o->max && o->type == IG_OPT_STR)
 			fprintf(out, " At most %lld bytes.", (long long)o->max);
+		if (o->min < o->max && o->type == IG_OPT_STRLIST)
+			fprintf(out, " At most %lld entries.", (long long)o->max);
 		fputs(" |\n", out);
 	}
 	fputc('\n', out);

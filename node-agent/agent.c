@@ -354,6 +354,12 @@ static int check_tls_identity(const struct ig_agent_conf *ac, struct ig_err *err
 	int rv = ig_tls_cert_names(ac->tls_dir, &names, err);
 	if (rv < 0)
 		return rv;
+	if (ac->tls_shared_identity) {
+		ig_info("TLS with a certificate shared by all agents: the aggregator knows this "
+			"agent by what its envelopes claim (docs/security.md)",
+			"dir=%s cert_name=%s", ac->tls_dir, names.nnames ? names.names[0] : "");
+		return 0;
+	}
 	list[0] = '\0';
 	for (uint32_t i = 0; i < names.nnames && pos < sizeof(list) - 2; i++)
 		pos += (size_t)snprintf(list + pos, sizeof(list) - pos, "%s%s", i ? "," : "",

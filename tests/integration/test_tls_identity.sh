@@ -27,12 +27,14 @@ ig_tls_cert "$pki/ca" "$pki/node-a" node-a "DNS:node-a"
 ig_tls_cert "$pki/ca" "$pki/node-b" node-b "DNS:node-b"
 ig_tls_cert "$pki/ca" "$pki/expired" node-a "DNS:node-a" 20200101000000Z 20200102000000Z
 ig_tls_cert "$pki/rogue-ca" "$pki/rogue" node-a "DNS:node-a"
+ig_tls_cert "$pki/ca" "$pki/shared" ingrain-agent "DNS:ingrain-agent"
 cp "$pki/ca/ca.crt" "$pki/rogue/ca.crt" # it trusts the aggregator; the aggregator does not trust it
 
 cat >"$IG_TMP/config.yaml" <<YAML
 aggregator:
   listen: tls+tcp://127.0.0.1:$port
   tls_dir: $pki/aggregator
+  tls_shared_names: [ingrain-agent]
   control: ""
   state_dir: $IG_TMP/state
   metrics_listen: 127.0.0.1:$hport
@@ -111,6 +113,10 @@ IG_SEND_TLS_DIR="$pki/node-a" IG_SEND_NODE=node-a "$IG_SEND" "$url" --valid 100 
 ig_check "the real agent: 100 of 100 envelopes accepted" grep -q "acks ok=100 duplicate=0 rejected=0" "$IG_TMP/real.out"
 ig_wait_for "300 records of node-a delivered" 10 bash -c "[ \$(grep -c '/etc/ig-send/node-a/' '$out') -eq 300 ]"
 ig_check "no forged record delivered" bash -c "! grep -q 18446744073709551615 '$out'"
+
+# A certificate declared shared (the Helm chart's): let in, identity from the envelope.
+IG_SEND_TLS_DIR="$pki/shared" IG_SEND_NODE=node-z "$IG_SEND" "$url" --valid 2 1 node-z >"$IG_TMP/shared.out"
+ig_check "shared agent certificate (tls_shared_names): accepted" grep -q "acks ok=2 duplicate=0 rejected=0" "$IG_TMP/shared.out"
 
 # The agent itself: an expired certificate, or a node_name not in its certificate.
 agent_cfg() {

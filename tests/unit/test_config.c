@@ -870,6 +870,18 @@ static void test_node_name_longer_than_a_dns_name_is_refused(void **state)
 	assert_has(conf_bad(yaml), "agent.agent_id: 254 bytes long; at most 253");
 }
 
+/* A record carries at most IG_MAX_LABELS labels: a longer allowlist would
+ * make the encoder drop records. */
+static void test_label_allowlist_is_bounded_by_the_wire(void **state)
+{
+	assert_has(
+		conf_bad("kubernetes:\n  label_allowlist: [a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q]\n"),
+		"c.yaml:2:20: kubernetes.label_allowlist: at most 16 entries; got 17");
+	struct ig_conf *c =
+		conf_ok("kubernetes:\n  label_allowlist: [a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p]\n");
+	ig_conf_free(c);
+}
+
 /* The agent refuses a pipeline name the aggregator would refuse. */
 static void test_probe_pipeline_must_be_defined(void **state)
 {
@@ -1101,6 +1113,7 @@ int main(void)
 		cmocka_unit_test(test_plaintext_needs_an_explicit_opt_in),
 		cmocka_unit_test(test_node_name_longer_than_a_dns_name_is_refused),
 		cmocka_unit_test(test_probe_pipeline_must_be_defined),
+		cmocka_unit_test(test_label_allowlist_is_bounded_by_the_wire),
 		cmocka_unit_test(test_monitor_dirs_are_normalised),
 		cmocka_unit_test(test_monitor_dirs_default_is_everything),
 		cmocka_unit_test(test_monitor_dirs_bad_entries_are_rejected),
