@@ -391,10 +391,13 @@ static void log_stats(struct ig_server *s)
 	ig_graph_stats(s->graph, &gs);
 	ig_info("stats",
 		"agents=%u envelopes=%llu records=%llu duplicates=%llu malformed=%llu "
-		"metrics_out=%llu stage_dropped=%llu unrouted=%llu",
+		"refused_identity=%llu refused_agent_limit=%llu refused_seq_gap=%llu "
+		"refused_too_large=%llu metrics_out=%llu stage_dropped=%llu unrouted=%llu",
 		ig_agents_count(s->agents), (unsigned long long)s->st.envelopes,
 		(unsigned long long)s->st.records, (unsigned long long)s->st.duplicates,
-		(unsigned long long)s->st.malformed, (unsigned long long)gs.metrics_out,
+		(unsigned long long)s->st.malformed, (unsigned long long)s->st.identity,
+		(unsigned long long)s->st.agent_limit, (unsigned long long)s->st.seq_gap,
+		(unsigned long long)s->st.too_large, (unsigned long long)gs.metrics_out,
 		(unsigned long long)gs.dropped, (unsigned long long)gs.unrouted);
 }
 
@@ -599,6 +602,13 @@ static struct json_object *status_json(struct ig_server *s)
 	json_object_object_add(o, "records", ju64(s->st.records));
 	json_object_object_add(o, "duplicates", ju64(s->st.duplicates));
 	json_object_object_add(o, "malformed", ju64(s->st.malformed));
+	struct json_object *refused = json_object_new_object();
+	json_object_object_add(refused, "identity", ju64(s->st.identity));
+	json_object_object_add(refused, "agent_limit", ju64(s->st.agent_limit));
+	json_object_object_add(refused, "seq_gap", ju64(s->st.seq_gap));
+	json_object_object_add(refused, "too_large", ju64(s->st.too_large));
+	json_object_object_add(o, "refused", refused);
+	json_object_object_add(o, "tls", json_object_new_boolean(s->tls));
 	ig_agents_foreach(s->agents, json_agent, agents);
 	json_object_object_add(o, "agents", agents);
 	ig_graph_stats(s->graph, &gs);

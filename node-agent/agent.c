@@ -276,6 +276,15 @@ static void publish_metrics(struct ig_agent *a)
 	ig_prom_family(&p, "ingrain_agent_connected", "gauge",
 		       "1 when connected to the aggregator.");
 	ig_prom_sample(&p, "ingrain_agent_connected", NULL, NULL, ss.connected ? 1 : 0);
+	if (ig_tls_url_is_tls(a->conf->agent.aggregator)) {
+		uint64_t tf[IG_TLS_FAIL__COUNT];
+		ig_tls_fail_counts(tf);
+		ig_prom_family(&p, "ingrain_tls_handshake_failures_total", "counter",
+			       "TLS handshakes with the aggregator that failed, by reason.");
+		for (int i = 0; i < IG_TLS_FAIL__COUNT; i++)
+			ig_prom_sample(&p, "ingrain_tls_handshake_failures_total", "reason",
+				       ig_tls_fail_names[i], (double)tf[i]);
+	}
 	ig_httpd_publish(a->httpd, p.buf ? p.buf : "", p.len);
 	ig_prom_free(&p);
 }
