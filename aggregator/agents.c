@@ -193,7 +193,6 @@ void ig_agents_set_limits(struct ig_agents *a, uint64_t max_agents, uint64_t max
 enum ig_agent_verdict ig_agents_check(struct ig_agents *a, const struct ig_envelope_hdr *h)
 {
 	struct ig_agent_info *ai = get(a, h->agent_id, true);
-	uint64_t last = 0;
 
 	if (!ai)
 		return IG_AGENT_LIMIT;
@@ -202,12 +201,14 @@ enum ig_agent_verdict ig_agents_check(struct ig_agents *a, const struct ig_envel
 		    (ai->boots[i].seq || ai->boots[i].boot_id)) {
 			if (h->seq <= ai->boots[i].seq)
 				return IG_AGENT_DUPLICATE;
-			last = ai->boots[i].seq;
-			break;
+			if (a->max_seq_gap && h->seq - ai->boots[i].seq > a->max_seq_gap)
+				return IG_AGENT_SEQ_GAP;
+			return IG_AGENT_NEW;
 		}
-	/* A new agent process starts at seq 1: "last" is 0 then. */
-	if (a->max_seq_gap && h->seq - last > a->max_seq_gap)
-		return IG_AGENT_SEQ_GAP;
+	/* A boot this aggregator has no state for: a new agent process (seq 1),
+	 * or one that ran before this aggregator lost its state_dir (any seq).
+	 * There is no reference to measure a gap from; refusing a large seq
+	 * here would refuse every envelope of a long-running agent forever. */
 	return IG_AGENT_NEW;
 }
 

@@ -16,10 +16,12 @@
  *
  * Bounded: at most max_agents agent_ids are kept (the state files too), and an
  * envelope whose seq is more than max_seq_gap ahead of the last accepted one
- * of its agent process is refused without being remembered, so a single
- * forged seq of 2^64-1 cannot turn every later real envelope into a
- * "duplicate". With TLS the caller only gets here once the envelope's
- * agent_id has been matched to the sender's certificate (server.c).
+ * of its (known) agent process is refused without being remembered, so a
+ * single forged seq of 2^64-1 cannot turn every later real envelope into a
+ * "duplicate". A boot with no state yet is accepted at any seq (a new
+ * process, or one that outlived this aggregator's state). With TLS the caller
+ * only gets here once the envelope's agent_id has been matched to the
+ * sender's certificate (server.c).
  *
  * It also keeps each agent's loss counters (cumulative, from the envelopes)
  * and traffic counts for status and logs.
@@ -62,7 +64,7 @@ enum ig_agent_verdict {
 	IG_AGENT_NEW = 0, /* not seen yet: process it, then ig_agents_accept */
 	IG_AGENT_DUPLICATE, /* seq <= the last accepted for this (agent, boot) */
 	IG_AGENT_LIMIT, /* a new agent_id while max_agents are known */
-	IG_AGENT_SEQ_GAP, /* seq more than max_seq_gap ahead: refused, not remembered */
+	IG_AGENT_SEQ_GAP, /* seq more than max_seq_gap ahead of a known boot's: refused */
 };
 /* What to do with this envelope. The caller has established that h->agent_id
  * is the sender's (its verified certificate carries it), or runs in

@@ -147,11 +147,12 @@ static const struct ig_opt aggregator_opts[] = {
 	  "Agents with their own series on /metrics (the first seen); the others are summed "
 	  "into agent=\"_other\".",
 	  .min = 0, .max = 100000 },
-	{ "max_seq_gap", IG_OPT_UINT, "1000000", G(max_seq_gap),
+	{ "max_seq_gap", IG_OPT_UINT, "4294967296", G(max_seq_gap),
 	  "An envelope whose seq is more than this far ahead of the last one accepted from the "
-	  "same agent process is refused, counted (reason=\"seq_gap\") and not remembered. An "
-	  "honest gap is the envelopes the agent dropped from its full queue: 1,000,000 is 28 "
-	  "hours of outage at 10 envelopes/s.",
+	  "same agent process is refused, counted (reason=\"seq_gap\") and not remembered. The "
+	  "honest gap is the envelopes the agent dropped from its full queue during an outage "
+	  "(at most one per batch_max_age or batch_max_records records): 2^32 is over a year at "
+	  "100 envelopes/s, while a forged seq such as 2^64-1 is refused.",
 	  .min = 1, .max = INT64_MAX },
 	{ "control", IG_OPT_STR, "ipc:///run/ingrain/control.sock", G(control),
 	  "nng URL of the control socket ingrainctl uses. Empty: off.", .flags = 0 },

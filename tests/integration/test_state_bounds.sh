@@ -2,10 +2,11 @@
 # Bounded state and refused input, on a plaintext listener (the explicit
 # opt-in, where envelopes are all an attacker needs; with TLS only holders of
 # a certificate get this far, see test_tls_identity):
-#   - a forged seq = 2^64-1 under a real agent's agent_id and boot_id is
+#   - a forged seq = 2^64-1 under a running agent's agent_id and boot_id is
 #     refused (reason="seq_gap"), counted and not persisted: the real agent's
-#     100 envelopes are all accepted, before and after an aggregator restart
-#     (on the seed: 0 of 100, and the blackout survived restarts);
+#     next 100 envelopes are all accepted, and 100 more after an aggregator
+#     restart (on the seed: 0 of 100, and the blackout survived restarts);
+#     a boot the aggregator has no state for is accepted at any seq;
 #   - 3,000 forged agent_ids against max_agents: 1000 are kept, 2,000 refused
 #     and counted (reason="agent_limit"); /metrics stays small (per-agent
 #     series capped by metrics_max_agents) and the idle aggregator stays idle;
@@ -48,19 +49,24 @@ metric() { curl -fsS "http://127.0.0.1:$hport/metrics" | awk -v k="$1" '$1 == k 
 metric_is() { [ "$(metric "$1")" = "$2" ]; }
 
 # --- a forged seq does not silence the real agent ---
+"$IG_SEND" "$url" --valid 10 3 real-agent >"$IG_TMP/real0.out"
+ig_check "the real agent runs: 10 envelopes accepted" grep -q "acks ok=10 duplicate=0 rejected=0" "$IG_TMP/real0.out"
 IG_SEND_SEQ=18446744073709551615 "$IG_SEND" "$url" --valid 1 3 real-agent >"$IG_TMP/forged.out" || true
-ig_check "forged seq 2^64-1: refused as seq_gap" \
+ig_check "forged seq 2^64-1 under its agent_id and boot_id: refused as seq_gap" \
 	grep -q 'seq=18446744073709551615 st=rejected err=seq_gap: seq is more than aggregator.max_seq_gap ahead' "$IG_TMP/forged.out"
-"$IG_SEND" "$url" --valid 100 3 real-agent >"$IG_TMP/real.out"
+IG_SEND_SEQ=11 "$IG_SEND" "$url" --valid 100 3 real-agent >"$IG_TMP/real.out"
 ig_check "real agent after the forgery: 100 of 100 accepted" grep -q "acks ok=100 duplicate=0 rejected=0" "$IG_TMP/real.out"
-ig_check "real agent: 300 records delivered" bash -c "[ \$(grep -c '/etc/ig-send/real-agent/' '$out') -eq 300 ]"
+ig_check "real agent: 330 records delivered" bash -c "[ \$(grep -c '/etc/ig-send/real-agent/' '$out') -eq 330 ]"
 ig_check "forged seq not persisted" bash -c "! grep -rq 18446744073709551615 '$IG_TMP/state'"
 ig_stop "$IG_PID_aggregator"
 ig_start_aggregator "$IG_TMP/config.yaml"
-IG_SEND_SEQ=101 "$IG_SEND" "$url" --valid 100 3 real-agent >"$IG_TMP/real2.out"
+IG_SEND_SEQ=111 "$IG_SEND" "$url" --valid 100 3 real-agent >"$IG_TMP/real2.out"
 ig_check "after a restart: the next 100 of 100 accepted" grep -q "acks ok=100 duplicate=0 rejected=0" "$IG_TMP/real2.out"
 IG_SEND_SEQ=50 "$IG_SEND" "$url" --valid 1 3 real-agent >"$IG_TMP/resend.out" || true
 ig_check "a resend of an accepted seq is still a duplicate" grep -q "acks ok=0 duplicate=1 rejected=0" "$IG_TMP/resend.out"
+IG_SEND_BOOT_ID=5678 IG_SEND_SEQ=5000000000 "$IG_SEND" "$url" --valid 1 3 real-agent >"$IG_TMP/unknown-boot.out"
+ig_check "a boot with no state yet is accepted at any seq (state lost, agent kept running)" \
+	grep -q "acks ok=1 duplicate=0 rejected=0" "$IG_TMP/unknown-boot.out"
 
 # --- 3,000 forged identities against max_agents: 1000 ---
 "$IG_SEND" "$url" --agents 3000 3 forged >"$IG_TMP/agents.out" || true
@@ -86,7 +92,7 @@ c1=$(cpu)
 t1=$(date +%s%N)
 pct=$(awk -v c="$((c1 - c0))" -v t="$((t1 - t0))" -v k="$tck" 'BEGIN { printf "%.1f", 100 * c / k / (t / 1e9) }')
 rss=$(awk '/VmRSS/ { print $2 }' "/proc/$pid/status")
-IG_SEND_SEQ=201 "$IG_SEND" "$url" --valid 1 3 real-agent >"$IG_TMP/rtt.out" || true
+IG_SEND_SEQ=211 "$IG_SEND" "$url" --valid 1 3 real-agent >"$IG_TMP/rtt.out" || true
 rtt=$(sed -n 's/.* seconds=\([0-9.]*\) .*/\1/p' "$IG_TMP/rtt.out")
 ig_log "idle with 1000 agents: cpu=${pct}% of a core rss=${rss}kB; one envelope's ack in ${rtt} s"
 ig_check "idle aggregator with 1000 agents uses < 20% of a core" awk -v p="$pct" 'BEGIN { exit !(p < 20) }'
