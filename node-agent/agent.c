@@ -317,6 +317,12 @@ static void reload(struct ig_agent *a)
 	if (strcmp(nc->agent.aggregator, a->conf->agent.aggregator) != 0)
 		ig_warn("agent.aggregator changed; restart the agent to apply it", "old=%s new=%s",
 			a->conf->agent.aggregator, nc->agent.aggregator);
+	if (strcmp(nc->agent.tls_dir, a->conf->agent.tls_dir) != 0 ||
+	    strcmp(nc->agent.tls_server_name, a->conf->agent.tls_server_name) != 0 ||
+	    nc->agent.plaintext != a->conf->agent.plaintext)
+		ig_warn("agent.tls_dir, tls_server_name or plaintext changed; restart the agent to "
+			"apply it (the files in tls_dir themselves are re-read when they change)",
+			"old_dir=%s new_dir=%s", a->conf->agent.tls_dir, nc->agent.tls_dir);
 	drain_probes(a);
 	seal_batch(a);
 	close_probes(a);
