@@ -32,9 +32,11 @@ mkconf() { # $1 = monitored dir
 	cat <<YAML
 agent:
   aggregator: tcp://127.0.0.1:$port
+  plaintext: true
   log_level: warn
 aggregator:
   listen: tcp://127.0.0.1:$port
+  plaintext: true
   state_dir: ""
   log_level: warn
 probes:

@@ -1,5 +1,8 @@
 /* fuzz_wire: the envelope decoder and the ack decoder on arbitrary bytes.
  *
+ * ig_wire_peek_seq (the too_large path reads only the seq) runs on the same
+ * bytes; when the full decoder accepts an envelope the peeked seq must agree.
+ *
  * Beyond "no crash, no leak, no overread" it checks a round-trip property:
  * every envelope the decoder accepts is made of records the encoder also
  * accepts, and re-encoding them gives an envelope that decodes to the same
@@ -73,10 +76,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	ig_wire_enc_reset(e);
 	ig_wire_ack_decode(data, size, &seq, &st, msg, sizeof(msg));
+	uint64_t peeked = 0;
+	int prv = ig_wire_peek_seq(data, size, &peeked);
 
 	ig_err_init(&err);
 	if (ig_wire_decode(d, data, size, &h, &err) == 0) {
 		uint32_t n = 0;
+		check(prv == 0 && peeked == h.seq);
 		while (ig_wire_next(d, &r) == 1) {
 			check(r.arena_used <= sizeof(r.arena));
 			check(ig_wire_enc_add(e, &r) == 0);

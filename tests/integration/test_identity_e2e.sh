@@ -77,6 +77,7 @@ mkdir -p "$mon"
 cat >"$IG_TMP/config.yaml" <<YAML
 agent:
   aggregator: tcp://127.0.0.1:$port
+  plaintext: true
   node_name: test-node
   batch_max_age: 50ms
   metrics_listen: 127.0.0.1:$mport
@@ -88,6 +89,7 @@ kubernetes:
   label_allowlist: [app]
 aggregator:
   listen: tcp://127.0.0.1:$port
+  plaintext: true
   state_dir: ""
   control: ""
 probes:

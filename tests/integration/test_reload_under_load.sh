@@ -34,6 +34,7 @@ valid() {
 # generation $1
 aggregator:
   listen: tcp://127.0.0.1:$port
+  plaintext: true
   control: $url
   state_dir: ""
 probes:
