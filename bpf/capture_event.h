@@ -67,6 +67,8 @@ struct ig_cap_event {
 	__u64 cookie; /* bpf_get_socket_cookie(): the socket (flow) key */
 	__u64 cgroup_id; /* the socket's cgroup (owner, else bpf_skb_cgroup_id) */
 	__u32 pid, tid; /* owner: tgid and thread that created/connected the socket */
+	__u32 uid, gid, ppid; /* owner's */
+	__u32 pad0;
 	__u32 seq; /* TCP: sequence number of the first payload byte (host order) */
 	__u32 payload_len; /* bytes that follow this header */
 	__u32 skb_payload_len; /* payload bytes in the packet (>= payload_len) */

@@ -18,6 +18,7 @@
 #ifndef IG_CAPTURE_H
 #define IG_CAPTURE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +33,7 @@ struct ig_cap_flow {
 	uint64_t ts_ns; /* kernel CLOCK_MONOTONIC stamp of the packet that completed
 			 * these bytes (TCP: the newest segment delivered) */
 	uint32_t pid, tid; /* owner (0 = unknown: accepted socket before its first send/recv) */
+	uint32_t uid, gid, ppid; /* owner's (0 when pid is) */
 	uint64_t cgroup_id; /* the socket's cgroup (pod identity comes from it) */
 	char comm[16]; /* owner's comm, "" when unknown */
 	uint8_t proto; /* 6 = TCP, 17 = UDP */
@@ -47,6 +49,7 @@ struct ig_cap_flow {
 	uint8_t orig_daddr[16];
 	uint16_t orig_dport;
 	int truncated; /* the kernel cut this flow direction at its budget */
+	int gap; /* TCP: bytes were lost just before these (framing may be lost) */
 };
 
 /* Called with the unconsumed contiguous bytes of one flow direction (TCP)
@@ -102,6 +105,12 @@ int ig_capture_epoll_fd(struct ig_capture *cap);
  * consume() may call it; the layer drains once per call. */
 int ig_capture_poll(struct ig_capture *cap);
 void ig_capture_stats(struct ig_capture *cap, enum ig_cap_classifier id, struct ig_cap_stats *out);
+
+/* Whether cgroup v1 net_cls or net_prio is mounted according to a
+ * mountinfo file (NULL = /proc/self/mountinfo): cgroup BPF programs then may
+ * not see sockets of processes placed in those controllers. Writes the
+ * mount point into where. */
+bool ig_capture_v1_netcls_mounted(const char *mountinfo, char *where, size_t cap);
 
 /* Text form of an address in a flow ("10.0.0.1", "fd00::1"); buf >= 46. */
 const char *ig_cap_addr_str(int family, const uint8_t addr[16], char *buf, size_t cap);
