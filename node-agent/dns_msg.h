@@ -18,7 +18,7 @@
 #include <stdint.h>
 
 #define IG_DNS_NAME_MAX 1024 /* text form: 255 wire bytes, escapes can quadruple */
-#define IG_DNS_MAX_ANSWERS 16 /* answers kept (the count says how many there were) */
+#define IG_DNS_MAX_ANSWERS 128 /* answers kept (the count says how many there were) */
 #define IG_DNS_RDATA_TEXT 300
 #define IG_DNS_TXT_PREFIX 64 /* TXT: bytes of text kept */
 
