@@ -113,6 +113,7 @@ def hostile(host, port):
     t.settimeout(5)
     t.connect((host, port))
     t.send(struct.pack("!H", 65535) + query(0x3333, "huge.test"))
+    tport = t.getsockname()[1]
     sent.append("tcp_64k_claim")
     time.sleep(0.2)
     t.close()
@@ -123,7 +124,8 @@ def hostile(host, port):
     g.send(query(0x4444, "after.test"))
     g.recv(4096)
     sent.append("good_after")
-    print(json.dumps({"sent": sent, "pid": os.getpid()}))
+    print(json.dumps({"sent": sent, "pid": os.getpid(), "udp_port": u.getsockname()[1],
+                      "tcp_port": tport, "bad_udp": len(bad)}))
 
 
 def main():
