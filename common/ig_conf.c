@@ -499,11 +499,16 @@ static int load_probes(struct ig_conf *c, const struct ig_ynode *probes, struct 
 					   "%s: probes.%.100s: unknown probe kind (did you mean "
 					   "'%s'?)",
 					   pos, key->scalar, g);
-			else
-				ig_err_add(
-					err,
-					"%s: probes.%.100s: unknown probe kind (known: files, tcp, traffic, file_io, dns)",
-					pos, key->scalar);
+			else {
+				char known[256];
+				size_t o = 0;
+				known[0] = 0;
+				for (int j = 0; j < IG_PROBE__COUNT && o < sizeof(known); j++)
+					o += (size_t)snprintf(known + o, sizeof(known) - o, "%s%s",
+							      j ? ", " : "", names[j]);
+				ig_err_add(err, "%s: probes.%.100s: unknown probe kind (known: %s)",
+					   pos, key->scalar, known);
+			}
 			rc = -EINVAL;
 			continue;
 		}

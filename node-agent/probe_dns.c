@@ -610,7 +610,18 @@ static void dns_close(void *state)
 	if (!st)
 		return;
 	if (st->cap) {
+		struct ig_cap_stats cs;
 		ig_capture_poll(st->cap);
+		ig_capture_stats(st->cap, IG_CAP_DNS, &cs);
+		ig_info("dns probe capture",
+			"events=%llu bytes=%llu ringbuf_full=%llu load_failed=%llu "
+			"past_capture_bytes=%llu retransmissions=%llu reasm_evicted=%llu "
+			"reasm_aged=%llu reasm_overflow=%llu reasm_gap_bytes=%llu",
+			(unsigned long long)cs.events, (unsigned long long)cs.bytes,
+			(unsigned long long)cs.ringbuf_full, (unsigned long long)cs.load_failed,
+			(unsigned long long)cs.budget_bytes, (unsigned long long)cs.retrans,
+			(unsigned long long)cs.reasm_evicted, (unsigned long long)cs.reasm_aged,
+			(unsigned long long)cs.reasm_overflow, (unsigned long long)cs.reasm_gaps);
 		ig_capture_unregister(st->cap, IG_CAP_DNS);
 	}
 	if (st->epfd >= 0)
