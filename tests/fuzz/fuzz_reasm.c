@@ -73,7 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (!s)
 			continue;
 		struct model *md = &m[cookie];
-		if (!md->started) {
+		if (!md->started && len > 0) { /* a stream starts at its first byte */
 			md->started = 1;
 			md->next = seq;
 		}
