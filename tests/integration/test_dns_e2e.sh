@@ -125,16 +125,30 @@ aggregator:
 probes:
   dns:
     timeout: 1s
-    pipelines: [archive]
+    pipelines: [archive, metrics]
 pipelines:
   archive:
     stages: []
     backends: [out]
+  metrics:  # the query counter and the latency histogram of this test's clients
+    stages:
+      - type: filter
+        keep_if: [{key: __name__, value: dns.query}, {key: role, value: client},
+                  {key: client_addr, op: regex, value: '^(10\\.200\\.12\\.2|fd00:212::2)\$'}]
+      - {type: sample, from: dns.query, field: latency_ns, name: dns.latency, divide_by: 1000,
+         keep_tags: [qtype, rcode]}
+      - {type: whitelist, allow: [qtype, rcode]}
+      - {type: rollup, window: 1s, percentiles: [50]}
+    backends: [metrics_out]
 backends:
   out:
     type: console
     format: json
     output: $out
+  metrics_out:
+    type: console
+    format: json
+    output: $IG_TMP/metrics.jsonl
 YAML
 ig_start_aggregator "$IG_TMP/config.yaml"
 ig_start_agent "$IG_TMP/config.yaml"
@@ -186,4 +200,22 @@ python3 "$IG_SOURCE_DIR/tests/integration/dns_oracle.py" --pcap "$IG_TMP/dns.pca
 	--odd-ports 5399,5400 --pod-uid "$pod_uid" --pod-cgroup "$cg_ctr" --tolerance-ms 5 ||
 	ig_fail "ingrain's records differ from tshark's view of the pcap (above)"
 ig_pass "every exchange equals tshark's: id, name, type, rcode, TC, answers, latency; pids; pod"
+
+# The metrics pipeline: dns.query counts and dns.latency histogram counts
+# (rolled up per second) both add up to the client exchanges.
+want=$(grep -c '"name":"dns.query".*"role":"client".*"client_addr":"\(10.200.12.2\|fd00:212::2\)"' "$out")
+cat >"$IG_TMP/sums.py" <<'PY'
+import json, sys
+q = h = 0
+for l in open(sys.argv[1]):
+    m = json.loads(l)
+    if m["name"] == "dns.query": q += m["value"]
+    if m["name"] == "dns.latency.count": h += m["value"]
+print("dns.query %d dns.latency.count %d" % (q, h))
+sys.exit(0 if q == h == int(sys.argv[2]) else 1)
+PY
+ig_wait_for "rolled-up dns.query and dns.latency.count reaching $want" 10 \
+	python3 "$IG_TMP/sums.py" "$IG_TMP/metrics.jsonl" "$want" >/dev/null
+grep -q '"name":"dns.latency.p50","kind":"gauge"' "$IG_TMP/metrics.jsonl" || ig_fail "no dns.latency.p50 gauge"
+ig_pass "metrics: $want dns.query counted and $want dns.latency samples (histogram, per qtype and rcode)"
 ig_done
