@@ -415,10 +415,12 @@ static struct pend *find_query(struct dns_state *st, const struct ig_dns_msg *m,
 	struct pend *idonly = NULL;
 
 	peer_of(f, &fam, &a, &port);
+	/* An mDNS answer sent to the group answers whoever asked. */
+	bool to_group = is_multicast(fam, a);
 	for (struct pend *p = st->buckets[bucket(st, f->cookie, m->id)]; p; p = p->hnext) {
 		if (p->flow.cookie != f->cookie || p->id != m->id)
 			continue;
-		if (!p->multicast && (p->rfamily != fam || p->rport != port ||
+		if (!p->multicast && !to_group && (p->rfamily != fam || p->rport != port ||
 				      memcmp(p->raddr, a, fam == 4 ? 4 : 16) != 0))
 			continue;
 		if (m->has_question) {
