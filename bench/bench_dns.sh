@@ -11,7 +11,8 @@
 #   small  UDP, 64-byte datagrams, unlimited rate: packets per second (target <= 1.10x)
 # Because throughput on a shared VM is noisy, the per-call cost that decides
 # it is measured too: bench_sock_calls' thread CPU per send+receive pair
-# over loopback (tcp 128 KiB, udp 64 B), probe off and on, interleaved.
+# over loopback (tcp 128 KiB, udp 64 B), probe off, on, and on with
+# server_side: false (no owner tracepoints on every send/recv), interleaved.
 # Part 2, a DNS query storm: bench_dns_storm sends N queries (default 50000,
 # 32 in flight) to dnsmasq; with the dns probe on it reports queries per
 # second, the agent's CPU per exchange (each query is two exchanges: the
@@ -88,16 +89,19 @@ backends:
     output: $tmp/records.jsonl
 YAML
 
+sed 's/^    pipelines: \[p\]$/    server_side: false\n    pipelines: [p]/' "$tmp/dns.yaml" >"$tmp/dns-client.yaml"
+
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 
-start_ingrain() {
+start_ingrain() { # [config]
+	local cfg=${1:-$tmp/dns.yaml}
 	: >"$tmp/records.jsonl"
-	"$B/aggregator/ingrain-aggregator" -c "$tmp/dns.yaml" 2>"$tmp/agg.log" &
+	"$B/aggregator/ingrain-aggregator" -c "$cfg" 2>"$tmp/agg.log" &
 	agg=$!
 	pids+=("$agg")
 	sleep 0.3
-	"$B/node-agent/ingrain-agent" -c "$tmp/dns.yaml" 2>"$tmp/agent.log" &
+	"$B/node-agent/ingrain-agent" -c "$cfg" 2>"$tmp/agent.log" &
 	agent=$!
 	pids+=("$agent")
 	for _ in $(seq 100); do grep -q "agent running" "$tmp/agent.log" && break; sleep 0.05; done
@@ -137,6 +141,9 @@ for r in $(seq "$R"); do
 	start_ingrain
 	for w in bulk small; do v[on.$w]+="$(run_iperf $w) "; done
 	for k in "${calls[@]}"; do v[on.${k%% *}]+="$(sock_calls "$k") "; done
+	stop_ingrain
+	start_ingrain "$tmp/dns-client.yaml"
+	for k in "${calls[@]}"; do v[cli.${k%% *}]+="$(sock_calls "$k") "; done
 	stop_ingrain
 	echo "round $r done" >&2
 done
@@ -179,13 +186,15 @@ for w in bulk small; do
 		"$(python3 -c "print($on/$scale)")" "$unit" "$(python3 -c "print($off/$on if $on else 0)")" "$tgt"
 done
 printf '\nthread CPU per send+receive pair over loopback (bench_sock_calls), ns\n'
-printf '%-18s %10s %12s %8s\n' call "probe off" "dns probe on" ratio
+printf '%-14s %10s %20s %8s %26s %8s\n' call "probe off" "dns probe (default)" ratio "server_side: false" ratio
 for k in "${calls[@]}"; do
 	c=${k%% *}
 	off=$(echo "${v[off.$c]}" | median)
 	on=$(echo "${v[on.$c]}" | median)
+	cl=$(echo "${v[cli.$c]}" | median)
 	label=$([ "$c" = tcp ] && echo "tcp 128 KiB" || echo "udp 64 B")
-	printf '%-18s %10.0f %12.0f %8.3f\n' "$label" "$off" "$on" "$(python3 -c "print($on/$off if $off else 0)")"
+	printf '%-14s %10.0f %20.0f %8.3f %26.0f %8.3f\n' "$label" "$off" "$on" \
+		"$(python3 -c "print($on/$off if $off else 0)")" "$cl" "$(python3 -c "print($cl/$off if $off else 0)")"
 done
 printf '\nDNS storm: %s queries, 32 in flight, to dnsmasq over the veth\n' "$N"
 printf '%-22s %10s %10s %18s\n' config "queries/s" answered "CPU per exchange"

@@ -236,7 +236,10 @@ static const struct ig_opt dns_opts[] = {
 	  "evicted (counted).",
 	  .min = 16, .max = 1048576 },
 	{ "server_side", IG_OPT_BOOL, "true", D(server_side),
-	  "Also report exchanges answered by servers on this node (role: server).", .flags = 0 },
+	  "Also report exchanges answered by servers on this node (role: server). Learning the "
+	  "process of a server's accepted TCP sockets (and of sockets older than the agent) "
+	  "takes a program on every socket send/recv of the node; false removes it.",
+	  .flags = 0 },
 	{ "malformed_records", IG_OPT_BOOL, "true", D(malformed_records),
 	  "Report messages that cannot be decoded as dns.malformed records (at most 100 per "
 	  "second; all are counted).",

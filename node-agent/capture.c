@@ -55,7 +55,8 @@ struct ig_capture {
 	struct ring_buffer *rb;
 	int cgroup_fd;
 	int refs;
-	bool tp_owner; /* the send/recv owner programs are attached */
+	bool tp_ok; /* the send/recv owner programs are loaded (tp_btf works) */
+	int tp_wanted; /* clients that asked for them */
 	struct client cl[IG_CAP__COUNT];
 	struct owner owners[OWNERS];
 	int ncpu;
@@ -282,6 +283,38 @@ static void capture_destroy(struct ig_capture *cap)
 	free(cap);
 }
 
+/* The send/recv programs run on every socket call of the node: attached
+ * only while a client wants them. */
+static void owner_tracepoints(struct ig_capture *cap, bool on)
+{
+	struct capture_bpf *s = cap->skel;
+
+	if (on && !s->links.ig_cap_send) {
+		if (!cap->tp_ok) {
+			ig_warn("capture: this kernel cannot run tp_btf programs on "
+				"sock_send_length/sock_recv_length; accepted sockets (the server "
+				"side) are reported without a process",
+				NULL);
+			return;
+		}
+		s->links.ig_cap_send = bpf_program__attach(s->progs.ig_cap_send);
+		s->links.ig_cap_recv = bpf_program__attach(s->progs.ig_cap_recv);
+		if (!s->links.ig_cap_send || !s->links.ig_cap_recv) {
+			ig_warn("capture: attaching the sock_send_length/sock_recv_length programs "
+				"failed; accepted sockets are reported without a process",
+				"err=\"%s\"", strerror(errno));
+			on = false;
+		} else {
+			ig_info("capture: owner tracepoints attached", NULL);
+		}
+	}
+	if (!on) {
+		bpf_link__destroy(s->links.ig_cap_send);
+		bpf_link__destroy(s->links.ig_cap_recv);
+		s->links.ig_cap_send = s->links.ig_cap_recv = NULL;
+	}
+}
+
 static int capture_start(const struct ig_agent_conf *ac, struct ig_capture **out,
 			 struct ig_err *err)
 {
@@ -328,9 +361,9 @@ static int capture_start(const struct ig_agent_conf *ac, struct ig_capture **out
 			   (unsigned long long)rbsz, strerror(-rv));
 		goto fail;
 	}
-	cap->tp_owner = ig_bpf_has_tp_btf();
-	bpf_program__set_autoload(cap->skel->progs.ig_cap_send, cap->tp_owner);
-	bpf_program__set_autoload(cap->skel->progs.ig_cap_recv, cap->tp_owner);
+	cap->tp_ok = ig_bpf_has_tp_btf();
+	bpf_program__set_autoload(cap->skel->progs.ig_cap_send, cap->tp_ok);
+	bpf_program__set_autoload(cap->skel->progs.ig_cap_recv, cap->tp_ok);
 	if ((rv = capture_bpf__load(cap->skel)) < 0) {
 		ig_err_add(err,
 			   "capture: the kernel refused the BPF programs (%s); the log above has "
@@ -361,25 +394,14 @@ static int capture_start(const struct ig_agent_conf *ac, struct ig_capture **out
 	    (rv = attach_cg(s->progs.ig_cap_ingress, cap->cgroup_fd, &s->links.ig_cap_ingress, root,
 			    err)) < 0)
 		goto fail;
-	if (cap->tp_owner) {
-		s->links.ig_cap_send = bpf_program__attach(s->progs.ig_cap_send);
-		s->links.ig_cap_recv = bpf_program__attach(s->progs.ig_cap_recv);
-		if (!s->links.ig_cap_send || !s->links.ig_cap_recv)
-			cap->tp_owner = false;
-	}
-	if (!cap->tp_owner)
-		ig_warn("capture: no tp_btf sock_send_length/sock_recv_length; accepted sockets "
-			"(the server side) are reported without a process",
-			NULL);
 	cap->rb = ring_buffer__new(bpf_map__fd(s->maps.cap_events), handle_event, cap, NULL);
 	if (!cap->rb) {
 		rv = errno ? -errno : -ENOMEM;
 		ig_err_add(err, "capture: cannot set up the ring buffer (%s)", strerror(-rv));
 		goto fail;
 	}
-	ig_info("payload capture attached",
-		"cgroup_root=%s ringbuf_bytes=%llu owner_tracepoints=%d", root,
-		(unsigned long long)rbsz, cap->tp_owner);
+	ig_info("payload capture attached", "cgroup_root=%s ringbuf_bytes=%llu", root,
+		(unsigned long long)rbsz);
 	*out = cap;
 	return 0;
 fail:
@@ -428,6 +450,8 @@ int ig_capture_register(const struct ig_cap_client *c, const struct ig_agent_con
 	cap->skel->bss->ig_cap_conf.budget[c->classifier] = cl->c.budget;
 	__atomic_or_fetch(&cap->skel->bss->ig_cap_conf.enabled, 1u << c->classifier,
 			  __ATOMIC_SEQ_CST);
+	if (c->owner_tracepoints && cap->tp_wanted++ == 0)
+		owner_tracepoints(cap, true);
 	cap->refs++;
 	*out = cap;
 	return 0;
@@ -440,6 +464,8 @@ void ig_capture_unregister(struct ig_capture *cap, enum ig_cap_classifier id)
 	__atomic_and_fetch(&cap->skel->bss->ig_cap_conf.enabled, ~(1u << id), __ATOMIC_SEQ_CST);
 	ring_buffer__consume(cap->rb); /* what is already queued */
 	struct client *cl = &cap->cl[id];
+	if (cl->c.owner_tracepoints && --cap->tp_wanted == 0)
+		owner_tracepoints(cap, false);
 	cl->used = false;
 	ig_reasm_free(cl->reasm);
 	cl->reasm = NULL;

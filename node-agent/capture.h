@@ -71,6 +71,11 @@ struct ig_cap_client {
 	uint32_t max_flows; /* TCP flow directions held for reassembly; 0 = 4096 */
 	uint32_t max_flow_bytes; /* unconsumed bytes held per flow direction; 0 = 2 * budget */
 	uint64_t max_age_ns; /* a flow direction idle this long is dropped; 0 = 30 s */
+	/* Learn the process of accepted sockets (a server's side) and of sockets
+	 * older than the agent from their first send/recv: tp_btf programs on
+	 * sock_send_length/sock_recv_length, attached while a client wants them.
+	 * They run on every socket call of the node (~40 ns each here). */
+	bool owner_tracepoints;
 };
 
 /* Counters of one classifier, cumulative since its registration. */

@@ -420,8 +420,9 @@ static struct pend *find_query(struct dns_state *st, const struct ig_dns_msg *m,
 	for (struct pend *p = st->buckets[bucket(st, f->cookie, m->id)]; p; p = p->hnext) {
 		if (p->flow.cookie != f->cookie || p->id != m->id)
 			continue;
-		if (!p->multicast && !to_group && (p->rfamily != fam || p->rport != port ||
-				      memcmp(p->raddr, a, fam == 4 ? 4 : 16) != 0))
+		if (!p->multicast && !to_group &&
+		    (p->rfamily != fam || p->rport != port ||
+		     memcmp(p->raddr, a, fam == 4 ? 4 : 16) != 0))
 			continue;
 		if (m->has_question) {
 			if (p->qtype == m->qtype && p->qclass == m->qclass &&
@@ -543,6 +544,7 @@ static int dns_open(void **state, const void *conf, const struct ig_agent_conf *
 		.budget = (uint32_t)st->conf.capture_bytes,
 		.max_flows = (uint32_t)dc->max_flows,
 		.max_flow_bytes = (uint32_t)(2 * st->conf.capture_bytes),
+		.owner_tracepoints = st->conf.server_side,
 	};
 	if ((rv = ig_capture_register(&c, ac, &st->cap, err)) < 0)
 		goto fail;
