@@ -12,6 +12,27 @@
 #ifndef IG_DNS_BPF_H
 #define IG_DNS_BPF_H
 
+/* The checks of ig_dns_header_ok on the first n (< 12) header bytes: what a
+ * TCP flow's first segment holds when the client wrote the length and a
+ * piece of the message separately. */
+static __always_inline bool ig_dns_header_prefix_ok(const __u8 *h, __u32 n)
+{
+	if (n < 4)
+		return false; /* not even the flags */
+	__u8 opcode = (h[2] >> 3) & 0xf;
+	if (opcode > 5 || opcode == 3 || (h[3] & 0x40))
+		return false;
+	if (n < 6)
+		return true;
+	__u16 qd = ((__u16)h[4] << 8) | h[5];
+	if (qd > 4 || (!(h[2] & 0x80) && qd < 1))
+		return false;
+	if (n < 8)
+		return true;
+	__u16 an = ((__u16)h[6] << 8) | h[7];
+	return an <= ((h[2] & 0x80) ? 1024 : 64);
+}
+
 static __always_inline bool ig_dns_header_ok(const __u8 *h)
 {
 	__u8 opcode = (h[2] >> 3) & 0xf;
@@ -48,7 +69,9 @@ static __always_inline bool ig_dns_classify(const __u8 *peek, __u32 n, __u8 prot
 		return false;
 	if (n == 2) /* the length alone came first: a candidate (user space decides) */
 		return true;
-	return n >= 14 && ig_dns_header_ok(peek + 2);
+	if (n < 14) /* the length and part of the header: check what is there */
+		return ig_dns_header_prefix_ok(peek + 2, n - 2);
+	return ig_dns_header_ok(peek + 2);
 }
 
 #endif

@@ -3,8 +3,8 @@
 
   pipelined HOST PORT NAME...   TCP: every query (type A) in ONE write, then read
                                 every answer (several messages per segment)
-  split HOST PORT NAME          TCP: one query written in three pieces with pauses (the
-                                length alone, 7 header bytes, the rest)
+  split HOST PORT NAME [FIRST]  TCP: one query written in three pieces with pauses: the
+                                first FIRST bytes (default 2: the length alone), 7 more, the rest
                                 (one message over several segments)
   getaddrinfo NAME              Python's socket.getaddrinfo (glibc, /etc/resolv.conf)
   hostile HOST PORT             malformed messages from real UDP and TCP sockets,
@@ -64,7 +64,7 @@ def pipelined(host, port, names):
         print(json.dumps({"name": name, "id": qid, "transport": "tcp", "pid": os.getpid()}))
 
 
-def split(host, port, name):
+def split(host, port, name, first=2):
     s = socket.socket(family(host), socket.SOCK_STREAM)
     s.settimeout(5)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -72,7 +72,7 @@ def split(host, port, name):
     qid = random.randint(1, 65535)
     q = query(qid, name)
     msg = struct.pack("!H", len(q)) + q
-    for piece in (msg[:2], msg[2:9], msg[9:]):
+    for piece in (msg[:first], msg[first:first + 7], msg[first + 7:]):
         s.send(piece)
         time.sleep(0.05)
     (n,) = struct.unpack("!H", read_exact(s, 2))
@@ -133,7 +133,7 @@ def main():
     if cmd == "pipelined":
         pipelined(sys.argv[2], int(sys.argv[3]), sys.argv[4:])
     elif cmd == "split":
-        split(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+        split(sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5]) if len(sys.argv) > 5 else 2)
     elif cmd == "getaddrinfo":
         res = socket.getaddrinfo(sys.argv[2], 80, type=socket.SOCK_STREAM)
         print(json.dumps({"name": sys.argv[2], "addrs": sorted({r[4][0] for r in res}),

@@ -37,6 +37,7 @@ EXPECT = {
     "tc_retry": [("big.test", 1, "udp", 0), ("big.test", 1, "tcp", 0)],
     "pipelined": [("foo.test", 1, "tcp", 0), ("c1.test", 1, "tcp", 0), ("nx.test", 1, "tcp", 3)],
     "split": [("foo.test", 1, "tcp", 0)],
+    "split9": [("c1.test", 1, "tcp", 0)],
     "py_gai": [("foo.test", 1, "udp", 0), ("foo.test", 28, "udp", 0)],
     "c_gai": [("pod.test", 1, "udp", 0), ("pod.test", 28, "udp", 0)],
     "pod": [("pod.test", 1, "udp", 0)],

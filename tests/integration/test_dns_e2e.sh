@@ -10,8 +10,8 @@
 # unbound answers SERVFAIL). Clients in the client namespace: dig +notcp/+tcp,
 # the TC answer and dig's TCP retry, queries to a DNAT'ed "Service" address
 # (the record has it as the server, and dnsmasq's as on the wire), pipelined
-# TCP queries and a query split
-# over three segments (tests/integration/dns_client.py), getaddrinfo from
+# TCP queries, queries split over three segments (after the 2-byte length, and
+# after the length and 7 header bytes; tests/integration/dns_client.py), getaddrinfo from
 # Python and from C (getent), a query to a port nobody answers (dns.timeout),
 # and a dig inside a kubepods-shaped cgroup (the pod on the record). IPv4 and
 # IPv6. tcpdump writes a pcap on the client's veth meanwhile.
@@ -186,6 +186,7 @@ run servfail dig +notcp +tries=1 -p 5399 @10.200.12.1 x.bogus.test A
 run tc_retry dig +tries=1 @10.200.12.1 big.test A
 run pipelined python3 "$cli" pipelined 10.200.12.1 53 foo.test c1.test nx.test
 run split python3 "$cli" split fd00:212::1 53 foo.test
+run split9 python3 "$cli" split 10.200.12.1 53 c1.test 9
 run py_gai python3 "$cli" getaddrinfo foo.test
 run c_gai getent ahosts pod.test
 run nat_udp dig +notcp +tries=1 @10.200.12.53 foo.test A
