@@ -123,10 +123,12 @@ ig_pass "dnsmasq (pid $dnsmasq_pid) on 53, unbound (pid $unbound_pid) on 5353 an
 cat >"$IG_TMP/config.yaml" <<YAML
 agent:
   aggregator: tcp://127.0.0.1:$port
+  plaintext: true
   batch_max_age: 50ms
   cgroup_root: $cg_base
 aggregator:
   listen: tcp://127.0.0.1:$port
+  plaintext: true
   control: ""
   state_dir: $IG_TMP/state
 probes:

@@ -43,9 +43,11 @@ ig_start dnsmasq "$IG_TMP/dnsmasq.log" "started" ip netns exec "$ns_s" dnsmasq -
 cat >"$IG_TMP/config.yaml" <<YAML
 agent:
   aggregator: tcp://127.0.0.1:$port
+  plaintext: true
   batch_max_age: 50ms
 aggregator:
   listen: tcp://127.0.0.1:$port
+  plaintext: true
   control: ""
   state_dir: $IG_TMP/state
 probes:

@@ -40,9 +40,11 @@ ip -n "$ns_c" route add 224.0.0.0/4 dev "vm$$c"
 cat >"$IG_TMP/config.yaml" <<YAML
 agent:
   aggregator: tcp://127.0.0.1:$port
+  plaintext: true
   batch_max_age: 50ms
 aggregator:
   listen: tcp://127.0.0.1:$port
+  plaintext: true
   control: ""
   state_dir: $IG_TMP/state
 probes:
