@@ -248,7 +248,7 @@ int BPF_PROG(ig_file_io_exit_btf, struct pt_regs *regs, long ret)
 	default:
 		return 0;
 	}
-	if (bpf_get_current_task_btf()->thread_info.status & IG_TS_COMPAT)
+	if (ig_current_in_compat_syscall())
 		return 0;
 	return on_exit(write, ret, (int)regs->di);
 }

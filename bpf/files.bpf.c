@@ -408,7 +408,7 @@ int BPF_PROG(ig_files_enter_btf, struct pt_regs *regs, long id)
 		return 0;
 	}
 	/* BTF-typed pointers: direct loads, no helper calls. */
-	if (bpf_get_current_task_btf()->thread_info.status & IG_TS_COMPAT)
+	if (ig_current_in_compat_syscall())
 		return 0;
 	/* x86_64 syscall arguments: di, si, dx, r10. */
 	unsigned long a0 = regs->di, a1 = regs->si, a2 = regs->dx, a3 = regs->r10;
@@ -450,7 +450,7 @@ int BPF_PROG(ig_files_exit_btf, struct pt_regs *regs, long ret)
 		sc = IG_FILE_SC_CREAT;
 	else
 		return 0;
-	if (bpf_get_current_task_btf()->thread_info.status & IG_TS_COMPAT)
+	if (ig_current_in_compat_syscall())
 		return 0;
 	return on_exit(sc, ret, regs, true);
 }

@@ -205,7 +205,11 @@ __noinline int ig_path_fold_step(__u32 i)
 	__u32 d = ps->depth & (IG_PATH_DEPTH - 1);
 	if (w == cs + 2 && ps->path[cs] == '.' && ps->path[(cs + 1) & IG_PATH_MASK] == '.') {
 		if (d > 0) {
-			__u32 prev = ps->starts[(d - 1) & (IG_PATH_DEPTH - 1)];
+			/* The barrier keeps the mask: clang drops it (d > 0), and
+			 * verifiers before 6.x cannot bound d - 1 without it. */
+			__u32 pd = d - 1;
+			barrier_var(pd);
+			__u32 prev = ps->starts[pd & (IG_PATH_DEPTH - 1)];
 			ps->depth = d - 1;
 			ps->w = prev;
 			ps->cs = prev;

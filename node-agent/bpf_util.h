@@ -24,6 +24,10 @@ void ig_bpf_log_init(void);
 /* BTF-enabled raw tracepoints (SEC("tp_btf/...")): loads and attaches a
  * no-op program on sys_enter. */
 bool ig_bpf_has_tp_btf(void);
+/* The kernel has the tracepoint `name` for tp_btf programs (its
+ * btf_trace_<name> type is in the vmlinux BTF); with ig_bpf_has_tp_btf(),
+ * a tp_btf program on it loads. */
+bool ig_bpf_has_tp_btf_event(const char *name);
 /* fentry/fexit (SEC("fentry/...")): loads and attaches a no-op program on
  * do_sys_openat2. Fails on kernels without BPF trampolines or where a
  * security policy forbids them. */

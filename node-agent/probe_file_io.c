@@ -689,6 +689,7 @@ static void file_io_stats(void *state, struct ig_probe_stats *out)
 
 	memset(out, 0, sizeof(*out));
 	out->events = st->records;
+	out->variant = st->btf_variant ? "tp_btf" : "tracepoint";
 	/* Evicted or never inserted keys, and skipped program runs (see
 	 * ig_bpf_prog_misses), are uncounted bytes. */
 	out->other_lost = st->evictions + st->failed + ig_bpf_prog_misses(st->skel->obj);

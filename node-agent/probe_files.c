@@ -384,6 +384,7 @@ static void files_stats(void *state, struct ig_probe_stats *out)
 
 	memset(out, 0, sizeof(*out));
 	out->events = st->events;
+	out->variant = st->btf_variant ? "tp_btf" : "tracepoint";
 	ig_bpf_read_lost(bpf_map__fd(st->skel->maps.lost), &out->ringbuf_full, &out->other_lost);
 }
 
