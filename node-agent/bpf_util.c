@@ -175,6 +175,11 @@ bool ig_bpf_has_tp_btf_event(const char *name)
 	return libbpf_find_vmlinux_btf_id(name, BPF_TRACE_RAW_TP) >= 0;
 }
 
+bool ig_bpf_has_fentry_target(const char *name)
+{
+	return libbpf_find_vmlinux_btf_id(name, BPF_TRACE_FENTRY) >= 0;
+}
+
 bool ig_bpf_has_fentry(void)
 {
 	static int v = -1;

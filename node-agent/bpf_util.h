@@ -32,6 +32,9 @@ bool ig_bpf_has_tp_btf_event(const char *name);
  * do_sys_openat2. Fails on kernels without BPF trampolines or where a
  * security policy forbids them. */
 bool ig_bpf_has_fentry(void);
+/* The kernel function `name` is in the vmlinux BTF (a possible fentry/fexit
+ * target; with ig_bpf_has_fentry() a program on it loads). */
+bool ig_bpf_has_fentry_target(const char *name);
 /* kprobes: the kprobe perf PMU exists and a kprobe program loads. */
 bool ig_bpf_has_kprobes(void);
 /* The tracepoint category/name exists in tracefs (needs tracefs mounted,

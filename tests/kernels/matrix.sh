@@ -55,10 +55,10 @@ missing() {
 	exit 77
 }
 
-for c in qemu-system-x86_64 cpio apt-get dpkg-deb ldd xz zstd; do
+for c in qemu-system-x86_64 cpio apt-get dpkg-deb ldd xz zstd depmod flock; do
 	command -v "$c" >/dev/null || missing "$c is not installed" "bash scripts/install-deps.sh --test"
 done
-[ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep -q static ||
+[ -x /bin/busybox ] && ldd /bin/busybox 2>&1 | grep -q "not a dynamic" ||
 	missing "a static busybox (/bin/busybox, Debian busybox-static) is not installed" \
 		"bash scripts/install-deps.sh --test"
 command -v ip >/dev/null || missing "iproute2's ip is not installed" "apt-get install iproute2"
@@ -72,11 +72,12 @@ for t in $guest_tests; do
 done
 
 # The table: "name suite" lines; the names asked for, or all.
-declare -A suite_of=()
+declare -A suite_of=() expect_of=()
 order=()
-while read -r name suite _; do
+while read -r name suite expect _; do
 	case $name in '' | '#'*) continue ;; esac
 	suite_of[$name]=$suite
+	expect_of[$name]=$expect
 	order+=("$name")
 done <"$here/kernels.list"
 if [ $# -gt 0 ]; then
@@ -308,6 +309,13 @@ for k in "${order[@]}"; do
 		[ -n "$st" ] || st=missing
 		[ "$st" = pass ] || kfail=1
 		summary+="$t=$st${secs:+(${secs}s)} "
+	done
+	# The variants the feature probes chose must be the table's.
+	for pv in ${expect_of[$k]//,/ }; do
+		if ! grep -qa "^IG-VARIANT probe=${pv%%=*} variant=${pv#*=}\$" "$log.txt"; then
+			say "$k: probe ${pv%%=*} did not run variant ${pv#*=} (kernels.list)"
+			kfail=1
+		fi
 	done
 	if grep -qa '^IG-DONE' "$log.txt"; then
 		kstatus=$([ $kfail = 0 ] && echo pass || echo FAIL)
