@@ -35,7 +35,7 @@ for m in $(cat /lib/modules/load.order); do
 done
 ip link set lo up
 ulimit -l unlimited
-export CI HOME=/tmp
+export CI IG_TEST_VARIANTS HOME=/tmp
 cd /tmp
 
 for t in $(cat /lib/modules/tests); do

@@ -21,7 +21,7 @@
 # env:   IG_BUILD_DIR (default <source>/build), IG_KERNEL_CACHE (default
 #        /var/cache/ingrain-kernels), IG_KERNEL_TIMEOUT (seconds per boot,
 #        default 480), IG_KERNEL_TESTS (space-separated subset of the guest
-#        tests), CI=true (a kernel that cannot be fetched fails instead of
+#        tests), IG_KERNEL_TEST_VARIANTS (default|all, see below), CI=true (a kernel that cannot be fetched fails instead of
 #        being skipped).
 # exit:  0 all passed, 1 a test failed or a kernel could not be run, 77
 #        nothing could run outside CI (skipped).
@@ -33,6 +33,11 @@ build=${IG_BUILD_DIR:-$src/build}
 cache=${IG_KERNEL_CACHE:-/var/cache/ingrain-kernels}
 timeout_s=${IG_KERNEL_TIMEOUT:-480}
 guest_tests=${IG_KERNEL_TESTS:-"test_probe_files test_probe_tcp test_probe_traffic test_probe_file_io e2e_files"}
+# default: each probe test runs its cases once, under the variant the
+# kernel's feature probes choose (the faster ones: the host's run covers the
+# forced tracepoint/tp_btf groups); all: also under each forced variant
+# (about twice the time).
+test_variants=${IG_KERNEL_TEST_VARIANTS:-default}
 mirror=${IG_KERNEL_MIRROR:-http://deb.debian.org/debian}
 jobs=2
 while getopts "j:" o; do
@@ -259,7 +264,7 @@ run_kernel() {
 		timeout --kill-after=10 "$timeout_s" qemu-system-x86_64 -machine q35 -cpu max -smp 2 \
 			-m 2048 -nographic -no-reboot -nic none -kernel "$kdir/vmlinuz" \
 			-initrd "$d/initramfs.cpio" \
-			-append "console=ttyS0 panic=-1 no_timer_check quiet loglevel=4 CI=${CI:-}" \
+			-append "console=ttyS0 panic=-1 no_timer_check quiet loglevel=4 CI=${CI:-} IG_TEST_VARIANTS=$test_variants" \
 			</dev/null >"$d/console.log" 2>&1 && rc=0 || rc=$?
 		grep -qa IG-BOOTED "$d/console.log" && break
 		[ $attempt = 1 ] && cp "$d/console.log" "$d/console.first-boot.log" &&
@@ -274,7 +279,7 @@ run_kernel() {
 
 # --- main --------------------------------------------------------------------------
 
-say "build: $build  cache: $cache  kernels: ${order[*]}  jobs: $jobs  tests: $guest_tests"
+say "build: $build  cache: $cache  kernels: ${order[*]}  jobs: $jobs  tests: $guest_tests (variants: $test_variants)"
 build_common_cpio
 
 running=0

@@ -647,7 +647,7 @@ int main(void)
 	 * tp_btf where the kernel runs it. */
 	int failed = cmocka_run_group_tests_name("file_io probe, default variant", tests,
 						 group_setup, group_teardown);
-	if (geteuid() != 0)
+	if (geteuid() != 0 || ig_test_default_variant_only())
 		return failed;
 	if (!ig_bpf_has_tp_btf()) {
 		print_message("NOTE: this kernel cannot run tp_btf programs; the tp_btf "
