@@ -21,8 +21,10 @@
 # env:   IG_BUILD_DIR (default <source>/build), IG_KERNEL_CACHE (default
 #        /var/cache/ingrain-kernels), IG_KERNEL_TIMEOUT (seconds per boot,
 #        default 480), IG_KERNEL_TESTS (space-separated subset of the guest
-#        tests), IG_KERNEL_TEST_VARIANTS (default|all, see below), CI=true (a kernel that cannot be fetched fails instead of
-#        being skipped).
+#        tests), IG_KERNEL_TEST_VARIANTS (default|all, see below),
+#        IG_KERNEL_WORK (initramfs and logs, default <build>/kernels),
+#        IG_KERNEL_MIRROR (default http://deb.debian.org/debian), CI=true
+#        (a kernel that cannot be fetched fails instead of being skipped).
 # exit:  0 all passed, 1 a test failed or a kernel could not be run, 77
 #        nothing could run outside CI (skipped).
 set -euo pipefail
@@ -95,7 +97,7 @@ if [ $# -gt 0 ]; then
 	order=("$@")
 fi
 
-work="$build/kernels"
+work=${IG_KERNEL_WORK:-$build/kernels}
 mkdir -p "$work"
 mkdir -p "$cache" 2>/dev/null && [ -w "$cache" ] ||
 	missing "the kernel cache $cache cannot be written" "run as root or set IG_KERNEL_CACHE"
