@@ -77,14 +77,17 @@ cat $mon/passwd >/dev/null
 cat $mon/missing 2>/dev/null
 : >$T/outside/x
 : >${mon}etera
-wait_for "the monitored opens in the output" 30 sh -c "grep -c '\"file.open\"' $out | grep -qx '[3-9]'"
-sleep 1
-n=$(grep '"file.open"' $out | grep -c "\"$mon/")
-[ "$n" -ge 4 ] || fail "expected >= 4 file.open events under $mon, got $n"
-grep '"file.open"' $out | grep -q "\"$mon/missing\".*ENOENT\|ENOENT.*\"$mon/missing\"" ||
-	fail "no ENOENT event for $mon/missing"
+wait_for "the monitored opens in the output" 30 sh -c "grep -c '\"file.open\"' $out | grep -qx '[4-9]'"
+sleep 1 # anything unexpected would arrive by now
+opens() { grep '"file.open"' $out | grep -c "\"path\":\"$1\""; }
+n=$(grep -c '"file.open"' $out)
+[ "$n" = 4 ] || fail "expected exactly 4 file.open events, got $n: $(cat $out)"
+[ "$(opens $mon/passwd)" = 2 ] || fail "expected 2 opens of $mon/passwd (write, read)"
+[ "$(opens $mon/new)" = 1 ] || fail "expected 1 open of $mon/new"
+grep '"file.open"' $out | grep "\"path\":\"$mon/missing\"" | grep -q '"error":"ENOENT"' ||
+	fail "no ENOENT event for $mon/missing: $(cat $out)"
 ! grep -q -e '/outside/' -e 'monetera' $out || fail "an open outside $mon was reported"
-echo "ok: file.open events exact (inside reported, outside not)"
+echo "ok: file.open events exact (4 inside: write, read, create, ENOENT; none outside)"
 
 # The agent's /metrics: one ingrain_agent_probe_variant series per probe.
 wget -q -O $T/metrics "http://127.0.0.1:$mport/metrics" || fail "GET /metrics failed"
