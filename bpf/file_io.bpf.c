@@ -8,8 +8,11 @@
  *
  * Hooks: syscall exits only; the byte count is the return value and the fd
  * is read from the task's saved user registers (di on x86_64), so no entry
- * program and no per-call stash are needed. Two variants, one enabled by
+ * program and no per-call stash are needed. Three variants, one enabled by
  * user space:
+ *   - fexit/__x64_sys_<call>: runs for these calls only, the registers are
+ *     the argument, and the other syscalls stay off the syscall-tracing slow
+ *     path; needs BPF trampolines and a kernel that allows them.
  *   - tracepoint/syscalls/sys_exit_<call>: runs for these calls only;
  *     the registers come from bpf_task_pt_regs (5.15+).
  *   - tp_btf/sys_exit: runs for every syscall and checks the number first;
@@ -248,10 +251,30 @@ int BPF_PROG(ig_file_io_exit_btf, struct pt_regs *regs, long ret)
 	default:
 		return 0;
 	}
-	if (bpf_get_current_task_btf()->thread_info.status & IG_TS_COMPAT)
+	if (ig_current_in_compat_syscall())
 		return 0;
 	return on_exit(write, ret, (int)regs->di);
 }
+
+/* --- fexit variant: the 64-bit syscall functions themselves -------------- */
+
+#define IG_FEXIT(call, write)                                                 \
+	SEC("fexit/__x64_sys_" #call)                                         \
+	int BPF_PROG(ig_file_io_fexit_##call, struct pt_regs *regs, long ret) \
+	{                                                                     \
+		return ret < 0 ? 0 : on_exit(write, ret, (int)regs->di);      \
+	}
+
+IG_FEXIT(read, false)
+IG_FEXIT(pread64, false)
+IG_FEXIT(readv, false)
+IG_FEXIT(preadv, false)
+IG_FEXIT(preadv2, false)
+IG_FEXIT(write, true)
+IG_FEXIT(pwrite64, true)
+IG_FEXIT(writev, true)
+IG_FEXIT(pwritev, true)
+IG_FEXIT(pwritev2, true)
 #endif
 
 /* --- tracepoint variant: one program per syscall exit -------------------- */

@@ -4,8 +4,13 @@
  * configured monitor_dirs, with their result. Modelled on libbpf-tools'
  * opensnoop; docs/probes.md has the design and the measurements behind it.
  *
- * Hooks: this kernel family may lack kprobes and refuse fentry, so the probe
- * uses syscall tracepoints. Two interchangeable variants share all logic:
+ * Hooks: some kernels lack kprobes and refuse fentry, so the baseline is
+ * syscall tracepoints. Three interchangeable variants share all logic:
+ *   - fentry/fexit on the syscall functions (__x64_sys_openat, ...): run
+ *     for opens only, with the saved registers as argument and the result at
+ *     exit, and without the syscall-tracing slow path that syscall
+ *     tracepoints switch on for every syscall of every task. Needs BPF
+ *     trampolines (5.5+) and a kernel that allows them (docs/kernels.md).
  *   - tp_btf/sys_enter + tp_btf/sys_exit: one program pair for every syscall,
  *     checking the syscall number first. Cheaper per open than the perf-based
  *     syscall tracepoints, but needs tp_btf (BTF-enabled raw tracepoints).
@@ -384,33 +389,10 @@ static __always_inline int on_exit(__u16 sc, long ret, struct pt_regs *regs, boo
 }
 
 #if defined(__TARGET_ARCH_x86)
-/* --- tp_btf variant: every syscall, number checked first --------------- */
-
-SEC("tp_btf/sys_enter")
-int BPF_PROG(ig_files_enter_btf, struct pt_regs *regs, long id)
+/* Entry with the open's saved user registers (a BTF-typed pointer: direct
+ * loads, no helper calls). x86_64 syscall arguments: di, si, dx, r10. */
+static __always_inline int on_enter_regs(__u16 sc, struct pt_regs *regs)
 {
-	int sc;
-
-	switch (id) {
-	case NR_openat:
-		sc = IG_FILE_SC_OPENAT;
-		break;
-	case NR_openat2:
-		sc = IG_FILE_SC_OPENAT2;
-		break;
-	case NR_open:
-		sc = IG_FILE_SC_OPEN;
-		break;
-	case NR_creat:
-		sc = IG_FILE_SC_CREAT;
-		break;
-	default:
-		return 0;
-	}
-	/* BTF-typed pointers: direct loads, no helper calls. */
-	if (bpf_get_current_task_btf()->thread_info.status & IG_TS_COMPAT)
-		return 0;
-	/* x86_64 syscall arguments: di, si, dx, r10. */
 	unsigned long a0 = regs->di, a1 = regs->si, a2 = regs->dx, a3 = regs->r10;
 	int dirfd = AT_FDCWD;
 	const char *path = (const char *)a0;
@@ -434,6 +416,34 @@ int BPF_PROG(ig_files_enter_btf, struct pt_regs *regs, long id)
 	return on_enter(sc, dirfd, path, flags, mode);
 }
 
+/* --- tp_btf variant: every syscall, number checked first --------------- */
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(ig_files_enter_btf, struct pt_regs *regs, long id)
+{
+	__u16 sc;
+
+	switch (id) {
+	case NR_openat:
+		sc = IG_FILE_SC_OPENAT;
+		break;
+	case NR_openat2:
+		sc = IG_FILE_SC_OPENAT2;
+		break;
+	case NR_open:
+		sc = IG_FILE_SC_OPEN;
+		break;
+	case NR_creat:
+		sc = IG_FILE_SC_CREAT;
+		break;
+	default:
+		return 0;
+	}
+	if (ig_current_in_compat_syscall())
+		return 0;
+	return on_enter_regs(sc, regs);
+}
+
 SEC("tp_btf/sys_exit")
 int BPF_PROG(ig_files_exit_btf, struct pt_regs *regs, long ret)
 {
@@ -450,10 +460,30 @@ int BPF_PROG(ig_files_exit_btf, struct pt_regs *regs, long ret)
 		sc = IG_FILE_SC_CREAT;
 	else
 		return 0;
-	if (bpf_get_current_task_btf()->thread_info.status & IG_TS_COMPAT)
+	if (ig_current_in_compat_syscall())
 		return 0;
 	return on_exit(sc, ret, regs, true);
 }
+
+/* --- fentry variant: the 64-bit syscall functions themselves ------------- */
+/* (32-bit calls go through __ia32_* functions: nothing to filter out.) */
+
+#define IG_FENTRY_PAIR(call, sc)                                            \
+	SEC("fentry/__x64_sys_" #call)                                      \
+	int BPF_PROG(ig_files_fentry_##call, struct pt_regs *regs)          \
+	{                                                                   \
+		return on_enter_regs(sc, regs);                             \
+	}                                                                   \
+	SEC("fexit/__x64_sys_" #call)                                       \
+	int BPF_PROG(ig_files_fexit_##call, struct pt_regs *regs, long ret) \
+	{                                                                   \
+		return on_exit(sc, ret, regs, true);                        \
+	}
+
+IG_FENTRY_PAIR(openat, IG_FILE_SC_OPENAT)
+IG_FENTRY_PAIR(openat2, IG_FILE_SC_OPENAT2)
+IG_FENTRY_PAIR(open, IG_FILE_SC_OPEN)
+IG_FENTRY_PAIR(creat, IG_FILE_SC_CREAT)
 #endif
 
 /* --- tracepoint variant: one pair per syscall ---------------------------- */

@@ -79,6 +79,21 @@ static __always_inline bool ig_task_in_compat_syscall(struct task_struct *task)
 #endif
 }
 
+/* The same for the current task, for tp_btf programs: a BTF load where
+ * bpf_get_current_task_btf exists (5.11+), else a probe read (5.10). The
+ * CO-RE enum relocation makes the test a load-time constant, so the verifier
+ * never walks the call a kernel lacks (docs/kernels.md). */
+static __always_inline bool ig_current_in_compat_syscall(void)
+{
+#if defined(__TARGET_ARCH_x86)
+	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf))
+		return bpf_get_current_task_btf()->thread_info.status & IG_TS_COMPAT;
+	return ig_task_in_compat_syscall((struct task_struct *)bpf_get_current_task());
+#else
+	return false;
+#endif
+}
+
 /* The process header every event carries. */
 static __always_inline void ig_fill_proc(__u32 *pid, __u32 *tid, __u32 *ppid, __u32 *uid,
 					 __u32 *gid, __u64 *cgroup_id, char *comm,

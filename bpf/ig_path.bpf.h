@@ -205,7 +205,11 @@ __noinline int ig_path_fold_step(__u32 i)
 	__u32 d = ps->depth & (IG_PATH_DEPTH - 1);
 	if (w == cs + 2 && ps->path[cs] == '.' && ps->path[(cs + 1) & IG_PATH_MASK] == '.') {
 		if (d > 0) {
-			__u32 prev = ps->starts[(d - 1) & (IG_PATH_DEPTH - 1)];
+			/* The barrier keeps the mask: clang drops it (d > 0), and
+			 * verifiers before 6.x cannot bound d - 1 without it. */
+			__u32 pd = d - 1;
+			barrier_var(pd);
+			__u32 prev = ps->starts[pd & (IG_PATH_DEPTH - 1)];
 			ps->depth = d - 1;
 			ps->w = prev;
 			ps->cs = prev;
@@ -351,10 +355,13 @@ static __always_inline struct file *ig_fd_file(int fd)
 }
 
 /* ig_fd_file with direct BTF loads for task->files->fdt (no helper calls
- * but the fd array element's): kernels with bpf_get_current_task_btf
- * (5.11+) only. */
+ * but the fd array element's) where bpf_get_current_task_btf exists
+ * (5.11+); ig_fd_file on 5.10 (a load-time constant, see
+ * ig_current_in_compat_syscall). */
 static __always_inline struct file *ig_fd_file_btf(int fd)
 {
+	if (!bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf))
+		return ig_fd_file(fd);
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct fdtable *fdt = task->files->fdt;
 	struct file **fda = fdt->fd;

@@ -217,12 +217,21 @@ static void publish_metrics(struct ig_agent *a)
 	ig_prom_init(&p);
 	ig_prom_family(&p, "ingrain_agent_probe_events_total", "counter",
 		       "Events read from a probe's ring buffer.");
+	const char *variants[IG_PROBE__COUNT] = { 0 };
 	for (int i = 0; i < a->nprobes; i++) {
 		struct ig_probe_stats st = { 0 };
 		a->probes[i].ops->stats(a->probes[i].state, &st);
 		ig_prom_sample(&p, "ingrain_agent_probe_events_total", "probe",
 			       a->probes[i].ops->name, (double)st.events);
+		variants[i] = st.variant;
 	}
+	ig_prom_family(&p, "ingrain_agent_probe_variant", "gauge",
+		       "1 for the program variant each probe runs, as chosen by feature "
+		       "probing at start-up (docs/kernels.md).");
+	for (int i = 0; i < a->nprobes; i++)
+		if (variants[i])
+			ig_prom_sample2(&p, "ingrain_agent_probe_variant", "probe",
+					a->probes[i].ops->name, "variant", variants[i], 1);
 	uint64_t rb, other;
 	lost_totals(a, &rb, &other);
 	ig_prom_family(&p, "ingrain_agent_lost_records_total", "counter",

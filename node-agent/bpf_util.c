@@ -170,6 +170,16 @@ bool ig_bpf_has_tp_btf(void)
 	return cached(&v, probe_tp_btf);
 }
 
+bool ig_bpf_has_tp_btf_event(const char *name)
+{
+	return libbpf_find_vmlinux_btf_id(name, BPF_TRACE_RAW_TP) >= 0;
+}
+
+bool ig_bpf_has_fentry_target(const char *name)
+{
+	return libbpf_find_vmlinux_btf_id(name, BPF_TRACE_FENTRY) >= 0;
+}
+
 bool ig_bpf_has_fentry(void)
 {
 	static int v = -1;

@@ -24,10 +24,17 @@ void ig_bpf_log_init(void);
 /* BTF-enabled raw tracepoints (SEC("tp_btf/...")): loads and attaches a
  * no-op program on sys_enter. */
 bool ig_bpf_has_tp_btf(void);
+/* The kernel has the tracepoint `name` for tp_btf programs (its
+ * btf_trace_<name> type is in the vmlinux BTF); with ig_bpf_has_tp_btf(),
+ * a tp_btf program on it loads. */
+bool ig_bpf_has_tp_btf_event(const char *name);
 /* fentry/fexit (SEC("fentry/...")): loads and attaches a no-op program on
  * do_sys_openat2. Fails on kernels without BPF trampolines or where a
  * security policy forbids them. */
 bool ig_bpf_has_fentry(void);
+/* The kernel function `name` is in the vmlinux BTF (a possible fentry/fexit
+ * target; with ig_bpf_has_fentry() a program on it loads). */
+bool ig_bpf_has_fentry_target(const char *name);
 /* kprobes: the kprobe perf PMU exists and a kprobe program loads. */
 bool ig_bpf_has_kprobes(void);
 /* The tracepoint category/name exists in tracefs (needs tracefs mounted,

@@ -29,6 +29,11 @@ struct ig_probe_stats {
 	uint64_t events; /* events read from the ring buffer */
 	uint64_t ringbuf_full; /* events dropped in the kernel: no ring buffer space */
 	uint64_t other_lost; /* e.g. entry map full (enter seen, exit lost) */
+	/* The program variant the feature probes chose ("tracepoint",
+	 * "tp_btf", "fentry", "cgroup_skb", ...; docs/kernels.md): a static
+	 * string, NULL when the probe has none. Exported as
+	 * ingrain_agent_probe_variant{probe,variant} 1. */
+	const char *variant;
 };
 
 struct ig_probe_ops {

@@ -87,11 +87,16 @@ struct path_table {
 	size_t cap, n; /* cap: a power of two */
 };
 
+/* Program variants, by section prefix (bpf/file_io.bpf.c). */
+enum file_io_variant { V_TRACEPOINT, V_TP_BTF, V_FEXIT };
+static const char *const variant_names[] = { "tracepoint", "tp_btf", "fexit" };
+
 struct file_io_state {
 	struct file_io_bpf *skel;
 	struct ig_sink sink;
 	struct ig_record *rec;
-	bool btf_variant, loaded;
+	enum file_io_variant variant;
+	bool loaded;
 	uint64_t interval_ns, last_read_ns;
 	struct table prev;
 	struct ring_buffer *rb;
@@ -509,12 +514,19 @@ static int read_pass(struct file_io_state *st)
 	return emitted;
 }
 
-/* Syscall tracepoints (they run for the counted calls only) when tracefs has
- * them and tracepoint programs can read the saved registers
- * (bpf_task_pt_regs, 5.15+); else tp_btf/sys_exit (runs for every
- * syscall). INGRAIN_FILE_IO_VARIANT=tracepoint|tp_btf overrides (tests,
- * benchmarks). docs/probes.md has the measurements. */
-static int choose_variant(bool *btf, struct ig_err *err)
+/* fexit on the syscall functions where the kernel allows it (they run for
+ * the counted calls only, and the other syscalls stay off the tracing slow
+ * path). Else syscall tracepoints (they run for the counted calls only)
+ * when tracefs has them and tracepoint programs can read the saved
+ * registers (bpf_task_pt_regs, 5.15+); else tp_btf/sys_exit (runs for
+ * every syscall). INGRAIN_FILE_IO_VARIANT=fexit|tracepoint|tp_btf overrides
+ * (tests, benchmarks). docs/probes.md has the measurements. */
+static bool can_fexit(void)
+{
+	return ig_bpf_has_fentry() && ig_bpf_has_fentry_target("__x64_sys_read");
+}
+
+static int choose_variant(enum file_io_variant *out, struct ig_err *err)
 {
 	const char *v = getenv("INGRAIN_FILE_IO_VARIANT");
 	bool tp = ig_bpf_has_tracepoint("syscalls", "sys_exit_read") &&
@@ -524,7 +536,7 @@ static int choose_variant(bool *btf, struct ig_err *err)
 					  NULL) == 1;
 
 	if (v && strcmp(v, "tracepoint") == 0) {
-		*btf = false;
+		*out = V_TRACEPOINT;
 		if (tp)
 			return 0;
 		ig_err_add(
@@ -534,25 +546,38 @@ static int choose_variant(bool *btf, struct ig_err *err)
 		return -ENOENT;
 	}
 	if (v && strcmp(v, "tp_btf") == 0) {
-		*btf = true;
+		*out = V_TP_BTF;
 		if (ig_bpf_has_tp_btf())
 			return 0;
 		ig_err_add(err, "INGRAIN_FILE_IO_VARIANT=tp_btf but this kernel cannot attach "
 				"tp_btf programs: unset it");
 		return -EOPNOTSUPP;
 	}
+	if (v && strcmp(v, "fexit") == 0) {
+		*out = V_FEXIT;
+		if (can_fexit())
+			return 0;
+		ig_err_add(err, "INGRAIN_FILE_IO_VARIANT=fexit but this kernel cannot attach "
+				"fexit programs to __x64_sys_read (no BPF trampolines, or refused "
+				"by policy): unset it");
+		return -EOPNOTSUPP;
+	}
 	if (v && *v) {
 		ig_err_add(err,
-			   "INGRAIN_FILE_IO_VARIANT='%s' is not a variant: use tracepoint or "
-			   "tp_btf, or unset it",
+			   "INGRAIN_FILE_IO_VARIANT='%s' is not a variant: use fexit, tracepoint "
+			   "or tp_btf, or unset it",
 			   v);
 		return -EINVAL;
 	}
-	*btf = false;
+	if (can_fexit()) {
+		*out = V_FEXIT;
+		return 0;
+	}
+	*out = V_TRACEPOINT;
 	if (tp)
 		return 0;
 	if (ig_bpf_has_tp_btf()) {
-		*btf = true;
+		*out = V_TP_BTF;
 		return 0;
 	}
 	ig_err_add(err, "probes.file_io: no syscall tracepoints usable (is tracefs mounted? set "
@@ -561,14 +586,33 @@ static int choose_variant(bool *btf, struct ig_err *err)
 	return -ENOENT;
 }
 
-static void select_variant(struct file_io_bpf *skel, bool btf)
+static enum file_io_variant variant_of(const char *sec)
+{
+	if (strncmp(sec, "tp_btf/", 7) == 0)
+		return V_TP_BTF;
+	if (strncmp(sec, "fexit/", 6) == 0)
+		return V_FEXIT;
+	return V_TRACEPOINT;
+}
+
+/* Enables exactly one variant (libbpf-tools style autoload toggles); a
+ * syscall function missing from the kernel's BTF is skipped with a
+ * warning rather than failing the probe. */
+static void select_variant(struct file_io_bpf *skel, enum file_io_variant v)
 {
 	struct bpf_program *p;
 
 	bpf_object__for_each_program(p, skel->obj)
 	{
-		bool is_btf = strncmp(bpf_program__section_name(p), "tp_btf/", 7) == 0;
-		bpf_program__set_autoload(p, btf ? is_btf : !is_btf);
+		const char *sec = bpf_program__section_name(p);
+		bool on = variant_of(sec) == v;
+		if (on && v == V_FEXIT && !ig_bpf_has_fentry_target(sec + 6)) {
+			ig_warn("file_io probe: syscall function missing from the kernel's BTF; "
+				"that call is not counted",
+				"function=%s", sec + 6);
+			on = false;
+		}
+		bpf_program__set_autoload(p, on);
 	}
 }
 
@@ -628,9 +672,9 @@ static int file_io_open(void **state, const void *conf, const struct ig_agent_co
 			   strerror(-rv));
 		goto fail;
 	}
-	if ((rv = choose_variant(&st->btf_variant, err)) < 0)
+	if ((rv = choose_variant(&st->variant, err)) < 0)
 		goto fail;
-	select_variant(st->skel, st->btf_variant);
+	select_variant(st->skel, st->variant);
 	if ((rv = file_io_bpf__load(st->skel)) < 0) {
 		ig_err_add(err,
 			   "probes.file_io: the kernel refused the BPF programs (%s); the log "
@@ -658,7 +702,7 @@ static int file_io_open(void **state, const void *conf, const struct ig_agent_co
 	st->last_read_ns = ig_mono_ns();
 	ig_info("file_io probe attached",
 		"variant=%s interval_ms=%llu max_entries=%u monitor_dirs=%zu",
-		st->btf_variant ? "tp_btf" : "tracepoint",
+		variant_names[st->variant],
 		(unsigned long long)(st->interval_ns / IG_NSEC_PER_MSEC), max, fc->monitor_dirs.n);
 	*state = st;
 	return 0;
@@ -689,6 +733,7 @@ static void file_io_stats(void *state, struct ig_probe_stats *out)
 
 	memset(out, 0, sizeof(*out));
 	out->events = st->records;
+	out->variant = variant_names[st->variant];
 	/* Evicted or never inserted keys, and skipped program runs (see
 	 * ig_bpf_prog_misses), are uncounted bytes. */
 	out->other_lost = st->evictions + st->failed + ig_bpf_prog_misses(st->skel->obj);

@@ -4,8 +4,9 @@
  * open() validates monitor_dirs, writes the configuration into the
  * skeleton's .rodata (prefixes, include_failed, wakeup threshold, resolve
  * mode), sizes the ring buffer from agent.ringbuf_bytes, enables one program
- * variant (syscall tracepoints, or tp_btf when they are missing), loads and
- * attaches. With resolve = real_path it also decides where the exit program
+ * variant (fentry/fexit on the syscall functions where the kernel allows
+ * them, else syscall tracepoints, or tp_btf when those are missing), loads
+ * and attaches. With resolve = real_path it also decides where the exit program
  * gets the arguments of an open that did not match at entry: the saved user
  * registers when the kernel has bpf_task_pt_regs for tracepoint programs,
  * else a per-open stash. consume() turns each "file.open" event into a
@@ -33,6 +34,10 @@
 /* Wakeup threshold estimate: header + a typical path + ring-buffer header. */
 #define EVENT_TYPICAL_SIZE (IG_FILE_EVENT_HDR_SIZE + 64 + 8)
 
+/* Program variants, by section prefix (bpf/files.bpf.c). */
+enum files_variant { V_TRACEPOINT, V_TP_BTF, V_FENTRY };
+static const char *const variant_names[] = { "tracepoint", "tp_btf", "fentry" };
+
 struct files_state {
 	struct files_bpf *skel;
 	struct ring_buffer *rb;
@@ -41,7 +46,7 @@ struct files_state {
 	uint64_t events;
 	uint64_t malformed;
 	struct ig_ratelimit malformed_rl;
-	bool btf_variant;
+	enum files_variant variant;
 	bool exit_args_stash;
 };
 
@@ -170,63 +175,101 @@ static uint64_t ringbuf_size(uint64_t want)
 	return sz;
 }
 
-/* Enables exactly one variant: programs whose section starts with prefix. */
-static void select_variant(struct files_bpf *skel, bool btf)
+static enum files_variant variant_of(const char *sec)
+{
+	if (strncmp(sec, "tp_btf/", 7) == 0)
+		return V_TP_BTF;
+	if (strncmp(sec, "fentry/", 7) == 0 || strncmp(sec, "fexit/", 6) == 0)
+		return V_FENTRY;
+	return V_TRACEPOINT;
+}
+
+/* Enables exactly one variant (libbpf-tools style autoload toggles). */
+static void select_variant(struct files_bpf *skel, enum files_variant v)
 {
 	struct bpf_program *p;
 
 	bpf_object__for_each_program(p, skel->obj)
 	{
 		const char *sec = bpf_program__section_name(p);
-		bool is_btf = strncmp(sec, "tp_btf/", 7) == 0;
-		bool on = btf ? is_btf : !is_btf;
-		/* A syscall tracepoint this kernel lacks (open/creat are
-		 * x86-only) is skipped rather than failing the probe. */
-		if (on && !is_btf && strncmp(sec, "tracepoint/syscalls/", 20) == 0 &&
+		bool on = variant_of(sec) == v;
+		/* A syscall tracepoint or function this kernel lacks
+		 * (open/creat are x86-only) is skipped rather than failing
+		 * the probe. */
+		if (on && v == V_TRACEPOINT && strncmp(sec, "tracepoint/syscalls/", 20) == 0 &&
 		    !ig_bpf_has_tracepoint("syscalls", sec + 20)) {
 			ig_warn("files probe: syscall tracepoint missing; that syscall is not "
 				"monitored",
 				"tracepoint=%s", sec + 11);
 			on = false;
 		}
+		if (on && v == V_FENTRY) {
+			const char *fn = strchr(sec, '/') + 1;
+			if (!ig_bpf_has_fentry_target(fn)) {
+				ig_warn("files probe: syscall function missing from the kernel's "
+					"BTF; that syscall is not monitored",
+					"function=%s", fn);
+				on = false;
+			}
+		}
 		bpf_program__set_autoload(p, on);
 	}
 }
 
-/* Syscall tracepoints by default: they tax every other syscall about half
- * as much as tp_btf sys_enter/sys_exit programs (which run for every
- * syscall), and opens are a small share of a real workload's syscalls
- * (docs/probes.md has the measurements). tp_btf when the syscall
- * tracepoints are not available (tracefs missing). INGRAIN_FILES_VARIANT=
- * tracepoint|tp_btf overrides, for tests, benchmarks and open-heavy nodes. */
-static int choose_variant(bool *btf, struct ig_err *err)
+/* fentry/fexit on the syscall functions where the kernel allows them: they
+ * run for opens only and leave the other syscalls alone. Else syscall
+ * tracepoints: they tax every other syscall about half as much as tp_btf
+ * sys_enter/sys_exit programs (which run for every syscall), and opens are
+ * a small share of a real workload's syscalls (docs/probes.md has the
+ * measurements). tp_btf when the syscall tracepoints are not available
+ * (tracefs missing). INGRAIN_FILES_VARIANT=fentry|tracepoint|tp_btf
+ * overrides, for tests, benchmarks and open-heavy nodes. */
+static bool can_fentry(void)
+{
+	return ig_bpf_has_fentry() && ig_bpf_has_fentry_target("__x64_sys_openat");
+}
+
+static int choose_variant(enum files_variant *out, struct ig_err *err)
 {
 	const char *v = getenv("INGRAIN_FILES_VARIANT");
 
 	if (v && strcmp(v, "tracepoint") == 0) {
-		*btf = false;
+		*out = V_TRACEPOINT;
 		return 0;
 	}
 	if (v && strcmp(v, "tp_btf") == 0) {
-		*btf = true;
+		*out = V_TP_BTF;
 		if (ig_bpf_has_tp_btf())
 			return 0;
 		ig_err_add(err, "INGRAIN_FILES_VARIANT=tp_btf but this kernel cannot attach "
 				"tp_btf programs: unset it to use syscall tracepoints");
 		return -EOPNOTSUPP;
 	}
+	if (v && strcmp(v, "fentry") == 0) {
+		*out = V_FENTRY;
+		if (can_fentry())
+			return 0;
+		ig_err_add(err, "INGRAIN_FILES_VARIANT=fentry but this kernel cannot attach "
+				"fentry programs to __x64_sys_openat (no BPF trampolines, or "
+				"refused by policy): unset it");
+		return -EOPNOTSUPP;
+	}
 	if (v && *v) {
 		ig_err_add(err,
-			   "INGRAIN_FILES_VARIANT='%s' is not a variant: use tracepoint or tp_btf, "
-			   "or unset it",
+			   "INGRAIN_FILES_VARIANT='%s' is not a variant: use fentry, tracepoint "
+			   "or tp_btf, or unset it",
 			   v);
 		return -EINVAL;
 	}
-	*btf = false;
+	if (can_fentry()) {
+		*out = V_FENTRY;
+		return 0;
+	}
+	*out = V_TRACEPOINT;
 	if (ig_bpf_has_tracepoint("syscalls", "sys_enter_openat"))
 		return 0;
 	if (ig_bpf_has_tp_btf()) {
-		*btf = true;
+		*out = V_TP_BTF;
 		return 0;
 	}
 	ig_err_add(err, "probes.files: no syscall tracepoints (is tracefs mounted at "
@@ -240,13 +283,14 @@ static int choose_variant(bool *btf, struct ig_err *err)
  * programs need bpf_task_pt_regs (5.15+), else every open is stashed at
  * entry (measurably dearer, docs/probes.md). INGRAIN_FILES_EXIT_ARGS=
  * regs|stash overrides, for tests and benchmarks. */
-static int choose_exit_args(bool btf, bool *stash, struct ig_err *err)
+static int choose_exit_args(enum files_variant var, bool *stash, struct ig_err *err)
 {
 	const char *v = getenv("INGRAIN_FILES_EXIT_ARGS");
-	bool regs_ok = btf || (libbpf_probe_bpf_helper(BPF_PROG_TYPE_TRACEPOINT,
-						       BPF_FUNC_task_pt_regs, NULL) == 1 &&
-			       libbpf_probe_bpf_helper(BPF_PROG_TYPE_TRACEPOINT,
-						       BPF_FUNC_get_current_task_btf, NULL) == 1);
+	bool regs_ok = var != V_TRACEPOINT ||
+		       (libbpf_probe_bpf_helper(BPF_PROG_TYPE_TRACEPOINT, BPF_FUNC_task_pt_regs,
+						NULL) == 1 &&
+			libbpf_probe_bpf_helper(BPF_PROG_TYPE_TRACEPOINT,
+						BPF_FUNC_get_current_task_btf, NULL) == 1);
 
 	if (v && strcmp(v, "stash") == 0) {
 		*stash = true;
@@ -314,12 +358,12 @@ static int files_open(void **state, const void *conf, const struct ig_agent_conf
 		goto fail;
 	}
 
-	if ((rv = choose_variant(&st->btf_variant, err)) < 0)
+	if ((rv = choose_variant(&st->variant, err)) < 0)
 		goto fail;
-	select_variant(st->skel, st->btf_variant);
+	select_variant(st->skel, st->variant);
 	st->skel->rodata->ig_resolve = (uint32_t)fc->resolve;
 	if (fc->resolve == IG_FILE_RESOLVE_REAL_PATH &&
-	    (rv = choose_exit_args(st->btf_variant, &st->exit_args_stash, err)) < 0)
+	    (rv = choose_exit_args(st->variant, &st->exit_args_stash, err)) < 0)
 		goto fail;
 	st->skel->rodata->ig_exit_args = st->exit_args_stash ? 1 : 0;
 	if (!(fc->resolve == IG_FILE_RESOLVE_REAL_PATH && st->exit_args_stash))
@@ -335,10 +379,10 @@ static int files_open(void **state, const void *conf, const struct ig_agent_conf
 	}
 	if ((rv = files_bpf__attach(st->skel)) < 0) {
 		ig_err_add(err,
-			   "probes.files: attaching to the syscall tracepoints failed (%s): "
-			   "check that tracefs is mounted (agent.mount_tracefs) and that the "
-			   "agent runs as root",
-			   strerror(-rv));
+			   "probes.files: attaching the %s programs failed (%s): check that "
+			   "tracefs is mounted (agent.mount_tracefs) and that the agent runs as "
+			   "root; INGRAIN_FILES_VARIANT=tracepoint forces the baseline",
+			   variant_names[st->variant], strerror(-rv));
 		goto fail;
 	}
 	st->rb = ring_buffer__new(bpf_map__fd(st->skel->maps.events), handle_event, st, NULL);
@@ -350,7 +394,7 @@ static int files_open(void **state, const void *conf, const struct ig_agent_conf
 	ig_info("files probe attached",
 		"variant=%s resolve=%s%s monitor_dirs=%zu ringbuf_bytes=%llu "
 		"wakeup_bytes=%llu include_failed=%d",
-		st->btf_variant ? "tp_btf" : "tracepoint",
+		variant_names[st->variant],
 		fc->resolve == IG_FILE_RESOLVE_REAL_PATH ? "real_path" : "lexical",
 		fc->resolve == IG_FILE_RESOLVE_REAL_PATH ?
 			(st->exit_args_stash ? " exit_args=stash" : " exit_args=regs") :
@@ -384,6 +428,7 @@ static void files_stats(void *state, struct ig_probe_stats *out)
 
 	memset(out, 0, sizeof(*out));
 	out->events = st->events;
+	out->variant = variant_names[st->variant];
 	ig_bpf_read_lost(bpf_map__fd(st->skel->maps.lost), &out->ringbuf_full, &out->other_lost);
 }
 

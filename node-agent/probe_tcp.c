@@ -314,6 +314,7 @@ static void tcp_stats(void *state, struct ig_probe_stats *out)
 
 	memset(out, 0, sizeof(*out));
 	out->events = st->events;
+	out->variant = st->btf_variant ? "tp_btf" : "tracepoint";
 	ig_bpf_read_lost(bpf_map__fd(st->skel->maps.lost), &out->ringbuf_full, &out->other_lost);
 	/* State changes the kernel did not run the program for (a classic
 	 * tracepoint program interrupted by a softirq that changes a TCP

@@ -296,6 +296,9 @@ static int choose_method(const struct ig_traffic_conf *tc, enum method *m, struc
 	const char *v = getenv("INGRAIN_TRAFFIC_VARIANT");
 	bool tp = ig_bpf_has_tracepoint("sock", "sock_send_length") &&
 		  ig_bpf_has_tracepoint("sock", "sock_recv_length");
+	/* The sock tracepoints are 6.2+: older kernels count with cgroup_skb. */
+	bool btf = ig_bpf_has_tp_btf() && ig_bpf_has_tp_btf_event("sock_send_length") &&
+		   ig_bpf_has_tp_btf_event("sock_recv_length");
 
 	if (tc->method == 2) {
 		*m = M_CGROUP_SKB;
@@ -311,10 +314,10 @@ static int choose_method(const struct ig_traffic_conf *tc, enum method *m, struc
 	}
 	if (v && strcmp(v, "tp_btf") == 0) {
 		*m = M_SOCK_BTF;
-		if (ig_bpf_has_tp_btf())
+		if (btf)
 			return 0;
 		ig_err_add(err, "INGRAIN_TRAFFIC_VARIANT=tp_btf but this kernel cannot attach "
-				"tp_btf programs: unset it");
+				"tp_btf programs to sock_send_length (kernel 6.2+): unset it");
 		return -EOPNOTSUPP;
 	}
 	if (v && *v) {
@@ -324,7 +327,7 @@ static int choose_method(const struct ig_traffic_conf *tc, enum method *m, struc
 			   v);
 		return -EINVAL;
 	}
-	if (ig_bpf_has_tp_btf()) {
+	if (btf) {
 		*m = M_SOCK_BTF;
 		return 0;
 	}
@@ -333,7 +336,8 @@ static int choose_method(const struct ig_traffic_conf *tc, enum method *m, struc
 		return 0;
 	}
 	if (tc->method == 0) {
-		ig_warn("traffic probe: no sock tracepoints; counting with cgroup_skb (IP packet "
+		ig_warn("traffic probe: no sock tracepoints (sock_send_length, kernel 6.2+); "
+			"counting with cgroup_skb (IP packet "
 			"bytes per cgroup, no process)",
 			NULL);
 		*m = M_CGROUP_SKB;
@@ -509,6 +513,7 @@ static void traffic_stats(void *state, struct ig_probe_stats *out)
 
 	memset(out, 0, sizeof(*out));
 	out->events = st->records;
+	out->variant = method_names[st->method];
 	/* Skipped program runs (see ig_bpf_prog_misses) are uncounted bytes. */
 	out->other_lost = st->evictions + st->failed + ig_bpf_prog_misses(st->skel->obj);
 }

@@ -52,6 +52,7 @@ test_pkgs=(
 	python3-botocore python3-boto3 curl jq sqlite3 openssl ca-certificates
 	libbpf-tools bpftrace iproute2 util-linux procps psmisc unzip iperf3 debootstrap
 	dnsmasq-base unbound bind9-dnsutils tshark tcpdump iptables
+	qemu-system-x86 busybox-static cpio xz-utils zstd kmod debian-archive-keyring
 )
 # Node.js may already come from another repository whose nodejs conflicts with
 # Debian's npm: only ask apt for them when they are not there at all.

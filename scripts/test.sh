@@ -24,7 +24,7 @@ echo "== tests =="
 echo "== build (ASan + UBSan) =="
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DIG_SANITIZE=ON -DIG_TESTS=ON -DCMAKE_C_COMPILER=clang >/dev/null
 cmake --build build-asan -j"$jobs"
-echo "== tests under ASan + UBSan =="
+echo "== tests under ASan + UBSan (without the label system: QEMU, images) =="
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	ctest --output-on-failure --no-tests=error -LE system)

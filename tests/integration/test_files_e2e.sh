@@ -9,12 +9,13 @@ ig_require_cmd python3
 ig_require_built
 
 port=$(ig_free_port)
+mport=$(ig_free_port)
 mon="$IG_TMP/mon"
 out="$IG_TMP/out.jsonl"
 mkdir -p "$mon/sub" "$IG_TMP/outside"
 echo secret >"$mon/passwd"
 ig_files_config "$IG_TMP/config.yaml" "$port" "$mon" "$out" \
-	"" \
+	"  metrics_listen: 127.0.0.1:$mport" \
 	"  state_dir: $IG_TMP/state"
 
 ig_start_aggregator "$IG_TMP/config.yaml"
@@ -64,6 +65,13 @@ PY
 ig_pass "exact events for opens inside $mon (absolute, O_CREAT, ENOENT, directory, dirfd, cwd-relative with ..)"
 ig_check "no event for files outside (incl. the ${mon}etera prefix sibling)" \
 	bash -c "! grep -q -e '/outside/' -e 'monetera' '$out'"
+
+# The variant the feature probes chose: logged, and the one /metrics names.
+variant=$(sed -n 's/.*msg="files probe attached" variant=\([a-z_]*\).*/\1/p' "$IG_TMP/agent.log" | head -1)
+ig_check "the agent logged the files probe's variant ($variant)" test -n "$variant"
+ig_wait_for "ingrain_agent_probe_variant in /metrics" 5 bash -c \
+	"curl -fsS http://127.0.0.1:$mport/metrics | grep -qx 'ingrain_agent_probe_variant{probe=\"files\",variant=\"$variant\"} 1'"
+ig_pass "/metrics: ingrain_agent_probe_variant{probe=\"files\",variant=\"$variant\"} 1"
 
 ig_stop "$IG_PID_agent"
 ig_check "agent logged a clean drain" grep -q "all records acknowledged" "$IG_TMP/agent.log"

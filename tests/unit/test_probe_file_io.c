@@ -519,6 +519,63 @@ static void test_bad_monitor_dirs_are_rejected_with_advice(void **state)
 	assert_null(p.state);
 }
 
+/* Opens with INGRAIN_FILE_IO_VARIANT=v (NULL: unset) and returns the result;
+ * *got: the variant that runs ("" when the open failed). */
+static int open_variant(const char *v, const char **got, struct ig_err *err)
+{
+	const char *old = getenv("INGRAIN_FILE_IO_VARIANT");
+	char *saved = old ? strdup(old) : NULL;
+	const char *dirs[] = { "/tmp" };
+	struct probe p;
+
+	if (v)
+		setenv("INGRAIN_FILE_IO_VARIANT", v, 1);
+	else
+		unsetenv("INGRAIN_FILE_IO_VARIANT");
+	int rv = try_open(&p, dirs, 1, 0, err);
+	*got = "";
+	if (rv == 0) {
+		struct ig_probe_stats st;
+		ig_probe_file_io_ops.stats(p.state, &st);
+		*got = st.variant;
+		ig_probe_file_io_ops.close(p.state);
+	}
+	if (saved)
+		setenv("INGRAIN_FILE_IO_VARIANT", saved, 1);
+	else
+		unsetenv("INGRAIN_FILE_IO_VARIANT");
+	free(saved);
+	return rv;
+}
+
+/* fexit where the kernel allows it; a forced variant the kernel cannot run
+ * is refused, never replaced. */
+static void test_variant_is_chosen_by_probing_and_overrides_are_checked(void **state)
+{
+	bool fexit = ig_bpf_has_fentry() && ig_bpf_has_fentry_target("__x64_sys_read");
+	struct ig_err err;
+	const char *got;
+
+	(void)state;
+	require_root();
+	assert_int_equal(open_variant(NULL, &got, &err), 0);
+	if (fexit)
+		assert_string_equal(got, "fexit");
+	else
+		assert_true(strcmp(got, "tracepoint") == 0 || strcmp(got, "tp_btf") == 0);
+	print_message("  default variant on this kernel: %s\n", got);
+	int rv = open_variant("fexit", &got, &err);
+	if (fexit) {
+		assert_int_equal(rv, 0);
+		assert_string_equal(got, "fexit");
+	} else {
+		assert_int_equal(rv, -EOPNOTSUPP);
+		assert_non_null(strstr(ig_err_str(&err), "cannot attach fexit programs"));
+	}
+	assert_int_equal(open_variant("kprobe", &got, &err), -EINVAL);
+	assert_non_null(strstr(ig_err_str(&err), "use fexit, tracepoint or tp_btf"));
+}
+
 static void test_monitor_dirs_root_counts_every_regular_file(void **state)
 {
 	struct probe p;
@@ -584,12 +641,13 @@ int main(void)
 			test_a_file_renamed_into_monitor_dirs_is_counted_after_the_next_read),
 		cmocka_unit_test(test_a_full_table_counts_evictions_as_lost),
 		cmocka_unit_test(test_monitor_dirs_root_counts_every_regular_file),
+		cmocka_unit_test(test_variant_is_chosen_by_probing_and_overrides_are_checked),
 	};
 	/* Once with the default variant (syscall tracepoints), once with
 	 * tp_btf where the kernel runs it. */
 	int failed = cmocka_run_group_tests_name("file_io probe, default variant", tests,
 						 group_setup, group_teardown);
-	if (geteuid() != 0)
+	if (geteuid() != 0 || ig_test_default_variant_only())
 		return failed;
 	if (!ig_bpf_has_tp_btf()) {
 		print_message("NOTE: this kernel cannot run tp_btf programs; the tp_btf "

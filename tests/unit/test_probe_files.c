@@ -1151,6 +1151,70 @@ static void test_bad_monitor_dirs_are_rejected_with_advice(void **state)
 	assert_non_null(strstr(ig_err_str(&err), "longer than 255 bytes"));
 }
 
+/* Opens with INGRAIN_FILES_VARIANT=v (NULL: unset); the variant that runs
+ * in *got ("" when the open failed). The caller's setting is restored. */
+static int open_variant(const char *v, const char **got, struct ig_err *err)
+{
+	const char *old = getenv("INGRAIN_FILES_VARIANT");
+	char *saved = old ? strdup(old) : NULL;
+	const char *dirs[] = { "/etc" };
+	struct probe p;
+
+	if (v)
+		setenv("INGRAIN_FILES_VARIANT", v, 1);
+	else
+		unsetenv("INGRAIN_FILES_VARIANT");
+	memset(&p, 0, sizeof(p));
+	p.dirs[0] = (char *)dirs[0];
+	p.fc.monitor_dirs.n = 1;
+	p.fc.monitor_dirs.v = p.dirs;
+	agent_conf(&p.ac);
+	ig_err_init(err);
+	int rv = ig_probe_files_ops.open(&p.state, &p.fc, &p.ac, &sink, err);
+	*got = "";
+	if (rv == 0) {
+		struct ig_probe_stats st;
+		ig_probe_files_ops.stats(p.state, &st);
+		*got = st.variant;
+		ig_probe_files_ops.close(p.state);
+	}
+	if (saved)
+		setenv("INGRAIN_FILES_VARIANT", saved, 1);
+	else
+		unsetenv("INGRAIN_FILES_VARIANT");
+	free(saved);
+	return rv;
+}
+
+/* fentry where the kernel allows it, else the syscall tracepoints; a forced
+ * variant the kernel cannot run is refused, never replaced. */
+static void test_variant_is_chosen_by_probing_and_overrides_are_checked(void **state)
+{
+	bool fentry = ig_bpf_has_fentry() && ig_bpf_has_fentry_target("__x64_sys_openat");
+	struct ig_err err;
+	const char *got;
+
+	(void)state;
+	assert_int_equal(open_variant(NULL, &got, &err), 0);
+	assert_string_equal(got, fentry ? "fentry" : "tracepoint");
+	print_message("  default variant on this kernel: %s\n", got);
+
+	assert_int_equal(open_variant("tracepoint", &got, &err), 0);
+	assert_string_equal(got, "tracepoint");
+
+	int rv = open_variant("fentry", &got, &err);
+	if (fentry) {
+		assert_int_equal(rv, 0);
+		assert_string_equal(got, "fentry");
+	} else {
+		assert_int_equal(rv, -EOPNOTSUPP);
+		assert_non_null(strstr(ig_err_str(&err), "cannot attach fentry programs"));
+	}
+
+	assert_int_equal(open_variant("kprobe", &got, &err), -EINVAL);
+	assert_non_null(strstr(ig_err_str(&err), "use fentry, tracepoint or tp_btf"));
+}
+
 static void test_resolve_option_is_read_and_checked_by_the_loader(void **state)
 {
 	static const char ok[] = "probes:\n  files:\n    monitor_dirs: [/etc]\n"
@@ -1238,6 +1302,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bad_monitor_dirs_are_rejected_with_advice),
 		cmocka_unit_test(test_resolve_option_is_read_and_checked_by_the_loader),
+		cmocka_unit_test(test_variant_is_chosen_by_probing_and_overrides_are_checked),
 		cmocka_unit_test(test_sysprep_as_root_leaves_tracefs_mounted),
 		cmocka_unit_test(test_absolute_open_inside_reports_exact_fields),
 		cmocka_unit_test(test_relative_path_from_cwd_is_resolved),
@@ -1264,7 +1329,7 @@ int main(void)
 	 * tp_btf where the kernel runs it. */
 	int failed = cmocka_run_group_tests_name("files probe, default variant", tests, group_setup,
 						 group_teardown);
-	if (geteuid() != 0)
+	if (geteuid() != 0 || ig_test_default_variant_only())
 		return failed;
 	if (!ig_bpf_has_tp_btf()) {
 		print_message("NOTE: this kernel cannot run tp_btf programs; the tp_btf "

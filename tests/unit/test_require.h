@@ -21,4 +21,14 @@ static void ig_test_require(bool ok, const char *what, const char *how)
 	skip();
 }
 
+/* IG_TEST_VARIANTS=default: a probe test runs its cases under the variant
+ * the feature probes choose only, not again under each forced variant (the
+ * kernel matrix does so under QEMU, where time is short; docs/kernels.md). */
+static inline bool ig_test_default_variant_only(void)
+{
+	const char *v = getenv("IG_TEST_VARIANTS");
+
+	return v && strcmp(v, "default") == 0;
+}
+
 #endif
