@@ -33,10 +33,12 @@ wait_for() { # DESC SECONDS CMD...
 cat >$T/config.yaml <<YAML
 agent:
   aggregator: tcp://127.0.0.1:$port
+  plaintext: true
   batch_max_age: 50ms
   metrics_listen: 127.0.0.1:$mport
 aggregator:
   listen: tcp://127.0.0.1:$port
+  plaintext: true
   control: ""
   state_dir: $T/state
 probes:
