@@ -887,7 +887,9 @@ static int handshake_bytes(struct ig_tls_stream *s, const uint8_t *p, size_t n, 
 			s->hello.record_version = s->msg_rver;
 			s->seen_msg = true;
 			s->pending = true;
-			s->expect_hello = s->hello.hrr;
+			/* A ServerHello that is an HRR announces a second one; a
+			 * ClientHello uses up an announced second ClientHello. */
+			s->expect_hello = s->hello.type == IG_TLS_SERVER_HELLO && s->hello.hrr;
 			return IG_TLS_HELLO;
 		}
 	}

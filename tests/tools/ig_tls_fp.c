@@ -3,7 +3,10 @@
  * tab-separated key=value pairs. The tshark oracle test feeds it the bytes
  * tshark's "follow,tcp,raw" printed (hex, any whitespace) and compares.
  *
- * Usage: ig_tls_fp [max_msg] < hex
+ * Usage: ig_tls_fp [-r] [max_msg] < hex
+ *   -r: the peer answered the first ClientHello with a HelloRetryRequest, so
+ *       a second ClientHello follows (what the probe tells the client stream
+ *       when it sees the HRR on the server stream).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -87,6 +90,11 @@ static int hexval(int c)
 
 int main(int argc, char **argv)
 {
+	bool peer_hrr = argc > 1 && !strcmp(argv[1], "-r");
+	if (peer_hrr) {
+		argc--;
+		argv++;
+	}
 	size_t max = argc > 1 ? strtoul(argv[1], NULL, 10) : 0;
 	size_t cap = 1 << 16, n = 0;
 	uint8_t *buf = malloc(cap);
@@ -118,7 +126,8 @@ int main(int argc, char **argv)
 		off += used;
 		if (rc == IG_TLS_HELLO) {
 			print_hello(ig_tls_stream_hello(s));
-			hellos++;
+			if (hellos++ == 0 && peer_hrr)
+				ig_tls_stream_expect_hello(s);
 			continue;
 		}
 		break;
