@@ -36,7 +36,7 @@ build_pkgs=(
 test_pkgs=(
 	libcmocka-dev libclang-rt-14-dev python3 python3-botocore python3-boto3 jq sqlite3 openssl
 	libbpf-tools bpftrace iproute2 util-linux procps psmisc unzip iperf3
-	tshark tcpdump curl
+	dnsmasq-base unbound bind9-dnsutils tshark tcpdump curl
 )
 # Node.js may already come from another repository whose nodejs conflicts with
 # Debian's npm: only ask apt for them when they are not there at all.

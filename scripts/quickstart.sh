@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Quick start: install dependencies, build, and run an aggregator and an agent
 # on this node with the embedded default configuration. Live file-access
-# records (which process, in which pod, opened what under /etc) print in this
+# records (which process, in which pod, opened what under /etc) and DNS
+# exchanges (who asked for which name, what came back, how fast) print in this
 # terminal until Ctrl-C. Logs go to build/quickstart/*.log.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -12,7 +13,7 @@ cmake --build build -j"$(nproc)" --target ingrain-agent ingrain-aggregator >/dev
 logs=build/quickstart
 mkdir -p "$logs"
 echo "ingrain: starting aggregator and agent (logs in $logs/); Ctrl-C to stop."
-echo "ingrain: try in another terminal: cat /etc/hostname; sudo cat /etc/shadow"
+echo "ingrain: try in another terminal: cat /etc/hostname; sudo cat /etc/shadow; getent hosts deb.debian.org"
 # setsid: Ctrl-C reaches only this script, which then stops the agent first
 # (so it can hand over its last records) and the aggregator second.
 setsid ./build/aggregator/ingrain-aggregator 2>"$logs/aggregator.log" &
@@ -39,7 +40,7 @@ for _ in $(seq 100); do
 	kill -0 "$agent" 2>/dev/null || { cat "$logs/agent.log"; stop; }
 	sleep 0.1
 done
-echo "ingrain: agent running; file opens under /etc follow:"
+echo "ingrain: agent running; file opens under /etc and DNS exchanges follow:"
 wait "$agg" || true
 echo "ingrain: the aggregator exited; see $logs/aggregator.log" >&2
 stop
