@@ -813,6 +813,12 @@ const struct ig_tls_hello *ig_tls_stream_hello(const struct ig_tls_stream *s)
 	return s->pending ? &s->hello : NULL;
 }
 
+const uint8_t *ig_tls_stream_msg(const struct ig_tls_stream *s, size_t *len)
+{
+	*len = s->pending ? s->msg_n : 0;
+	return s->pending ? s->msg : NULL;
+}
+
 void ig_tls_stream_expect_hello(struct ig_tls_stream *s)
 {
 	s->expect_hello = true;

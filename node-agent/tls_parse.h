@@ -177,6 +177,9 @@ void ig_tls_stream_reset(struct ig_tls_stream *s);
  * was a HelloRetryRequest). */
 int ig_tls_stream_feed(struct ig_tls_stream *s, const uint8_t *data, size_t len, size_t *used);
 const struct ig_tls_hello *ig_tls_stream_hello(const struct ig_tls_stream *s);
+/* The raw handshake message of that hello (header included), for a copy
+ * that outlives the next feed; NULL when none is pending. */
+const uint8_t *ig_tls_stream_msg(const struct ig_tls_stream *s, size_t *len);
 /* The peer sent a HelloRetryRequest: a second ClientHello follows. */
 void ig_tls_stream_expect_hello(struct ig_tls_stream *s);
 /* Number of records whose header was read. */

@@ -147,6 +147,7 @@ def tshark_hellos(pcap, ports):
     for pkt in json.loads(out):
         layers = pkt["_source"]["layers"]
         stream = int(layers["tcp"]["tcp.stream"])
+        sport, dport = int(layers["tcp"]["tcp.srcport"]), int(layers["tcp"]["tcp.dstport"])
         for tls in as_list(layers.get("tls")):
             for rec in as_list(tls.get("tls.record")):
                 if not isinstance(rec, dict):
@@ -154,7 +155,9 @@ def tshark_hellos(pcap, ports):
                 rv = num(rec.get("tls.record.version", "0"))
                 for hs in as_list(rec.get("tls.handshake")):
                     if isinstance(hs, dict) and hs.get("tls.handshake.type") in ("1", "2"):
-                        streams.setdefault(stream, []).append(hello_from_tshark(hs, rv))
+                        h = hello_from_tshark(hs, rv)
+                        h["cport"] = sport if h["type"] == "client" else dport
+                        streams.setdefault(stream, []).append(h)
     return streams
 
 
