@@ -30,6 +30,8 @@
 #include "probe.h"
 #include "tls_parse.h"
 
+#define MALFORMED_PER_SEC 100
+
 struct conn {
 	struct conn *hnext; /* bucket chain */
 	struct conn *prev, *next; /* age order, oldest first */
@@ -58,7 +60,9 @@ struct tls_state {
 	uint64_t nconns;
 	/* counters */
 	uint64_t records, answered, alone, hrrs, not_tls, malformed, too_big, evicted, gaps;
-	uint64_t alloc_failed;
+	uint64_t alloc_failed, truncated, malformed_reported;
+	uint64_t mal_window_start, mal_window_n;
+	struct ig_ratelimit mal_rl;
 };
 
 /* --- connections ---------------------------------------------------------- */
@@ -332,6 +336,38 @@ static void emit(struct tls_state *st, struct conn *c)
 	st->sink.emit(st->sink.ctx, r);
 }
 
+/* A flow direction that started like a TLS hello but is not one: counted,
+ * and reported as tls.malformed (at most MALFORMED_PER_SEC a second). */
+static void malformed(struct tls_state *st, const struct ig_cap_flow *f, const char *why)
+{
+	uint64_t now = ig_mono_ns(), sup = 0;
+
+	if (ig_ratelimit_ok(&st->mal_rl, &sup))
+		ig_warn("tls probe: undecodable TLS hello (counted; reported as tls.malformed)",
+			"reason=\"%s\" pid=%u comm=%s suppressed=%llu", why, f->pid, f->comm,
+			(unsigned long long)sup);
+	if (now - st->mal_window_start > IG_NSEC_PER_SEC) {
+		st->mal_window_start = now;
+		st->mal_window_n = 0;
+	}
+	if (++st->mal_window_n > MALFORMED_PER_SEC)
+		return;
+	struct ig_record *r = st->rec;
+	ig_record_reset(r);
+	r->kind = "tls.malformed";
+	r->probe = "tls";
+	r->ts_ns = ig_mono_to_wall(f->ts_ns);
+	header_from(r, f, NULL);
+	add_str(r, "reason", why);
+	add_str(r, "direction", f->dir == IG_CAP_EGRESS ? "egress" : "ingress");
+	add_addr(r, "src_addr", f->family, f->saddr);
+	ig_record_add_uint(r, "src_port", f->sport);
+	add_addr(r, "dst_addr", f->family, f->daddr);
+	ig_record_add_uint(r, "dst_port", f->dport);
+	st->malformed_reported++;
+	st->sink.emit(st->sink.ctx, r);
+}
+
 /* Finishes a connection that goes away: a ClientHello without its answer is
  * reported alone. */
 static void conn_end(struct tls_state *st, struct conn *c)
@@ -394,8 +430,9 @@ static void on_hello(struct tls_state *st, struct conn *c, int dir, const struct
 
 	if (h->type == IG_TLS_CLIENT_HELLO) {
 		if (c->client_dir >= 0 && c->client_dir != dir) {
-			c->dead[dir] = true; /* both sides say ClientHello: not a handshake */
+			c->dead[dir] = true;
 			st->malformed++;
+			malformed(st, f, "a ClientHello from both sides");
 			return;
 		}
 		if (dir == IG_CAP_INGRESS && !st->conf.server_side) {
@@ -412,9 +449,16 @@ static void on_hello(struct tls_state *st, struct conn *c, int dir, const struct
 			st->alloc_failed++;
 		return;
 	}
+	if (c->client_dir < 0 && c->dead[!dir]) {
+		/* The ClientHello was there but bad (already counted). */
+		c->done = true;
+		conn_release(c);
+		return;
+	}
 	if (c->client_dir < 0 || c->client_dir == dir) {
-		c->dead[dir] = true; /* a ServerHello with no ClientHello before it */
+		c->dead[dir] = true;
 		st->malformed++;
+		malformed(st, f, "a ServerHello with no ClientHello before it");
 		return;
 	}
 	if (h->hrr) {
@@ -469,12 +513,18 @@ static size_t on_data(void *ctx, const struct ig_cap_flow *f, const uint8_t *d, 
 			continue;
 		}
 		if (rc < 0) {
-			if (rc == -EPROTO)
+			if (rc == -EPROTO) {
 				st->not_tls++;
-			else if (rc == -EMSGSIZE)
+				malformed(st, f, "not a TLS handshake after a hello-like start");
+			} else if (rc == -EMSGSIZE) {
 				st->too_big++;
-			else
+				malformed(st, f,
+					  "hello longer than probes.tls.capture_bytes: not parsed");
+			} else {
 				st->malformed++;
+				malformed(st, f,
+					  "malformed hello: a length disagrees with its enclosure");
+			}
 			c->dead[dir] = true;
 			if (c->dead[0] && c->dead[1])
 				conn_end(st, c);
@@ -491,11 +541,18 @@ static void on_end(void *ctx, const struct ig_cap_flow *f, int evicted)
 
 	if (!c)
 		return;
+	int dir = f->dir == IG_CAP_INGRESS;
+	if (!c->done && c->s[dir] && ig_tls_stream_inside_hello(c->s[dir])) {
+		st->truncated++;
+		malformed(st, f,
+			  evicted ? "evicted inside a hello" : "connection ended inside a hello");
+	}
 	if (evicted && !c->done)
 		st->evicted++;
-	conn_unlink(st, c);
+	/* The entry stays, done, until it ages out: the other direction's
+	 * remaining capture bytes may still come and must not start a new
+	 * connection in mid-stream. */
 	conn_end(st, c);
-	conn_free(c);
 }
 
 /* --- probe ops ---------------------------------------------------------------- */
@@ -515,6 +572,7 @@ static int tls_open(void **state, const void *conf, const struct ig_agent_conf *
 	st->sink = *sink;
 	st->conf = *tc;
 	st->epfd = -1;
+	st->mal_rl = (struct ig_ratelimit)IG_RATELIMIT_INIT(10 * IG_NSEC_PER_SEC);
 	if (!st->conf.capture_bytes)
 		st->conf.capture_bytes = 4096;
 	if (!st->conf.timeout_ns)
@@ -631,11 +689,13 @@ static void tls_close(void *state)
 	}
 	ig_info("tls probe",
 		"records=%llu answered=%llu alone=%llu hrr=%llu not_tls=%llu malformed=%llu "
-		"too_big=%llu evicted=%llu gaps=%llu alloc_failed=%llu",
+		"too_big=%llu truncated=%llu malformed_reported=%llu evicted=%llu gaps=%llu "
+		"alloc_failed=%llu",
 		(unsigned long long)st->records, (unsigned long long)st->answered,
 		(unsigned long long)st->alone, (unsigned long long)st->hrrs,
 		(unsigned long long)st->not_tls, (unsigned long long)st->malformed,
-		(unsigned long long)st->too_big, (unsigned long long)st->evicted,
+		(unsigned long long)st->too_big, (unsigned long long)st->truncated,
+		(unsigned long long)st->malformed_reported, (unsigned long long)st->evicted,
 		(unsigned long long)st->gaps, (unsigned long long)st->alloc_failed);
 	free(st->buckets);
 	free(st->rec);

@@ -825,6 +825,11 @@ void ig_tls_stream_expect_hello(struct ig_tls_stream *s)
 	s->encrypted = false;
 }
 
+bool ig_tls_stream_inside_hello(const struct ig_tls_stream *s)
+{
+	return !s->err && !s->seen_msg && (s->rhdr_n || s->rrem || s->msg_n);
+}
+
 uint64_t ig_tls_stream_records(const struct ig_tls_stream *s)
 {
 	return s->records;

@@ -182,6 +182,9 @@ const struct ig_tls_hello *ig_tls_stream_hello(const struct ig_tls_stream *s);
 const uint8_t *ig_tls_stream_msg(const struct ig_tls_stream *s, size_t *len);
 /* The peer sent a HelloRetryRequest: a second ClientHello follows. */
 void ig_tls_stream_expect_hello(struct ig_tls_stream *s);
+/* Whether the stream stopped inside its first hello: bytes of a record
+ * header or of a hello message were read, no hello completed, no error. */
+bool ig_tls_stream_inside_hello(const struct ig_tls_stream *s);
 /* Number of records whose header was read. */
 uint64_t ig_tls_stream_records(const struct ig_tls_stream *s);
 
