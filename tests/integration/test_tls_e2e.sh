@@ -72,16 +72,28 @@ aggregator:
 probes:
   tls:
     timeout: 1s
-    pipelines: [archive]
+    pipelines: [archive, metrics]
 pipelines:
   archive:
     stages: []
     backends: [out]
+  metrics:  # the handshake counter of this test's clients
+    stages:
+      - type: filter
+        keep_if: [{key: __name__, value: tls.handshake}, {key: role, value: client},
+                  {key: client_addr, op: regex, value: '^(10\\.200\\.13\\.2|fd00:213::2)\$'}]
+      - {type: whitelist, allow: [pod, pod_uid, sni, version, alpn, ja4]}
+      - {type: rollup, window: 1s}
+    backends: [metrics_out]
 backends:
   out:
     type: console
     format: json
     output: $out
+  metrics_out:
+    type: console
+    format: json
+    output: $IG_TMP/metrics.jsonl
 YAML
 ig_start_aggregator "$IG_TMP/config.yaml"
 ig_start_agent "$IG_TMP/config.yaml"
@@ -167,4 +179,26 @@ python3 "$IG_SOURCE_DIR/tests/integration/tls_e2e_check.py" --pcap "$IG_TMP/tls.
 	--pod-uid "$pod_uid" ||
 	ig_fail "ingrain's records differ from tshark's view of the pcap (above)"
 ig_pass "every handshake equals tshark's: SNI, ALPN, ja3, ja3s, ciphers, versions, JA4; pids; pod"
+
+# The metrics pipeline: tls.handshake counts {pod, sni, version, alpn, ja4}
+# add up to the client records.
+want=$(grep -c '"name":"tls.handshake".*"role":"client".*"client_addr":"\(10.200.13.2\|fd00:213::2\)"' "$out")
+cat >"$IG_TMP/sums.py" <<'PY'
+import json, sys
+n = 0
+pod = False
+for l in open(sys.argv[1]):
+    m = json.loads(l)
+    if m["name"] == "tls.handshake":
+        n += m["value"]
+        t = m["tags"]
+        assert set(t) <= {"pod", "pod_uid", "sni", "version", "alpn", "ja4", "node", "scope"}, t
+        if t.get("sni") == "pod.example" and t.get("pod_uid") == sys.argv[3]:
+            pod = True
+print("tls.handshake %d (want %s), pod's %s" % (n, sys.argv[2], pod))
+sys.exit(0 if n == int(sys.argv[2]) and pod else 1)
+PY
+ig_wait_for "rolled-up tls.handshake reaching $want" 10 \
+	python3 "$IG_TMP/sums.py" "$IG_TMP/metrics.jsonl" "$want" "$pod_uid"
+ig_pass "metrics: $want tls.handshake counted per {pod, sni, version, alpn, ja4}"
 ig_done

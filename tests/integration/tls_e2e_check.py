@@ -55,11 +55,12 @@ def main():
         real_sh = [h for h in shs if not h["hrr"]]
         sh = real_sh[-1] if real_sh else None
         hrr = any(h["hrr"] for h in shs)
-        cport = ch["cport"]
+        cport, sport = ch["cport"], ch["sport"]
         ja4, ja4_r = tls_oracle.ja4_from_fields(ch)
         for role in ("client", "server"):
-            mine = [r for r in recs if r.get("role") == role and int(r.get("client_port", -1)) == cport]
-            label = "stream %d (client port %d) %s record" % (stream, cport, role)
+            mine = [r for r in recs if r.get("role") == role and int(r.get("client_port", -1)) == cport
+                    and int(r.get("server_port", -1)) == sport]
+            label = "stream %d (port %d -> %d) %s record" % (stream, cport, sport, role)
             if len(mine) != 1:
                 errors.append("%s: %d records" % (label, len(mine)))
                 continue

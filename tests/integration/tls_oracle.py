@@ -157,6 +157,7 @@ def tshark_hellos(pcap, ports):
                     if isinstance(hs, dict) and hs.get("tls.handshake.type") in ("1", "2"):
                         h = hello_from_tshark(hs, rv)
                         h["cport"] = sport if h["type"] == "client" else dport
+                        h["sport"] = dport if h["type"] == "client" else sport
                         streams.setdefault(stream, []).append(h)
     return streams
 
