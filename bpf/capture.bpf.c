@@ -298,6 +298,36 @@ static __always_inline void fill_event(struct scratch *sc, struct __sk_buff *skb
 		ev->flags |= IG_CAP_F_ORIG;
 }
 
+static __always_inline bool udp_fast_reject(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	__u8 *u, *peek;
+	__u32 hl;
+
+	if (skb->protocol == __builtin_bswap16(ETH_P_IP)) {
+		__u8 *ip = data;
+		if ((void *)(ip + 20) > end || ip[0] != 0x45 || ip[9] != IPPROTO_UDP)
+			return false;
+		if ((ip[6] & 0x3f) || ip[7]) /* a fragment */
+			return false;
+		hl = 20;
+	} else if (skb->protocol == __builtin_bswap16(ETH_P_IPV6)) {
+		__u8 *ip6 = data;
+		if ((void *)(ip6 + 40) > end || ip6[6] != IPPROTO_UDP)
+			return false;
+		hl = 40;
+	} else {
+		return false;
+	}
+	u = (__u8 *)data + hl;
+	peek = u + 8;
+	if ((void *)(peek + IG_CAP_PEEK) > end)
+		return false;
+	__u16 sport = ((__u16)u[0] << 8) | u[1], dport = ((__u16)u[2] << 8) | u[3];
+	return classify(peek, IG_CAP_PEEK, IPPROTO_UDP, sport, dport) < 0;
+}
+
 static __always_inline int on_skb(struct __sk_buff *skb, __u8 dir)
 {
 	struct bpf_sock *sk = skb->sk;
@@ -320,6 +350,12 @@ static __always_inline int on_skb(struct __sk_buff *skb, __u8 dir)
 		s->cgroup_id = bpf_skb_cgroup_id(skb);
 	/* The fast path of decided TCP directions: one lookup, one compare. */
 	if (proto == IPPROTO_TCP && s->cls[dir & 1] >= CLS_NONE)
+		return 1;
+	/* UDP: a datagram that no classifier takes, on a socket that never
+	 * carried a match, is rejected from the linear data without a helper
+	 * call (IPv4 without options, IPv6 without extension headers, at least
+	 * IG_CAP_PEEK payload bytes linear); anything else takes the full path. */
+	if (proto == IPPROTO_UDP && !s->udp_seen && udp_fast_reject(skb))
 		return 1;
 
 	struct scratch *sc = bpf_map_lookup_elem(&cap_scratch, &zero);

@@ -142,10 +142,17 @@ static void fill_flow(struct ig_capture *cap, const struct ig_cap_event *ev, str
 	f->sport = ev->sport;
 	f->dport = ev->dport;
 	if (ev->flags & IG_CAP_F_ORIG) {
+		static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 		f->has_orig = 1;
 		f->orig_family = ev->orig_family;
 		memcpy(f->orig_daddr, ev->orig_daddr, 16);
 		f->orig_dport = ev->orig_dport;
+		/* A dual-stack socket sending to ::ffff:a.b.c.d sends IPv4. */
+		if (f->orig_family == 6 && memcmp(f->orig_daddr, mapped, 12) == 0) {
+			f->orig_family = 4;
+			memmove(f->orig_daddr, f->orig_daddr + 12, 4);
+			memset(f->orig_daddr + 4, 0, 12);
+		}
 	}
 	if (ev->flags & IG_CAP_F_OWNER) {
 		f->pid = ev->pid;

@@ -44,6 +44,12 @@ struct pend {
 	uint8_t rfamily;
 	uint8_t raddr[16];
 	uint16_t rport;
+	/* The destination the client asked for (before NAT): the answer comes
+	 * back from it once conntrack has undone a DNAT (a Service ClusterIP). */
+	bool has_orig;
+	uint8_t ofamily;
+	uint8_t oaddr[16];
+	uint16_t oport;
 	uint16_t qflags; /* the query's header flags */
 	struct ig_cap_flow flow;
 	char *qname;
@@ -394,6 +400,12 @@ static void add_query(struct dns_state *st, const struct ig_dns_msg *m, const st
 	peer_of(f, &p->rfamily, &a, &p->rport);
 	memcpy(p->raddr, a, 16);
 	p->multicast = is_multicast(f->family, a);
+	if (f->dir == IG_CAP_EGRESS && f->has_orig) {
+		p->has_orig = true;
+		p->ofamily = f->orig_family;
+		memcpy(p->oaddr, f->orig_daddr, 16);
+		p->oport = f->orig_dport;
+	}
 	size_t b = bucket(st, f->cookie, m->id);
 	p->hnext = st->buckets[b];
 	st->buckets[b] = p;
@@ -420,9 +432,11 @@ static struct pend *find_query(struct dns_state *st, const struct ig_dns_msg *m,
 	for (struct pend *p = st->buckets[bucket(st, f->cookie, m->id)]; p; p = p->hnext) {
 		if (p->flow.cookie != f->cookie || p->id != m->id)
 			continue;
-		if (!p->multicast && !to_group &&
-		    (p->rfamily != fam || p->rport != port ||
-		     memcmp(p->raddr, a, fam == 4 ? 4 : 16) != 0))
+		bool wire = p->rfamily == fam && p->rport == port &&
+			    memcmp(p->raddr, a, fam == 4 ? 4 : 16) == 0;
+		bool orig = p->has_orig && p->ofamily == fam && p->oport == port &&
+			    memcmp(p->oaddr, a, fam == 4 ? 4 : 16) == 0;
+		if (!p->multicast && !to_group && !wire && !orig)
 			continue;
 		if (m->has_question) {
 			if (p->qtype == m->qtype && p->qclass == m->qclass &&

@@ -40,7 +40,11 @@ EXPECT = {
     "py_gai": [("foo.test", 1, "udp", 0), ("foo.test", 28, "udp", 0)],
     "c_gai": [("pod.test", 1, "udp", 0), ("pod.test", 28, "udp", 0)],
     "pod": [("pod.test", 1, "udp", 0)],
+    "nat_udp": [("foo.test", 1, "udp", 0)],
+    "nat_tcp": [("c1.test", 28, "tcp", 0)],
 }
+# The clients that asked a DNAT'ed address: (as asked, as on the wire).
+NAT = {"nat_udp": ("10.200.12.53", "10.200.12.1"), "nat_tcp": ("10.200.12.53", "10.200.12.1")}
 
 
 def collect(obj, key, out):
@@ -183,9 +187,14 @@ def main():
                 if t["server_addr"] != e["src"] or int(t["server_port"]) != e["sport"]:
                     diffs.append("server %s:%s != %s:%d" % (t["server_addr"], t["server_port"], e["src"], e["sport"]))
             else:
-                hp = ("[%s]:%d" if ":" in e["src"] else "%s:%d") % (e["src"], e["sport"])
+                # as the client asked (before NAT) when known, else as on the wire
+                o = t.get("server_orig_addr")
+                a_, p_ = (o, int(t["server_orig_port"])) if o else (e["src"], e["sport"])
+                hp = ("[%s]:%d" if ":" in a_ else "%s:%d") % (a_, p_)
                 if t["server"] != hp:
                     diffs.append("server %s != %s" % (t["server"], hp))
+                if t["server_addr"] != e["src"] or int(t["server_port"]) != e["sport"]:
+                    diffs.append("server on the wire %s:%s != %s:%d" % (t["server_addr"], t["server_port"], e["src"], e["sport"]))
             if diffs:
                 errors.append("%s record for %s: %s" % (role, k, "; ".join(diffs)))
     for r in recs:
@@ -214,6 +223,12 @@ def main():
                 errors.append("%s (pid %s): no client record %s %d over %s" % (label, pids.get(label), qname, qtype, tr))
             elif int(hit[0]["tags"]["dns.flags.rcode"]) != rcode:
                 errors.append("%s: rcode %s, expected %d" % (label, hit[0]["tags"]["dns.flags.rcode"], rcode))
+            if label in NAT and hit:
+                t = hit[0]["tags"]
+                asked, wire = NAT[label]
+                if (t["server"], t.get("server_orig_addr"), t["server_addr"]) != ("%s:53" % asked, asked, wire):
+                    errors.append("%s: server %s, server_orig_addr %s, server_addr %s; want %s:53, %s, %s" % (
+                        label, t["server"], t.get("server_orig_addr"), t["server_addr"], asked, asked, wire))
             if label == "pod" and hit:
                 t = hit[0]["tags"]
                 ino = os.stat(a.pod_cgroup).st_ino

@@ -8,7 +8,9 @@
 # unbound on 5353 and on the odd port 5399 (local data: A, AAAA, TXT, MX, SRV;
 # a DNSSEC trust anchor for bogus.test, which dnsmasq serves unsigned, so
 # unbound answers SERVFAIL). Clients in the client namespace: dig +notcp/+tcp,
-# the TC answer and dig's TCP retry, pipelined TCP queries and a query split
+# the TC answer and dig's TCP retry, queries to a DNAT'ed "Service" address
+# (the record has it as the server, and dnsmasq's as on the wire), pipelined
+# TCP queries and a query split
 # over three segments (tests/integration/dns_client.py), getaddrinfo from
 # Python and from C (getent), a query to a port nobody answers (dns.timeout),
 # and a dig inside a kubepods-shaped cgroup (the pod on the record). IPv4 and
@@ -22,7 +24,7 @@
 # the servers' own (tests/integration/dns_oracle.py).
 source "$(dirname "$0")/lib.sh"
 ig_require_root
-for c in python3 ip dnsmasq unbound dig tshark tcpdump getent; do ig_require_cmd "$c"; done
+for c in python3 ip dnsmasq unbound dig tshark tcpdump getent iptables; do ig_require_cmd "$c"; done
 ig_require_built
 [ -d /sys/fs/cgroup/unified ] || [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ] ||
 	ig_skip_or_fail "no cgroup v2 hierarchy"
@@ -56,6 +58,11 @@ ip -n "$ns_c" addr add fd00:212::2/64 dev "vd$$c" nodad
 for ns in "$ns_s" "$ns_c"; do ip -n "$ns" link set lo up; done
 ip -n "$ns_s" link set "vd$$s" up
 ip -n "$ns_c" link set "vd$$c" up
+# A Service address in the client namespace, DNAT'ed to dnsmasq as kube-proxy does.
+for p in udp tcp; do
+	ip netns exec "$ns_c" iptables -t nat -A OUTPUT -d 10.200.12.53 -p $p --dport 53 \
+		-j DNAT --to-destination 10.200.12.1:53
+done
 mkdir -p "/etc/netns/$ns_c"
 printf 'nameserver 10.200.12.1\noptions timeout:2 attempts:1\n' >"/etc/netns/$ns_c/resolv.conf"
 mkdir -p "$cg_ctr"
@@ -181,6 +188,8 @@ run pipelined python3 "$cli" pipelined 10.200.12.1 53 foo.test c1.test nx.test
 run split python3 "$cli" split fd00:212::1 53 foo.test
 run py_gai python3 "$cli" getaddrinfo foo.test
 run c_gai getent ahosts pod.test
+run nat_udp dig +notcp +tries=1 @10.200.12.53 foo.test A
+run nat_tcp dig +tcp +tries=1 @10.200.12.53 c1.test AAAA
 run timeout dig +notcp +tries=1 +time=1 -p 5400 @10.200.12.1 lost.test A || true
 # Into the pod's cgroup first: ip netns exec mounts a sysfs of its own.
 sh -c 'echo $$ >"'"$cg_ctr"'/cgroup.procs" && echo "pod $$" >>"'"$pids"'" && exec ip netns exec "$0" dig +notcp +tries=1 @10.200.12.1 pod.test A' "$ns_c" >>"$IG_TMP/clients.log" 2>&1
