@@ -17,6 +17,10 @@
 #          `s_server -WWW`, R interleaved rounds (default 3) off and on:
 #          bytes per second (target: on within 1.02x of off).
 #
+#   parse  bench_tls_parse: the user-space parse and fingerprints of one
+#          handshake (the 1.8 KB hand-built ClientHello and openssl's
+#          ServerHello), without the kernel, the capture layer or delivery.
+#
 #   sudo bench/bench_tls.sh [SECONDS] [ROUNDS] [MIB]    (after building into build/)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -153,6 +157,12 @@ for _ in $(seq "$R"); do
 	ons+=("$(bulk)")
 	stop_ingrain
 done
+
+# --- parse ---------------------------------------------------------------
+corpus=$here/tests/fuzz/corpus/fuzz_tls
+tail -c +2 "$corpus/stream13-c" >"$tmp/c.bin"
+tail -c +2 "$corpus/stream13-s" >"$tmp/s.bin"
+"$B/bench/bench_tls_parse" "$tmp/c.bin" "$tmp/s.bin" 50000
 
 python3 - "$soff_n" "$soff_s" "$son_n" "$son_s" "$storm_cpu" "$hz" "$client" "$server" "$lost" \
 	"${offs[*]}" "${ons[*]}" "$S" <<'PY'

@@ -424,17 +424,37 @@ const char *ig_tls_version_name(uint16_t v)
 
 /* ---- fingerprints ---- */
 
-/* A string builder that hashes what it appends (when md is set). */
+/* A string builder that hashes what it appends (when md is set): bytes are
+ * gathered in a small chunk and handed to the digest a chunk at a time, and
+ * numbers are formatted by hand, because a digest update or an snprintf per
+ * number was most of the cost of a fingerprint. */
 struct sb {
 	char *buf;
 	size_t cap, len;
 	EVP_MD_CTX *md;
+	size_t chunk_n;
+	char chunk[512];
 };
+
+static void sb_flush(struct sb *b)
+{
+	if (b->md && b->chunk_n)
+		EVP_DigestUpdate(b->md, b->chunk, b->chunk_n);
+	b->chunk_n = 0;
+}
 
 static void sb_put(struct sb *b, const char *s, size_t n)
 {
-	if (b->md)
-		EVP_DigestUpdate(b->md, s, n);
+	if (b->md) {
+		if (b->chunk_n + n > sizeof(b->chunk))
+			sb_flush(b);
+		if (n > sizeof(b->chunk)) {
+			EVP_DigestUpdate(b->md, s, n);
+		} else {
+			memcpy(b->chunk + b->chunk_n, s, n);
+			b->chunk_n += n;
+		}
+	}
 	if (b->buf && b->len + 1 < b->cap) {
 		size_t room = b->cap - 1 - b->len;
 		memcpy(b->buf + b->len, s, n < room ? n : room);
@@ -449,11 +469,22 @@ static void sb_str(struct sb *b, const char *s)
 	sb_put(b, s, strlen(s));
 }
 
-static void sb_fmt(struct sb *b, const char *fmt, unsigned v)
+static void sb_dec(struct sb *b, unsigned v)
 {
-	char tmp[16];
-	int n = snprintf(tmp, sizeof(tmp), fmt, v);
-	sb_put(b, tmp, (size_t)n);
+	char tmp[12];
+	size_t i = sizeof(tmp);
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	sb_put(b, tmp + i, sizeof(tmp) - i);
+}
+
+static void sb_hex4(struct sb *b, unsigned v)
+{
+	static const char hx[] = "0123456789abcdef";
+	char tmp[4] = { hx[(v >> 12) & 15], hx[(v >> 8) & 15], hx[(v >> 4) & 15], hx[v & 15] };
+	sb_put(b, tmp, 4);
 }
 
 /* The values of a list in decimal, '-'-separated, GREASE left out. */
@@ -466,7 +497,7 @@ static void sb_dec_list(struct sb *b, const struct ig_tls_list *l)
 			continue;
 		if (!first)
 			sb_put(b, "-", 1);
-		sb_fmt(b, "%u", v);
+		sb_dec(b, v);
 		first = false;
 	}
 }
@@ -483,13 +514,15 @@ static void sb_ext_types_dec(struct sb *b, const struct ig_tls_hello *h)
 			continue;
 		if (!first)
 			sb_put(b, "-", 1);
-		sb_fmt(b, "%u", type);
+		sb_dec(b, type);
 		first = false;
 	}
 }
 
-static void hex_digest(EVP_MD_CTX *md, char *out, size_t nchars)
+static void hex_digest(struct sb *b, char *out, size_t nchars)
 {
+	EVP_MD_CTX *md = b->md;
+	sb_flush(b);
 	unsigned char d[EVP_MAX_MD_SIZE];
 	unsigned int dl = 0;
 	static const char hx[] = "0123456789abcdef";
@@ -509,10 +542,10 @@ static int ja3_common(const struct ig_tls_hello *h, bool server, char *text, siz
 		EVP_MD_CTX_free(md);
 		return -ENOMEM;
 	}
-	struct sb b = { text, textsz, 0, md };
+	struct sb b = { .buf = text, .cap = textsz, .md = md };
 	if (text && textsz)
 		text[0] = '\0';
-	sb_fmt(&b, "%u", h->legacy_version);
+	sb_dec(&b, h->legacy_version);
 	sb_put(&b, ",", 1);
 	sb_dec_list(&b, &h->ciphers);
 	sb_put(&b, ",", 1);
@@ -523,7 +556,7 @@ static int ja3_common(const struct ig_tls_hello *h, bool server, char *text, siz
 		sb_put(&b, ",", 1);
 		sb_dec_list(&b, &h->point_formats);
 	}
-	hex_digest(md, hash, 32);
+	hex_digest(&b, hash, 32);
 	EVP_MD_CTX_free(md);
 	return (int)b.len;
 }
@@ -665,7 +698,7 @@ static void sb_hex_list(struct sb *b, const uint16_t *v, uint32_t n)
 	for (uint32_t i = 0; i < n; i++) {
 		if (i)
 			sb_put(b, ",", 1);
-		sb_fmt(b, "%04x", v[i]);
+		sb_hex4(b, v[i]);
 	}
 }
 
@@ -674,7 +707,7 @@ static void sb_sigalgs(struct sb *b, const struct ig_tls_hello *h)
 	for (uint32_t i = 0; i < h->sigalgs.n; i++) {
 		if (i)
 			sb_put(b, ",", 1);
-		sb_fmt(b, "%04x", ig_tls_list_at(&h->sigalgs, i));
+		sb_hex4(b, ig_tls_list_at(&h->sigalgs, i));
 	}
 }
 
@@ -687,7 +720,7 @@ static int ja4_hash_part(const struct ig_tls_hello *h, const struct ja4_parts *p
 		EVP_MD_CTX_free(md);
 		return -ENOMEM;
 	}
-	struct sb b = { NULL, 0, 0, md };
+	struct sb b = { .md = md };
 	if (exts) {
 		sb_hex_list(&b, p->exts, p->nexts);
 		if (h->sigalgs.n) {
@@ -697,7 +730,7 @@ static int ja4_hash_part(const struct ig_tls_hello *h, const struct ja4_parts *p
 	} else {
 		sb_hex_list(&b, p->ciphers, p->nciphers);
 	}
-	hex_digest(md, out, 12);
+	hex_digest(&b, out, 12);
 	EVP_MD_CTX_free(md);
 	if (b.len == 0)
 		memcpy(out, "000000000000", 13);
@@ -727,7 +760,7 @@ int ig_tls_ja4_r(const struct ig_tls_hello *h, char *text, size_t textsz)
 	int rc = ja4_parts(h, &p);
 	if (rc < 0)
 		return rc;
-	struct sb b = { text, textsz, 0, NULL };
+	struct sb b = { .buf = text, .cap = textsz };
 	if (text && textsz)
 		text[0] = '\0';
 	sb_str(&b, p.a);
