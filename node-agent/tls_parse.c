@@ -274,7 +274,7 @@ static bool ext_types_unique(const uint8_t *ext, uint16_t len, uint16_t n)
 bool ig_tls_ext_next(struct ig_tls_ext_iter *it, uint16_t *type, const uint8_t **data,
 		     uint16_t *len)
 {
-	if (it->end - it->p < 4)
+	if (!it->p || it->end - it->p < 4)
 		return false;
 	uint16_t l = (uint16_t)(it->p[2] << 8 | it->p[3]);
 	if (it->end - it->p - 4 < l)
@@ -302,8 +302,10 @@ bool ig_tls_alpn_next(const struct ig_tls_hello *h, uint16_t *pos, const uint8_t
 
 int ig_tls_parse_hello(const uint8_t *msg, size_t len, struct ig_tls_hello *h)
 {
-	struct cur m = { msg, msg + len, false };
 	memset(h, 0, sizeof(*h));
+	if (!msg)
+		return -EBADMSG;
+	struct cur m = { msg, msg + len, false };
 
 	uint8_t type = (uint8_t)get_n(&m, 1);
 	uint32_t blen = get_n(&m, 3);

@@ -120,7 +120,7 @@ struct ig_tls_ext_iter {
 static inline void ig_tls_ext_begin(const struct ig_tls_hello *h, struct ig_tls_ext_iter *it)
 {
 	it->p = h->ext;
-	it->end = h->ext + h->ext_len;
+	it->end = h->ext ? h->ext + h->ext_len : NULL; /* no extensions block: empty */
 }
 
 /* Next extension of a parsed hello (already validated); false at the end. */

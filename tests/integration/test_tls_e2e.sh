@@ -123,7 +123,7 @@ run() {
 	local label=$1
 	shift
 	ip netns exec "$ns_c" sh -c 'echo "$0 $$" >>"'"$pids"'"; exec "$@"' "$label" "$@" \
-		</dev/null >>"$IG_TMP/clients.log" 2>&1
+		</dev/null >>"$IG_TMP/clients.log" 2>&1 || ig_fail "client $label: $(tail -5 "$IG_TMP/clients.log")"
 }
 get='GET / HTTP/1.0\r\n\r\n'
 sc() { # LABEL ARGS... (s_client with a request, so it waits for the answer)

@@ -44,7 +44,8 @@ static void put16(struct buf *b, unsigned v)
 static void put(struct buf *b, const void *p, size_t n)
 {
 	assert_true(b->n + n <= sizeof(b->b));
-	memcpy(b->b + b->n, p, n);
+	if (n) /* p may be NULL for an empty extension */
+		memcpy(b->b + b->n, p, n);
 	b->n += n;
 }
 
