@@ -104,7 +104,7 @@ start_ingrain() {
 	"$B/node-agent/ingrain-agent" -c "$tmp/tls.yaml" 2>"$tmp/agent.log" &
 	agent=$!
 	pids+=("$agent")
-	for _ in $(seq 100); do grep -q "agent running" "$tmp/agent.log" && break; sleep 0.05; done
+	for _ in $(seq 600); do grep -q "agent running" "$tmp/agent.log" && break; sleep 0.05; done
 	grep -q "agent running" "$tmp/agent.log" || { cat "$tmp/agent.log" >&2; exit 1; }
 	agent_c0=$(cpu_ticks "$agent")
 }
@@ -131,11 +131,13 @@ for _ in $(seq "$R"); do
 	start_ingrain
 	read -r n s <<<"$(storm)"
 	son_n=$((son_n + n)); son_s=$(python3 -c "print($son_s + $s)")
-	# Every record written before the agent stops: wait until the count settles.
-	prev=-1
-	for _ in $(seq 100); do
+	# Every record written before the agent stops: wait until the count has
+	# not moved for 1 s.
+	prev=-1 same=0
+	for _ in $(seq 300); do
 		c=$(count client)
-		[ "$c" = "$prev" ] && break
+		if [ "$c" = "$prev" ]; then same=$((same + 1)); else same=0; fi
+		[ "$same" -ge 5 ] && break
 		prev=$c
 		sleep 0.2
 	done
@@ -145,6 +147,7 @@ for _ in $(seq "$R"); do
 	server=$((server + $(count server)))
 	cap=$(grep 'msg="tls probe capture"' "$tmp/agent.log" | tail -1)
 	prb=$(grep 'msg="tls probe" records' "$tmp/agent.log" | tail -1)
+	echo "round: s_time $n handshakes; $(count client) client records; $cap; $prb" >>"$tmp/rounds.log"
 	lost=$((lost + $(kv "$cap" ringbuf_full) + $(kv "$cap" load_failed) + $(kv "$cap" reasm_evicted) + \
 		$(kv "$cap" reasm_overflow) + $(kv "$prb" evicted) + $(kv "$prb" gaps) + $(kv "$prb" alloc_failed)))
 done
@@ -157,6 +160,8 @@ for _ in $(seq "$R"); do
 	ons+=("$(bulk)")
 	stop_ingrain
 done
+
+sed 's/ts=[^ ]* level=info comp=agent //g' "$tmp/rounds.log"
 
 # --- parse ---------------------------------------------------------------
 corpus=$here/tests/fuzz/corpus/fuzz_tls

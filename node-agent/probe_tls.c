@@ -682,11 +682,19 @@ static void tls_close(void *state)
 	}
 	if (st->epfd >= 0)
 		close(st->epfd);
+	/* ClientHellos still waiting for their answer are reported alone (the
+	 * agent delivers what probes emit while they close). */
+	uint64_t alone_before = st->alone;
 	while (st->oldest) {
 		struct conn *c = st->oldest;
 		conn_unlink(st, c);
+		if (st->cap)
+			conn_end(st, c);
 		conn_free(c);
 	}
+	if (st->alone > alone_before)
+		ig_info("tls probe: ClientHellos without an answer at close, reported alone",
+			"count=%llu", (unsigned long long)(st->alone - alone_before));
 	ig_info("tls probe",
 		"records=%llu answered=%llu alone=%llu hrr=%llu not_tls=%llu malformed=%llu "
 		"too_big=%llu truncated=%llu malformed_reported=%llu evicted=%llu gaps=%llu "
