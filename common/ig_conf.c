@@ -311,6 +311,34 @@ static const struct ig_opt dns_opts[] = {
 };
 #undef D
 
+#define T(f) offsetof(struct ig_tls_conf, f)
+static const struct ig_opt tls_opts[] = {
+	{ "enabled", IG_OPT_BOOL, "true", T(c.enabled), "Run this probe.", .flags = 0 },
+	{ "pipelines", IG_OPT_STRLIST, "[]", T(c.pipelines),
+	  "Pipelines (names under pipelines:) its records feed.", .flags = 0 },
+	{ "capture_bytes", IG_OPT_SIZE, "4KiB", T(capture_bytes),
+	  "Payload bytes sent to user space per TCP flow direction, from its first byte; also "
+	  "the largest ClientHello/ServerHello parsed (larger ones are counted, not reported).",
+	  .min = 512, .max = 65536 },
+	{ "timeout", IG_OPT_DURATION, "5s", T(timeout_ns),
+	  "A ClientHello with no ServerHello after this long is reported alone (answered: 0).",
+	  .min = (int64_t)(10 * MS), .max = (int64_t)(600 * SEC) },
+	{ "max_conns", IG_OPT_UINT, "16384", T(max_conns),
+	  "Connections waiting for their ServerHello; beyond it the oldest is reported alone "
+	  "and counted.",
+	  .min = 16, .max = 1048576 },
+	{ "max_flows", IG_OPT_UINT, "4096", T(max_flows),
+	  "TCP flow directions held for reassembly; beyond it the least recently used is "
+	  "evicted (counted).",
+	  .min = 16, .max = 1048576 },
+	{ "server_side", IG_OPT_BOOL, "true", T(server_side),
+	  "Also report handshakes answered by servers on this node (role: server), with the "
+	  "server's process (a program on every socket send/recv of the node; false removes it).",
+	  .flags = 0 },
+	{ 0 }
+};
+#undef T
+
 const struct ig_probe_desc ig_probe_descs[IG_PROBE__COUNT] = {
 	[IG_PROBE_FILES] = { "files",
 			     "File opens (openat/openat2): who opened what, and the result.",
@@ -331,6 +359,10 @@ const struct ig_probe_desc ig_probe_descs[IG_PROBE__COUNT] = {
 			   "DNS queries and answers on any port, UDP and TCP, IPv4 and IPv6, per "
 			   "process and pod.",
 			   dns_opts, sizeof(struct ig_dns_conf), offsetof(struct ig_dns_conf, c) },
+	[IG_PROBE_TLS] = { "tls",
+			   "TLS handshakes on any port, IPv4 and IPv6: SNI, versions, ALPN, "
+			   "ciphers, groups, JA3/JA3S/JA4, per process and pod.",
+			   tls_opts, sizeof(struct ig_tls_conf), offsetof(struct ig_tls_conf, c) },
 };
 
 static const char *const sections[] = { "agent",  "kubernetes", "aggregator",

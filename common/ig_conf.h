@@ -126,6 +126,16 @@ struct ig_dns_conf {
 	bool malformed_records; /* report undecodable messages as dns.malformed */
 };
 
+/* TLS handshakes on any port, from the payload capture layer (docs/capture.md). */
+struct ig_tls_conf {
+	struct ig_probe_common c;
+	uint64_t capture_bytes; /* per TCP flow direction; also the largest hello parsed */
+	uint64_t timeout_ns; /* a ClientHello unanswered this long is reported alone */
+	uint64_t max_conns; /* connections waiting for their ServerHello */
+	uint64_t max_flows; /* TCP flow directions held for reassembly */
+	bool server_side; /* also report handshakes of servers on this node */
+};
+
 /* Probe kinds known to the configuration. The order is the order of
  * enum ig_probe_kind. */
 enum ig_probe_kind {
@@ -134,6 +144,7 @@ enum ig_probe_kind {
 	IG_PROBE_TRAFFIC,
 	IG_PROBE_FILE_IO,
 	IG_PROBE_DNS,
+	IG_PROBE_TLS,
 	IG_PROBE__COUNT
 };
 
