@@ -69,9 +69,11 @@ sleep 0.5
 cat >"$tmp/dns.yaml" <<YAML
 agent:
   aggregator: tcp://127.0.0.1:$port
+  plaintext: true
   log_level: info
 aggregator:
   listen: tcp://127.0.0.1:$port
+  plaintext: true
   control: ""
   state_dir: ""
   log_level: warn

@@ -73,9 +73,11 @@ sleep 0.5
 cat >"$tmp/tls.yaml" <<YAML
 agent:
   aggregator: tcp://127.0.0.1:$port
+  plaintext: true
   log_level: info
 aggregator:
   listen: tcp://127.0.0.1:$port
+  plaintext: true
   control: ""
   state_dir: ""
   log_level: warn

@@ -40,9 +40,11 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout key
 cat >"$IG_TMP/config.yaml" <<YAML
 agent:
   aggregator: tcp://127.0.0.1:$port
+  plaintext: true
   batch_max_age: 50ms
 aggregator:
   listen: tcp://127.0.0.1:$port
+  plaintext: true
   control: ""
   state_dir: $IG_TMP/state
 probes:
