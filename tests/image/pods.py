@@ -71,6 +71,24 @@ def check_host_path(path, typ):
         die(f"hostPath {path} is not a {typ}")
 
 
+def containerd_like_profile(path):
+    """podman's default seccomp profile with containerd's rules for the two
+    syscalls eBPF needs: bpf(2) allowed to CAP_BPF and perf_event_open(2) to
+    CAP_PERFMON (containerd's RuntimeDefault), where podman 4.3 allows both only
+    to CAP_SYS_ADMIN."""
+    p = json.load(open("/usr/share/containers/seccomp.json"))
+    special = {"bpf": "CAP_BPF", "perf_event_open": "CAP_PERFMON"}
+    for s in p["syscalls"]:
+        if s.get("excludes", {}).get("caps") == ["CAP_SYS_ADMIN"] and set(special) & set(s["names"]):
+            s["names"] = [n for n in s["names"] if n not in special]
+    for name, cap in special.items():
+        p["syscalls"].append({"names": [name], "action": "SCMP_ACT_ALLOW", "includes": {"caps": [cap]}})
+        p["syscalls"].append({"names": [name], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
+                              "excludes": {"caps": [cap, "CAP_SYS_ADMIN"]}})
+    with open(path, "w") as f:
+        json.dump(p, f)
+
+
 def convert(doc, cms, args, outdir):
     comp = doc["metadata"]["labels"]["app.kubernetes.io/component"]
     pod = doc["spec"] if doc["kind"] == "Pod" else doc["spec"]["template"]["spec"]
@@ -251,12 +269,16 @@ def main():
     ap.add_argument("--name-prefix", default="ig-")
     ap.add_argument("--seccomp-root", default="/var/lib/kubelet/seccomp")
     ap.add_argument("--runtime-default-seccomp", default="",
-                    help="profile applied for RuntimeDefault (default: the engine's own)")
+                    help="profile applied for RuntimeDefault (default: the engine's own); "
+                    "'containerd' derives containerd's rules for bpf/perf_event_open")
     args = ap.parse_args()
     with open(args.manifests) as f:
         docs = [d for d in yaml.safe_load_all(f) if d]
     cms = {d["metadata"]["name"]: d.get("data", {}) for d in docs if d["kind"] == "ConfigMap"}
     os.makedirs(args.outdir, exist_ok=True)
+    if args.runtime_default_seccomp == "containerd":
+        args.runtime_default_seccomp = os.path.join(os.path.abspath(args.outdir), "runtime-default.json")
+        containerd_like_profile(args.runtime_default_seccomp)
     n = 0
     for d in docs:
         if d["kind"] in ("DaemonSet", "Deployment", "Pod"):

@@ -79,21 +79,6 @@ EOF
 	>"$IG_TMP/manifests.yaml" 2>"$IG_TMP/helm.log" || ig_fail "helm template: $(cat "$IG_TMP/helm.log")"
 svc=ingrain-aggregator.ingrain.svc
 
-# The containerd-equivalent RuntimeDefault profile (see the header).
-python3 - "$IG_TMP/runtime-default.json" <<'PY'
-import json, sys
-p = json.load(open("/usr/share/containers/seccomp.json"))
-special = {"bpf": "CAP_BPF", "perf_event_open": "CAP_PERFMON"}
-for s in p["syscalls"]:
-    if s.get("excludes", {}).get("caps") == ["CAP_SYS_ADMIN"] and set(special) & set(s["names"]):
-        s["names"] = [n for n in s["names"] if n not in special]
-for name, cap in special.items():
-    p["syscalls"].append({"names": [name], "action": "SCMP_ACT_ALLOW", "includes": {"caps": [cap]}})
-    p["syscalls"].append({"names": [name], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
-                          "excludes": {"caps": [cap, "CAP_SYS_ADMIN"]}})
-json.dump(p, open(sys.argv[1], "w"))
-PY
-
 pods() { # OUTDIR [extra pods.py args]
 	local out=$1
 	shift
@@ -101,7 +86,7 @@ pods() { # OUTDIR [extra pods.py args]
 		--network host --add-host "$svc:127.0.0.1" --name-prefix "$prefix" "$@" >"$out.log" 2>&1 ||
 		ig_fail "pods.py: $(cat "$out.log")"
 }
-pods "$IG_TMP/pods" --runtime-default-seccomp "$IG_TMP/runtime-default.json"
+pods "$IG_TMP/pods" --runtime-default-seccomp containerd
 cp "$IG_TMP/pods.log" "$IG_TMP/podman-run.log"
 
 run() { # COMPONENT ARGS_FILE
