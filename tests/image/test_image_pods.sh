@@ -74,6 +74,8 @@ aggregator:
   ports: {agents: $p_agents, http: $p_http}
 agent:
   metrics: {port: $p_agent}
+monitoring:
+  prometheusRule: {enabled: true}
 EOF
 "$helm" template ingrain "$IG_SOURCE_DIR/charts/ingrain" -n ingrain -f "$IG_TMP/values.yaml" \
 	>"$IG_TMP/manifests.yaml" 2>"$IG_TMP/helm.log" || ig_fail "helm template: $(cat "$IG_TMP/helm.log")"
@@ -133,6 +135,23 @@ ig_check "agent is not privileged and not in the host PID namespace" \
 	test "$(podman inspect -f '{{.HostConfig.Privileged}} {{.HostConfig.PidMode}}' "${prefix}agent")" = "false private"
 ig_check "agent's root filesystem is read-only" \
 	test "$(podman inspect -f '{{.HostConfig.ReadonlyRootfs}}' "${prefix}agent")" = true
+
+# The alerts the chart ships name metrics these binaries really export.
+curl -fs "http://127.0.0.1:$p_http/metrics" >"$IG_TMP/aggregator.metrics" || ig_fail "aggregator /metrics"
+curl -fs "http://127.0.0.1:$p_agent/metrics" >"$IG_TMP/agent.metrics" || ig_fail "agent /metrics"
+ig_check "every metric in the rendered PrometheusRule is exported by the agent or the aggregator" python3 - \
+	"$IG_TMP/manifests.yaml" "$IG_TMP/aggregator.metrics" "$IG_TMP/agent.metrics" <<'PY'
+import re, sys, yaml
+rule = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "PrometheusRule"]
+exprs = " ".join(r["expr"] for d in rule for g in d["spec"]["groups"] for r in g["rules"])
+names = set(re.findall(r"\bingrain_[a-z_]+", exprs))
+have = set()
+for f in sys.argv[2:]:
+    have |= {l.split("{")[0].split()[0] for l in open(f) if l.strip() and not l.startswith("#")}
+missing = names - have
+print("rule metrics:", sorted(names), "missing:", sorted(missing))
+sys.exit(0 if names and not missing else 1)
+PY
 
 # --- 5. an event from another container -------------------------------------------
 marker=/etc/${prefix}marker

@@ -209,6 +209,8 @@ refuse "misspelt chart value" "Additional property privilegd is not allowed" --s
 refuse "port out of range" "Must be less than or equal to 65535" --set aggregator.ports.agents=70000
 refuse "persistence with 2 replicas" "needs aggregator.replicas: 1" \
 	--set aggregator.persistence.enabled=true --set aggregator.replicas=2
+refuse "replicas > 1 with a rollup stage (per-replica percentiles/gauges)" "aggregator.replicas=3 with a rollup stage (pipelines.live.stages[0])" \
+	--set aggregator.replicas=3 --set config.pipelines.live.stages[0].type=rollup
 refuse "relative host path" "Does not match pattern" --set agent.hostPaths.cgroup=sys/fs/cgroup
 # One source of truth: an address in config and a port in values that disagree.
 refuse "aggregator.listen 7701 vs aggregator.ports.agents 7700" "config.aggregator.listen (tcp://0.0.0.0:7701) and aggregator.ports.agents (7700) disagree" \
