@@ -274,6 +274,9 @@ static void publish_metrics(struct ig_agent *a)
 	ig_prom_family(&p, "ingrain_agent_connected", "gauge",
 		       "1 when connected to the aggregator.");
 	ig_prom_sample(&p, "ingrain_agent_connected", NULL, NULL, ss.connected ? 1 : 0);
+	ig_prom_family(&p, "ingrain_agent_aggregator_moves_total", "counter",
+		       "Switches to another aggregator replica (the replica set changed).");
+	ig_prom_sample(&p, "ingrain_agent_aggregator_moves_total", NULL, NULL, (double)ss.moves);
 	ig_httpd_publish(a->httpd, p.buf ? p.buf : "", p.len);
 	ig_prom_free(&p);
 }
@@ -378,6 +381,8 @@ int ig_agent_new(struct ig_agent **out, struct ig_conf *conf, const char *config
 		.ack_timeout_ns = conf->agent.ack_timeout_ns,
 		.reconnect_min_ns = conf->agent.reconnect_min_ns,
 		.reconnect_max_ns = conf->agent.reconnect_max_ns,
+		.pick_key = conf->agent.agent_id,
+		.resolve_interval_ns = conf->agent.aggregator_resolve_ns,
 	};
 	if ((rv = ig_sender_new(&a->sender, &so, err)) < 0)
 		goto fail;
