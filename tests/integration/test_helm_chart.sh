@@ -126,6 +126,17 @@ config:
   aggregator:
     listen: tcp://0.0.0.0:7701
 EOF
+cat >"$tmp/values-replicas.yaml" <<'EOF'
+aggregator:
+  replicas: 3
+config:
+  backends:
+    dd:
+      type: statsd
+      flavor: dogstatsd
+      address: dd:8125
+      distribution: true
+EOF
 # Addresses moved in config only: everything else must follow them.
 cat >"$tmp/values-moved.yaml" <<'EOF'
 config:
@@ -188,6 +199,7 @@ render extras -f "$tmp/values-extras.yaml" --kube-version 1.30.0
 render extras129 -f "$tmp/values-extras.yaml" --kube-version 1.29.0
 render pipelineonly --set config.pipelines.live.backends[0]=console --set config.backends.console.format=text
 render probesonly --set config.probes.files.include_failed=false
+render replicas -f "$tmp/values-replicas.yaml"
 render otherconfig --set config.probes.files.monitor_dirs[0]=/var
 render othertag --set image.tag=9.9.9
 render nometrics --set agent.metrics.enabled=false
@@ -211,6 +223,9 @@ refuse "persistence with 2 replicas" "needs aggregator.replicas: 1" \
 	--set aggregator.persistence.enabled=true --set aggregator.replicas=2
 refuse "replicas > 1 with a rollup stage (per-replica percentiles/gauges)" "aggregator.replicas=3 with a rollup stage (pipelines.live.stages[0])" \
 	--set aggregator.replicas=3 --set config.pipelines.live.stages[0].type=rollup
+refuse "replicas > 1 with DogStatsD histograms as |h (per-agent percentiles)" "set distribution: true" \
+	--set aggregator.replicas=2 --set config.backends.dd.type=statsd --set config.backends.dd.flavor=dogstatsd \
+	--set config.backends.dd.address=dd:8125
 refuse "relative host path" "Does not match pattern" --set agent.hostPaths.cgroup=sys/fs/cgroup
 # One source of truth: an address in config and a port in values that disagree.
 refuse "aggregator.listen 7701 vs aggregator.ports.agents 7700" "config.aggregator.listen (tcp://0.0.0.0:7701) and aggregator.ports.agents (7700) disagree" \
@@ -578,6 +593,23 @@ if docs:
           "PrometheusRule: alerts on lost records, dropped records, disconnected agents", exprs)
     with open(f"{tmp}/rule-metrics.txt", "w") as f:
         f.write("\n".join(sorted(set(__import__("re").findall(r"ingrain_[a-z_]+", exprs)))) + "\n")
+docs = load("replicas")
+if docs:
+    print("# aggregator.replicas=3")
+    cfg = config_of(docs, "replicas")
+    heads = [d for d in docs if d["kind"] == "Service" and d["spec"].get("clusterIP") == "None"]
+    check(len(heads) == 1 and heads[0]["metadata"]["name"] == "ingrain-aggregator-headless" and
+          heads[0]["spec"]["selector"].get("app.kubernetes.io/component") == "aggregator" and
+          heads[0]["spec"]["ports"][0]["port"] == 7700 and heads[0]["spec"].get("publishNotReadyAddresses") is False,
+          "replicas > 1: a headless Service of the ready aggregator pods on the agents port", heads and heads[0]["spec"])
+    if cfg:
+        check(cfg["agent"]["aggregator"] == "tcp://ingrain-aggregator-headless.ingrain.svc:7700",
+              "replicas > 1: agents dial the headless Service (one address per replica, picked by hash)",
+              cfg["agent"]["aggregator"])
+    check(one(docs, "Deployment")["spec"]["replicas"] == 3, "Deployment: 3 replicas")
+docs = load("default")
+check(not [d for d in docs if d["kind"] == "Service" and d["spec"].get("clusterIP") == "None"],
+      "one replica: no headless Service (agents dial the ClusterIP Service)")
 docs = load("extras129")
 if docs:
     ds = one(docs, "DaemonSet")
@@ -674,7 +706,7 @@ for bin in "$bld/aggregator/ingrain-aggregator" "$bld/node-agent/ingrain-agent";
 		echo "# $name not built ($bin): --check-config part not run"
 		continue
 	fi
-	for cfg in default override external nometrics moved extras; do
+	for cfg in default override external nometrics moved extras replicas; do
 		f=$tmp/$cfg.config.yaml
 		if [ ! -f "$f" ]; then
 			bad "$name --check-config ($cfg): no rendered config"

@@ -162,9 +162,12 @@ the socket is off or on TCP): mounted writable under the read-only root. */}}
 {{- end -}}
 {{- end -}}
 
-{{/* nng URL the agents dial: the aggregator Service's cluster DNS name. */}}
+{{/* nng URL the agents dial: the aggregator Service's cluster DNS name; with
+several replicas the headless Service's (one record per ready replica). */}}
 {{- define "ingrain.aggregatorURL" -}}
-{{- printf "%s://%s.%s.svc:%s" (include "ingrain.agentsScheme" .) (include "ingrain.aggregator.fullname" .) .Release.Namespace (include "ingrain.agentsPort" .) -}}
+{{- $svc := include "ingrain.aggregator.fullname" . -}}
+{{- if gt (int .Values.aggregator.replicas) 1 -}}{{- $svc = printf "%s-headless" $svc -}}{{- end -}}
+{{- printf "%s://%s.%s.svc:%s" (include "ingrain.agentsScheme" .) $svc .Release.Namespace (include "ingrain.agentsPort" .) -}}
 {{- end -}}
 
 {{/*
