@@ -226,6 +226,8 @@ refuse "replicas > 1 with a rollup stage (per-replica percentiles/gauges)" "aggr
 refuse "replicas > 1 with DogStatsD histograms as |h (per-agent percentiles)" "set distribution: true" \
 	--set aggregator.replicas=2 --set config.backends.dd.type=statsd --set config.backends.dd.flavor=dogstatsd \
 	--set config.backends.dd.address=dd:8125
+refuse "replicas > 1 with the Datadog HTTP backend (same series from every replica)" "with backends.ddapi (Datadog HTTP API)" \
+	--set aggregator.replicas=2 --set config.backends.ddapi.type=datadog
 refuse "relative host path" "Does not match pattern" --set agent.hostPaths.cgroup=sys/fs/cgroup
 # One source of truth: an address in config and a port in values that disagree.
 refuse "aggregator.listen 7701 vs aggregator.ports.agents 7700" "config.aggregator.listen (tcp://0.0.0.0:7701) and aggregator.ports.agents (7700) disagree" \
