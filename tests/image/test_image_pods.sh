@@ -46,6 +46,7 @@ img_cleanup() {
 	podman rmi "$tag" >/dev/null 2>&1 || true
 }
 trap 'img_cleanup; ig_cleanup' EXIT
+trap 'exit 143' TERM INT # so that the EXIT trap removes the containers
 
 # --- 1. build -------------------------------------------------------------------
 t0=$SECONDS
@@ -201,17 +202,21 @@ podman stop -t 10 "${prefix}agent" >/dev/null
 ig_check "agent stops cleanly on SIGTERM" test "$(podman inspect -f '{{.State.ExitCode}}' "${prefix}agent")" = 0
 refused() { # NAME PATTERN ARGS_FILE
 	local name=$1 pat=$2 args=$3
-	xargs -0 -a "$args" podman run >"$IG_TMP/$name.log" 2>&1 && return 1
+	# It must exit by itself; 60 s is far beyond a refusal at start-up.
+	timeout 60 xargs -0 -a "$args" podman run >"$IG_TMP/$name.log" 2>&1 && return 1
 	grep -qiE -- "$pat" "$IG_TMP/$name.log"
 }
-variant() { # SRC DST NEW_NAME [ARG_TO_DROP]: the same podman run, renamed, one argument less
+variant() { # SRC DST NEW_NAME [ARG_TO_DROP [ARGS_TO_ADD...]]: the same podman run, renamed
 	python3 - "$@" <<'PY'
 import sys
 src, dst, name = sys.argv[1:4]
 drop = sys.argv[4].encode() if len(sys.argv) > 4 else None
+add = [x.encode() for x in sys.argv[5:]]
 a = open(src, "rb").read().split(b"\0")[:-1]
 a[a.index(b"--name") + 1] = name.encode()
 a = [x for x in a if x != drop]
+i = a.index(b"--entrypoint")
+a[i:i] = add
 open(dst, "wb").write(b"\0".join(a) + b"\0")
 PY
 }
