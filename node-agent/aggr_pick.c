@@ -49,7 +49,8 @@ int ig_aggr_pick(const char *url, const char *key, char *out, size_t outlen)
 	scheme[sep - url] = '\0';
 	/* ipc://, inproc:// name one endpoint; tls+tcp:// is dialed by name so
 	 * that the server certificate is checked against it. */
-	if (strcmp(scheme, "tcp") != 0 && strcmp(scheme, "tcp4") != 0 && strcmp(scheme, "tcp6") != 0)
+	if (strcmp(scheme, "tcp") != 0 && strcmp(scheme, "tcp4") != 0 &&
+	    strcmp(scheme, "tcp6") != 0)
 		return 1;
 	const char *h = sep + 3, *colon = strrchr(h, ':');
 	if (!colon || *h == '[' || (size_t)(colon - h) >= sizeof(host) ||
