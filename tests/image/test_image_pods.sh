@@ -4,8 +4,10 @@
 # 1. scripts/build-image.sh: debian:12 / debian:12-slim from debootstrap (cached
 #    outside the tree), then `podman build --pull=never` of deploy/Dockerfile.
 # 2. `helm template` of charts/ingrain with default values, except the image
-#    (this build) and the ports (free ones on this machine, set through the
-#    chart's values so the rendered config, container ports and probes follow).
+#    (this build) and free ports on this machine: the agent's through the
+#    chart's values, the aggregator's (and its control socket, outside
+#    /run/ingrain) through config: only, so the rendered Service, container
+#    ports, probes and writable mounts must follow them.
 # 3. tests/image/pods.py turns the rendered DaemonSet and Deployment into
 #    `podman run` lines: securityContext, capabilities, seccomp, mounts,
 #    hostPath type checks, env, args, limits. Nothing is copied by hand.
@@ -71,10 +73,15 @@ image:
   repository: localhost/ingrain
   tag: test-$$
   pullPolicy: Never
-aggregator:
-  ports: {agents: $p_agents, http: $p_http}
 agent:
   metrics: {port: $p_agent}
+# The aggregator's addresses are moved in config only: the Service, container
+# ports, probes and the control socket's writable mount must follow them.
+config:
+  aggregator:
+    listen: tcp://0.0.0.0:$p_agents
+    metrics_listen: 0.0.0.0:$p_http
+    control: ipc:///var/run/ingrain-ctl/control.sock
 monitoring:
   prometheusRule: {enabled: true}
 EOF
@@ -110,6 +117,8 @@ run aggregator "$IG_TMP/pods/aggregator.args" >/dev/null
 ig_wait_for "aggregator readiness probe" 30 probe_ok aggregator readinessProbe
 ig_pass "aggregator readiness probe answers 200"
 ig_check "aggregator liveness probe answers 200" probe_ok aggregator livenessProbe
+ig_check "ingrainctl reaches the control socket moved to /var/run/ingrain-ctl (its directory is writable)" \
+	podman exec "${prefix}aggregator" ingrainctl -s ipc:///var/run/ingrain-ctl/control.sock status
 run agent "$IG_TMP/pods/agent.args" >/dev/null
 agent_ready() {
 	clog "${prefix}agent" agent
