@@ -11,7 +11,12 @@
 #ifndef IG_BPF_H
 #define IG_BPF_H
 
+/* Kernel types of the target architecture (bpf/CMakeLists.txt: IG_BPF_ARCH). */
+#if defined(__TARGET_ARCH_arm64)
+#include "arm64/vmlinux.h"
+#else
 #include "vmlinux.h"
+#endif
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>

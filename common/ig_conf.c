@@ -72,6 +72,13 @@ static const struct ig_opt agent_opts[] = {
 	  "Send without TLS (tcp:// or ipc://). Anyone who reaches the aggregator can then forge "
 	  "this agent's events; see docs/security.md. Logged as a warning at start.",
 	  .flags = 0 },
+	{ "aggregator_resolve", IG_OPT_DURATION, "30s", A(aggregator_resolve_ns),
+	  "How often agent.aggregator's name is resolved again. When it has several addresses "
+	  "(a headless Service: one per aggregator replica) the agent dials the one a stable "
+	  "hash of its agent_id picks, and moves when the set changes; with one address it is "
+	  "dialed by name as written, and so is a tls+tcp:// URL (its certificate names the "
+	  "name). 0: resolve once.",
+	  .min = 0, .max = (int64_t)(3600 * SEC) },
 	{ "batch_max_records", IG_OPT_UINT, "512", A(batch_max_records),
 	  "Records per envelope sent to the aggregator.", .min = 1, .max = 65536 },
 	{ "batch_max_age", IG_OPT_DURATION, "200ms", A(batch_max_age_ns),

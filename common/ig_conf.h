@@ -38,6 +38,7 @@ struct ig_agent_conf {
 	uint64_t queue_max_bytes;
 	uint64_t ack_timeout_ns;
 	uint64_t reconnect_min_ns, reconnect_max_ns;
+	uint64_t aggregator_resolve_ns;
 	uint64_t ringbuf_bytes;
 	uint64_t wakeup_records; /* ring buffer consumer woken every N records */
 	uint64_t poll_interval_ns; /* ... or at least this often */

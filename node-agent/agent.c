@@ -294,6 +294,9 @@ static void publish_metrics(struct ig_agent *a)
 			ig_prom_sample(&p, "ingrain_tls_handshake_failures_total", "reason",
 				       ig_tls_fail_names[i], (double)tf[i]);
 	}
+	ig_prom_family(&p, "ingrain_agent_aggregator_moves_total", "counter",
+		       "Switches to another aggregator replica (the replica set changed).");
+	ig_prom_sample(&p, "ingrain_agent_aggregator_moves_total", NULL, NULL, (double)ss.moves);
 	ig_httpd_publish(a->httpd, p.buf ? p.buf : "", p.len);
 	ig_prom_free(&p);
 }
@@ -447,6 +450,8 @@ int ig_agent_new(struct ig_agent **out, struct ig_conf *conf, const char *config
 		.reconnect_max_ns = conf->agent.reconnect_max_ns,
 		.tls_dir = conf->agent.tls_dir,
 		.tls_server_name = conf->agent.tls_server_name,
+		.pick_key = conf->agent.agent_id,
+		.resolve_interval_ns = conf->agent.aggregator_resolve_ns,
 	};
 	if ((rv = check_tls_identity(&conf->agent, err)) < 0)
 		goto fail;

@@ -4,13 +4,16 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/util/platform.h>
 
+#include "aggr_pick.h"
 #include "ig_log.h"
 #include "ig_time.h"
 #include "ig_tls.h"
@@ -27,7 +30,10 @@ struct batch {
 
 struct ig_sender {
 	struct ig_sender_opts o;
-	char *url;
+	char *base_url; /* agent.aggregator as configured */
+	char *pick_key;
+	char url[512]; /* what is dialed: base_url or one replica's address (under mu) */
+	uint64_t next_resolve_ns;
 	nng_socket sock;
 	nng_dialer dialer;
 	pthread_t thread;
@@ -56,12 +62,16 @@ static void pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
 	struct ig_sender *s = arg;
 	(void)p;
+	char url[sizeof(s->url)];
+	pthread_mutex_lock(&s->mu);
+	memcpy(url, s->url, sizeof(url));
+	pthread_mutex_unlock(&s->mu);
 	if (ev == NNG_PIPE_EV_ADD_POST) {
 		__atomic_add_fetch(&s->connected, 1, __ATOMIC_RELAXED);
-		ig_info("connected to aggregator", "url=%s", s->url);
+		ig_info("connected to aggregator", "url=%s", url);
 	} else if (ev == NNG_PIPE_EV_REM_POST) {
 		__atomic_sub_fetch(&s->connected, 1, __ATOMIC_RELAXED);
-		ig_warn("disconnected from aggregator; will redial", "url=%s", s->url);
+		ig_warn("disconnected from aggregator; will redial", "url=%s", url);
 	}
 }
 
@@ -150,14 +160,14 @@ static void send_one(struct ig_sender *s, uint64_t seq, const void *buf, size_t 
 
 /* Loads the TLS files and gives the dialer a new configuration (nng holds
  * its own reference). */
-static int set_tls(struct ig_sender *s, struct ig_err *err)
+static int set_tls(struct ig_sender *s, nng_dialer d, struct ig_err *err)
 {
 	nng_tls_config *cfg = NULL;
 	int rv = ig_tls_config_load(s->tls_dir, false, s->tls_server_name, "agent.tls_dir", &cfg,
 				    err);
 	if (rv < 0)
 		return rv;
-	rv = nng_dialer_set_ptr(s->dialer, NNG_OPT_TLS_CONFIG, cfg);
+	rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, cfg);
 	nng_tls_config_free(cfg);
 	if (rv != 0) {
 		ig_err_add(err, "agent.tls_dir: nng refused the TLS configuration: %s",
@@ -168,14 +178,104 @@ static int set_tls(struct ig_sender *s, struct ig_err *err)
 	return 0;
 }
 
+static int dial(struct ig_sender *s, const char *url, nng_dialer *d, struct ig_err *err)
+{
+	int rv;
+
+	if ((rv = nng_dialer_create(d, s->sock, url)) != 0) {
+		if (err)
+			ig_err_add(
+				err,
+				"agent.aggregator: cannot use '%s': %s (expected an nng URL like "
+				"tcp://aggregator:7700)",
+				url, nng_strerror(rv));
+		return rv;
+	}
+	if (s->tls) {
+		struct ig_err tmp;
+
+		ig_err_init(&tmp);
+		if ((rv = set_tls(s, *d, err ? err : &tmp)) < 0) {
+			if (!err)
+				ig_warn("sender: cannot load the TLS files for a new replica",
+					"error=\"%s\"", ig_err_str(&tmp));
+			nng_dialer_close(*d);
+			return rv;
+		}
+	}
+	nng_dialer_set_ms(*d, NNG_OPT_RECONNMINT, (nng_duration)(s->o.reconnect_min_ns / 1000000));
+	nng_dialer_set_ms(*d, NNG_OPT_RECONNMAXT, (nng_duration)(s->o.reconnect_max_ns / 1000000));
+	/* Non-blocking: the aggregator may come up after us; nng keeps redialing. */
+	if ((rv = nng_dialer_start(*d, NNG_FLAG_NONBLOCK)) != 0) {
+		if (err)
+			ig_err_add(err, "cannot dial %s: %s", url, nng_strerror(rv));
+		nng_dialer_close(*d);
+	}
+	return rv;
+}
+
+/* Re-resolves agent.aggregator; when this agent's replica changed, dials the
+ * new one before letting go of the old (the REQ socket resends an unacked
+ * envelope on the new pipe, and our own timeout resends it too). */
+static void maybe_move(struct ig_sender *s)
+{
+	char target[sizeof(s->url)], cur[sizeof(s->url)];
+	uint64_t now = ig_mono_ns();
+
+	if (!s->o.resolve_interval_ns || now < s->next_resolve_ns)
+		return;
+	s->next_resolve_ns = now + s->o.resolve_interval_ns;
+	int n = ig_aggr_pick(s->base_url, s->pick_key, target, sizeof(target));
+	if (n <= 0)
+		return; /* not resolvable now: keep what we dial */
+	pthread_mutex_lock(&s->mu);
+	memcpy(cur, s->url, sizeof(cur));
+	pthread_mutex_unlock(&s->mu);
+	if (!strcmp(cur, target))
+		return;
+	nng_dialer d;
+	if (dial(s, target, &d, NULL) != 0)
+		return;
+	nng_dialer old = s->dialer;
+	s->dialer = d;
+	pthread_mutex_lock(&s->mu);
+	snprintf(s->url, sizeof(s->url), "%s", target);
+	s->st.moves++;
+	pthread_mutex_unlock(&s->mu);
+	nng_dialer_close(old);
+	ig_info("aggregator replica set changed; moving", "from=%s to=%s replicas=%d", cur, target,
+		n);
+}
+
 static void *sender_main(void *arg)
 {
 	struct ig_sender *s = arg;
 
 	for (;;) {
+		maybe_move(s);
 		pthread_mutex_lock(&s->mu);
-		while (!s->head && !s->stop)
-			pthread_cond_wait(&s->cv, &s->mu);
+		while (!s->head && !s->stop) {
+			if (!s->o.resolve_interval_ns) {
+				pthread_cond_wait(&s->cv, &s->mu);
+				continue;
+			}
+			/* Idle agents follow the replica set too. */
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			uint64_t w = s->o.resolve_interval_ns;
+			ts.tv_sec += (time_t)(w / 1000000000ULL);
+			ts.tv_nsec += (long)(w % 1000000000ULL);
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) == ETIMEDOUT)
+				break;
+		}
+		if (!s->head && !s->stop) {
+			pthread_mutex_unlock(&s->mu);
+			continue;
+		}
 		if (s->stop) {
 			pthread_mutex_unlock(&s->mu);
 			return NULL;
@@ -207,7 +307,26 @@ int ig_sender_new(struct ig_sender **out, const struct ig_sender_opts *o, struct
 	if (!s)
 		return -ENOMEM;
 	s->o = *o;
-	s->url = strdup(o->url);
+	s->base_url = strdup(o->url);
+	s->pick_key = strdup(o->pick_key ? o->pick_key : "");
+	if (!s->base_url || !s->pick_key) {
+		free(s->base_url);
+		free(s->pick_key);
+		free(s);
+		return -ENOMEM;
+	}
+	int naddr = ig_aggr_pick(o->url, s->pick_key, s->url, sizeof(s->url));
+	if (naddr == -ENAMETOOLONG) {
+		ig_err_add(err, "agent.aggregator: URL too long");
+		free(s->base_url);
+		free(s->pick_key);
+		free(s);
+		return -EINVAL;
+	}
+	if (naddr > 1)
+		ig_info("aggregator replicas: dialing the one this agent hashes to",
+			"url=%s replicas=%d target=%s", o->url, naddr, s->url);
+	s->next_resolve_ns = ig_mono_ns() + o->resolve_interval_ns;
 	s->rl_timeout = (struct ig_ratelimit)IG_RATELIMIT_INIT(10 * IG_NSEC_PER_SEC);
 	s->rl_reject = (struct ig_ratelimit)IG_RATELIMIT_INIT(10 * IG_NSEC_PER_SEC);
 	pthread_mutex_init(&s->mu, NULL);
@@ -238,24 +357,8 @@ int ig_sender_new(struct ig_sender **out, const struct ig_sender_opts *o, struct
 	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, 1 << 20);
 	nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_POST, pipe_cb, s);
 	nng_pipe_notify(s->sock, NNG_PIPE_EV_REM_POST, pipe_cb, s);
-	if ((rv = nng_dialer_create(&s->dialer, s->sock, s->url)) != 0) {
-		ig_err_add(err,
-			   "agent.aggregator: cannot use '%s': %s (expected an nng URL like "
-			   "tcp://aggregator:7700)",
-			   s->url, nng_strerror(rv));
+	if (dial(s, s->url, &s->dialer, err) != 0)
 		goto fail;
-	}
-	if (s->tls && (rv = set_tls(s, err)) < 0)
-		goto fail;
-	nng_dialer_set_ms(s->dialer, NNG_OPT_RECONNMINT,
-			  (nng_duration)(o->reconnect_min_ns / 1000000));
-	nng_dialer_set_ms(s->dialer, NNG_OPT_RECONNMAXT,
-			  (nng_duration)(o->reconnect_max_ns / 1000000));
-	/* Non-blocking: the aggregator may come up after us; nng keeps redialing. */
-	if ((rv = nng_dialer_start(s->dialer, NNG_FLAG_NONBLOCK)) != 0) {
-		ig_err_add(err, "cannot dial %s: %s", s->url, nng_strerror(rv));
-		goto fail;
-	}
 	if (pthread_create(&s->thread, NULL, sender_main, s) != 0) {
 		ig_err_add(err, "cannot start sender thread");
 		goto fail;
@@ -266,7 +369,8 @@ fail:
 	nng_close(s->sock);
 	free(s->tls_dir);
 	free(s->tls_server_name);
-	free(s->url);
+	free(s->base_url);
+	free(s->pick_key);
 	free(s);
 	return -EINVAL;
 }
@@ -278,7 +382,7 @@ void ig_sender_tls_check(struct ig_sender *s)
 	if (!s->tls || !ig_tls_watch_changed(&s->tls_watch, s->tls_dir))
 		return;
 	ig_err_init(&err);
-	if (set_tls(s, &err) < 0) {
+	if (set_tls(s, s->dialer, &err) < 0) {
 		/* Retried at the next change of the files. */
 		ig_error("TLS files changed but do not load; new connections keep the previous "
 			 "certificate",
@@ -361,6 +465,13 @@ void ig_sender_stats(struct ig_sender *s, struct ig_sender_stats *st)
 	pthread_mutex_unlock(&s->mu);
 }
 
+void ig_sender_target(struct ig_sender *s, char *out, size_t outlen)
+{
+	pthread_mutex_lock(&s->mu);
+	snprintf(out, outlen, "%s", s->url);
+	pthread_mutex_unlock(&s->mu);
+}
+
 void ig_sender_free(struct ig_sender *s)
 {
 	if (!s)
@@ -382,6 +493,7 @@ void ig_sender_free(struct ig_sender *s)
 	pthread_cond_destroy(&s->drained);
 	free(s->tls_dir);
 	free(s->tls_server_name);
-	free(s->url);
+	free(s->base_url);
+	free(s->pick_key);
 	free(s);
 }

@@ -30,6 +30,11 @@ struct ig_sender;
 
 struct ig_sender_opts {
 	const char *url;
+	/* Several addresses behind url's name (a headless Service): dial the one
+	 * aggr_pick.h ranks first for pick_key, re-resolving every
+	 * resolve_interval_ns (0: resolve once) and moving when that changes. */
+	const char *pick_key;
+	uint64_t resolve_interval_ns;
 	uint64_t queue_max_batches;
 	uint64_t queue_max_bytes;
 	uint64_t ack_timeout_ns;
@@ -48,6 +53,7 @@ struct ig_sender_stats {
 	uint64_t lost_queue_overflow; /* records dropped with the oldest envelopes */
 	uint64_t lost_rejected; /* records in envelopes the aggregator rejected */
 	uint64_t queued_batches, queued_bytes, queued_records;
+	uint64_t moves; /* switches to another aggregator replica */
 	int connected;
 };
 
@@ -62,6 +68,8 @@ void ig_sender_stats(struct ig_sender *s, struct ig_sender_stats *st);
  * continues, so nothing queued or in flight is lost. A file set that does not
  * load is logged and the previous one kept. */
 void ig_sender_tls_check(struct ig_sender *s);
+/* The URL being dialed (a replica's address when url names several), copied. */
+void ig_sender_target(struct ig_sender *s, char *out, size_t outlen);
 /* Stops the thread and frees everything, unacked envelopes included. */
 void ig_sender_free(struct ig_sender *s);
 

@@ -46,6 +46,23 @@ static bool has_cap(const struct __user_cap_data_struct *d, int cap)
 	return d[cap / 32].effective & (1u << (cap % 32));
 }
 
+/* With the capabilities in place, bpf(2) with an invalid command fails with
+ * EINVAL in the kernel; EPERM means a seccomp filter stopped it first (a
+ * container runtime's default profile that allows bpf(2) only to
+ * CAP_SYS_ADMIN). Said here, the operator is not sent hunting for a
+ * capability that is already granted. */
+static int check_seccomp(struct ig_err *err)
+{
+	if (syscall(SYS_bpf, -1, NULL, 0) == 0 || errno != EPERM)
+		return 0;
+	ig_err_add(err, "a seccomp filter refuses bpf(2) although the capabilities are granted: "
+			"the container runtime's default profile allows it only to CAP_SYS_ADMIN; "
+			"set the agent's seccompProfile to Unconfined (Helm: "
+			"agent.seccompProfile.type=Unconfined) or to a profile allowing bpf and "
+			"perf_event_open");
+	return -EPERM;
+}
+
 static int check_privileges(struct ig_err *err)
 {
 	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
@@ -61,10 +78,8 @@ static int check_privileges(struct ig_err *err)
 			   strerror(errno));
 		return -EPERM;
 	}
-	if (has_cap(data, CAP_SYS_ADMIN))
-		return 0;
-	if (has_cap(data, CAP_BPF) && has_cap(data, CAP_PERFMON))
-		return 0;
+	if (has_cap(data, CAP_SYS_ADMIN) || (has_cap(data, CAP_BPF) && has_cap(data, CAP_PERFMON)))
+		return check_seccomp(err);
 	ig_err_add(err,
 		   "ingrain-agent lacks the privileges to load eBPF programs: run it as root, "
 		   "or grant CAP_BPF and CAP_PERFMON (plus CAP_SYS_ADMIN to mount tracefs/bpffs, "

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Renders charts/ingrain with the real helm binary and checks what a cluster
 # would be given: lint --strict, `helm template` with the default values and
-# with overrides, then python3 + PyYAML assertions on the manifests (hostPID,
-# NODE_NAME from the downward API, host mounts, RBAC exactly get/list/watch on
-# pods, the Service ports, the ConfigMap's config pointing agents at the
-# Service), values that must be refused, and - when the binaries are built -
-# `--check-config` on the rendered configuration file.
+# with overrides, then python3 + PyYAML assertions on the manifests (least
+# privilege: capabilities, seccomp, no hostPID, only the host mounts the code
+# uses; NODE_NAME from the downward API; RBAC exactly get/list/watch on pods;
+# one source of truth: Service, container ports, probes and writable mounts
+# follow the addresses in config; the agent's rollout checksum covers only
+# what the agent reads), values that must be refused, NOTES.txt, the values
+# reference (docs/chart-values.md) being current, and - when the binaries are
+# built - `--check-config` on the rendered configuration file.
 #
 # Env: IG_SOURCE_DIR, IG_BUILD_DIR (set by ctest), HELM (optional path).
 # helm comes from scripts/install-deps.sh --test (build/testtools/bin/helm).
@@ -68,11 +71,15 @@ image:
 imagePullSecrets: [{name: regcred}]
 agent:
   privileged: false
-  nodeSelector: {kubernetes.io/os: linux}
+  extraCapabilities: [SYS_RESOURCE]
+  nodeSelector: {node-role.example/monitored: "true"}
   priorityClassName: system-node-critical
   podAnnotations: {team: security}
   rollOnConfigChange: false
   extraEnv: [{name: EXTRA, value: "1"}]
+  extraArgs: ["--log-level", "debug"]
+  extraVolumes: [{name: extra, hostPath: {path: /var/log, type: Directory}}]
+  extraVolumeMounts: [{name: extra, mountPath: /host/var/log, readOnly: true}]
 aggregator:
   ports: {agents: 7800, http: 9191}
   priorityClassName: high
@@ -119,9 +126,49 @@ config:
   aggregator:
     listen: tls+tcp://0.0.0.0:7701
 EOF
+cat >"$tmp/values-replicas.yaml" <<'EOF'
+aggregator:
+  replicas: 3
+config:
+  backends:
+    dd:
+      type: statsd
+      flavor: dogstatsd
+      address: dd:8125
+      distribution: true
+EOF
+# Addresses moved in config only: everything else must follow them.
+cat >"$tmp/values-moved.yaml" <<'EOF'
+config:
+  agent:
+    metrics_listen: 0.0.0.0:9300
+  aggregator:
+    listen: tls+tcp://0.0.0.0:7701
+    metrics_listen: 0.0.0.0:9191
+    control: ipc:///var/run/ingrain-ctl/control.sock
+    state_dir: /data/ingrain
+EOF
+cat >"$tmp/values-extras.yaml" <<'EOF'
+image: {repository: registry.example/ingrain, digest: "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", architectures: [amd64, arm64]}
+agent:
+  appArmorProfile: Unconfined
+  seLinuxType: spc_t
+  seccompProfile: {type: Unconfined}
+monitoring:
+  serviceMonitor: {enabled: true, labels: {release: prom}}
+  podMonitor: {enabled: true}
+  prometheusRule: {enabled: true}
+config:
+  aggregator:
+    control: ""
+  probes:
+    traffic:
+      method: cgroup_skb
+      pipelines: [live]
+EOF
 
 # --- lint -------------------------------------------------------------------
-for v in "" values-override.yaml values-no-agent.yaml; do
+for v in "" values-override.yaml values-no-agent.yaml values-moved.yaml values-extras.yaml; do
 	args=()
 	[ -n "$v" ] && args=(-f "$tmp/$v")
 	if "$helm" lint --strict "$chart" "${args[@]}" >"$tmp/lint.out" 2>&1; then
@@ -147,6 +194,12 @@ render default
 render override -f "$tmp/values-override.yaml"
 render no-agent -f "$tmp/values-no-agent.yaml"
 render external -f "$tmp/values-external.yaml"
+render moved -f "$tmp/values-moved.yaml"
+render extras -f "$tmp/values-extras.yaml" --kube-version 1.30.0
+render extras129 -f "$tmp/values-extras.yaml" --kube-version 1.29.0
+render pipelineonly --set config.pipelines.live.backends[0]=console --set config.backends.console.format=text
+render probesonly --set config.probes.files.include_failed=false
+render replicas -f "$tmp/values-replicas.yaml"
 render otherconfig --set config.probes.files.monitor_dirs[0]=/var
 render othertag --set image.tag=9.9.9
 render nometrics --set agent.metrics.enabled=false
@@ -172,9 +225,32 @@ refuse "misspelt chart value" "Additional property privilegd is not allowed" --s
 refuse "port out of range" "Must be less than or equal to 65535" --set aggregator.ports.agents=70000
 refuse "persistence with 2 replicas" "needs aggregator.replicas: 1" \
 	--set aggregator.persistence.enabled=true --set aggregator.replicas=2
-refuse "relative host path" "Does not match pattern" --set agent.hostPaths.btf=sys/kernel/btf
 refuse "unknown issuer kind" "tls.certManager.issuerRef.kind must be one of" \
 	--set tls.certManager.issuerRef.kind=Vault
+refuse "replicas > 1 with a rollup stage (per-replica percentiles/gauges)" "aggregator.replicas=3 with a rollup stage (pipelines.live.stages[0])" \
+	--set aggregator.replicas=3 --set config.pipelines.live.stages[0].type=rollup
+refuse "replicas > 1 with DogStatsD histograms as |h (per-agent percentiles)" "set distribution: true" \
+	--set aggregator.replicas=2 --set config.backends.dd.type=statsd --set config.backends.dd.flavor=dogstatsd \
+	--set config.backends.dd.address=dd:8125
+refuse "replicas > 1 with the Datadog HTTP backend (same series from every replica)" "with backends.ddapi (Datadog HTTP API)" \
+	--set aggregator.replicas=2 --set config.backends.ddapi.type=datadog
+refuse "relative host path" "Does not match pattern" --set agent.hostPaths.cgroup=sys/fs/cgroup
+# One source of truth: an address in config and a port in values that disagree.
+refuse "aggregator.listen 7701 vs aggregator.ports.agents 7700" "config.aggregator.listen (tcp://0.0.0.0:7701) and aggregator.ports.agents (7700) disagree" \
+	--set config.aggregator.listen=tcp://0.0.0.0:7701 --set aggregator.ports.agents=7700
+refuse "metrics_listen vs aggregator.ports.http" "config.aggregator.metrics_listen (0.0.0.0:9191) and aggregator.ports.http (9090) disagree" \
+	--set config.aggregator.metrics_listen=0.0.0.0:9191 --set aggregator.ports.http=9090
+refuse "agent metrics_listen vs agent.metrics.port" "config.agent.metrics_listen (0.0.0.0:9300) and agent.metrics.port (9091) disagree" \
+	--set config.agent.metrics_listen=0.0.0.0:9300 --set agent.metrics.port=9091
+refuse "aggregator.listen on loopback" "listens on loopback only" --set config.aggregator.listen=tcp://127.0.0.1:7700
+refuse "agent metrics on loopback (the kubelet's probes could not reach it)" "listens on loopback only" \
+	--set config.agent.metrics_listen=127.0.0.1:9091
+refuse "aggregator.listen on ipc://" "must listen on tcp://" --set config.aggregator.listen=ipc:///run/ingrain/agents.sock
+refuse "address without a port" "has no :port" --set config.aggregator.metrics_listen=0.0.0.0
+refuse "control socket on a relative path" "absolute ipc:// path" --set config.aggregator.control=ipc://ctl.sock
+refuse "relative state_dir" "must be an absolute path" --set config.aggregator.state_dir=state
+refuse "image digest that is not sha256" "Does not match pattern" --set image.digest=latest
+refuse "unknown AppArmor profile form" "Does not match pattern" --set agent.appArmorProfile=unconfined
 
 # --- manifest assertions (python3 + PyYAML) -----------------------------------
 cat >"$tmp/check.py" <<'PY'
@@ -251,7 +327,7 @@ if docs:
     print("# default values")
     check_common(docs, "default")
     want = sorted(["ServiceAccount", "ServiceAccount", "ConfigMap", "ClusterRole", "ClusterRoleBinding",
-                   "Service", "DaemonSet", "Deployment", "Secret", "Secret"])
+                   "Service", "DaemonSet", "Deployment", "PodDisruptionBudget", "Pod", "Secret", "Secret"])
     check(kinds(docs) == want, "default: exactly the expected objects", kinds(docs))
     ds = one(docs, "DaemonSet")
     dep = one(docs, "Deployment")
@@ -264,20 +340,33 @@ if docs:
     # DaemonSet
     pod = ds["spec"]["template"]["spec"]
     c = container(ds)
-    check(pod.get("hostPID") is True, "DaemonSet: hostPID: true")
+    check("hostPID" not in pod and "hostNetwork" not in pod, "DaemonSet: no hostPID, no hostNetwork (event pids come from the kernel)")
     check(c is not None, "DaemonSet: one container")
     e = env_map(c).get("NODE_NAME", {})
     check(e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "spec.nodeName",
           "DaemonSet: env NODE_NAME from fieldRef spec.nodeName", e)
-    check(c["securityContext"].get("privileged") is True, "DaemonSet: privileged by default")
+    sc = c["securityContext"]
+    check(sc.get("privileged") is False and sc.get("allowPrivilegeEscalation") is False and
+          sc["capabilities"]["drop"] == ["ALL"] and sc["capabilities"]["add"] == ["BPF", "PERFMON", "DAC_READ_SEARCH"],
+          "DaemonSet: not privileged; drop ALL, add exactly BPF PERFMON DAC_READ_SEARCH", sc)
+    check(sc.get("seccompProfile") == {"type": "RuntimeDefault"}, "DaemonSet: seccomp RuntimeDefault", sc)
+    check("appArmorProfile" not in sc and "seLinuxOptions" not in sc, "DaemonSet: runtime's AppArmor/SELinux defaults", sc)
+    check(sc.get("readOnlyRootFilesystem") is True, "DaemonSet: read-only root filesystem")
+    check(pod.get("priorityClassName") == "system-node-critical", "DaemonSet: priorityClassName system-node-critical")
+    check(pod.get("nodeSelector") == {"kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"},
+          "DaemonSet: nodeSelector linux/amd64 (the image's architecture)", pod.get("nodeSelector"))
+    check(dep["spec"]["template"]["spec"].get("nodeSelector") == {"kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"},
+          "Deployment: nodeSelector linux/amd64")
     check(c["command"][0].endswith("/ingrain-agent"), "DaemonSet: runs ingrain-agent", c["command"])
     check(c["args"] == ["--config", "/etc/ingrain/config.yaml"], "DaemonSet: --config /etc/ingrain/config.yaml", c["args"])
     vols = {v["name"]: v for v in pod["volumes"]}
-    check_mount(c, vols, "btf", "/sys/kernel/btf", "/sys/kernel/btf", True)
     check_mount(c, vols, "cgroup", "/sys/fs/cgroup", "/sys/fs/cgroup", True)
     check_mount(c, vols, "tracing", "/sys/kernel/tracing", "/sys/kernel/tracing", True)
-    check_mount(c, vols, "bpf", "/sys/fs/bpf", "/sys/fs/bpf", False)
-    check_mount(c, vols, "host-proc", "/proc", "/host/proc", True)
+    check(sorted(vols) == ["cgroup", "config", "tracing"] and len(c["volumeMounts"]) == 3,
+          "DaemonSet: no other volume (no BTF, bpffs, /proc or writable mounts: the code uses none)", sorted(vols))
+    tm = [m for m in c["volumeMounts"] if m["name"] == "tracing"]
+    check(tm and tm[0].get("mountPropagation") == "HostToContainer", "DaemonSet: tracefs mount HostToContainer")
+    check(cfg is not None and cfg["agent"].get("mount_bpffs") is False, "config: agent.mount_bpffs false (nothing pins)")
     cfgm = [m for m in c["volumeMounts"] if m["mountPath"] == "/etc/ingrain"]
     check(len(cfgm) == 1 and "subPath" not in cfgm[0] and
           vols[cfgm[0]["name"]].get("configMap", {}).get("name") == cm["metadata"]["name"],
@@ -285,6 +374,15 @@ if docs:
     check({"operator": "Exists"} in pod.get("tolerations", []), "DaemonSet: tolerates every taint by default")
     ann = ds["spec"]["template"]["metadata"].get("annotations", {})
     check(len(ann.get("checksum/config", "")) == 64, "DaemonSet: checksum/config annotation (rolls agents on config change)")
+    pdb = one(docs, "PodDisruptionBudget")
+    check(pdb and pdb["spec"].get("maxUnavailable") == 1 and
+          pdb["spec"]["selector"]["matchLabels"].get("app.kubernetes.io/component") == "aggregator",
+          "PodDisruptionBudget: aggregator, maxUnavailable 1", pdb and pdb["spec"])
+    hook = one(docs, "Pod")
+    hc = hook and hook["spec"]["containers"][0]
+    check(hook and hook["metadata"]["annotations"].get("helm.sh/hook") == "test" and
+          "--check-config" in " ".join(hc["args"]) and "ingrain-agent" in " ".join(hc["args"]) and
+          hc["image"] == c["image"], "helm test pod: both binaries' --check-config from the release's image", hook and hc)
     r = c.get("resources", {})
     check("requests" in r and "limits" in r and "memory" in r["limits"], "DaemonSet: resource requests and a memory limit", r)
     check(ds["spec"]["updateStrategy"]["type"] == "RollingUpdate", "DaemonSet: RollingUpdate")
@@ -339,6 +437,8 @@ if docs:
     st = [m for m in dc["volumeMounts"] if m["mountPath"] == "/var/lib/ingrain"]
     check(len(st) == 1 and not st[0].get("readOnly") and "emptyDir" in dvols[st[0]["name"]],
           "Deployment: state_dir /var/lib/ingrain writable (emptyDir by default)")
+    check(sorted(m["mountPath"] for m in dc["volumeMounts"]) == ["/etc/ingrain", "/run/ingrain", "/var/lib/ingrain"],
+          "Deployment: writable mounts exactly state_dir and the control socket's directory", dc["volumeMounts"])
     check(dpod["securityContext"].get("runAsNonRoot") is True and dc["securityContext"].get("readOnlyRootFilesystem") is True,
           "Deployment: non-root, read-only root filesystem")
     check(dpod.get("automountServiceAccountToken") is False, "Deployment: no API token (the aggregator needs none)")
@@ -394,13 +494,16 @@ if docs:
     pod, dpod = ds["spec"]["template"]["spec"], dep["spec"]["template"]["spec"]
     sc = c["securityContext"]
     check(sc.get("privileged") is False and sc["capabilities"]["drop"] == ["ALL"] and
-          sorted(sc["capabilities"]["add"]) == ["BPF", "PERFMON", "SYS_ADMIN", "SYS_RESOURCE"],
-          "agent.privileged=false: drop ALL, add BPF PERFMON SYS_ADMIN SYS_RESOURCE", sc)
-    check(sc.get("appArmorProfile") == {"type": "Unconfined"}, "agent.privileged=false: AppArmor unconfined (mount(2))", sc)
-    check(pod.get("hostPID") is True, "override: still hostPID")
+          sc["capabilities"]["add"] == ["BPF", "PERFMON", "DAC_READ_SEARCH", "SYS_RESOURCE"],
+          "agent.extraCapabilities appended: BPF PERFMON DAC_READ_SEARCH SYS_RESOURCE", sc)
+    check(c["args"] == ["--config", "/etc/ingrain/config.yaml", "--log-level", "debug"], "agent.extraArgs appended", c["args"])
+    check({"name": "extra", "hostPath": {"path": "/var/log", "type": "Directory"}} in pod["volumes"] and
+          {"name": "extra", "mountPath": "/host/var/log", "readOnly": True} in c["volumeMounts"],
+          "agent.extraVolumes / extraVolumeMounts")
     check(c["image"] == dc["image"] == "registry.example/ingrain:1.2.3", "image.repository and image.tag", c["image"])
     check(pod.get("imagePullSecrets") == [{"name": "regcred"}] == dpod.get("imagePullSecrets"), "imagePullSecrets on both")
-    check(pod.get("nodeSelector") == {"kubernetes.io/os": "linux"}, "agent.nodeSelector")
+    check(pod.get("nodeSelector") == {"kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+                                      "node-role.example/monitored": "true"}, "agent.nodeSelector merged with os/arch", pod.get("nodeSelector"))
     check(pod.get("priorityClassName") == "system-node-critical" and dpod.get("priorityClassName") == "high",
           "priorityClassName on both")
     ann = ds["spec"]["template"]["metadata"].get("annotations", {})
@@ -450,7 +553,7 @@ if docs:
 docs = load("no-agent")
 if docs:
     print("# agent.enabled=false")
-    check(kinds(docs) == sorted(["ServiceAccount", "ConfigMap", "Service", "Deployment", "Secret", "Secret"]),
+    check(kinds(docs) == sorted(["ServiceAccount", "ConfigMap", "Service", "Deployment", "PodDisruptionBudget", "Pod", "Secret", "Secret"]),
           "agent.enabled=false: no DaemonSet, agent ServiceAccount or RBAC", kinds(docs))
 docs = load("external")
 if docs:
@@ -459,6 +562,13 @@ if docs:
     if cfg:
         check(cfg["agent"]["aggregator"] == "tls+tcp://aggregator.elsewhere.example:7700", "config: an explicit agent.aggregator is kept")
         check(cfg["aggregator"]["listen"] == "tls+tcp://0.0.0.0:7701", "config: an explicit aggregator.listen is kept")
+
+    # The defect this guards: listen on 7701 used to leave the Service and container on 7700.
+    svc, dep = one(docs, "Service"), one(docs, "Deployment")
+    sports = {p["name"]: p["port"] for p in svc["spec"]["ports"]}
+    cports = {p["name"]: p["containerPort"] for p in container(dep)["ports"]}
+    check(sports["agents"] == 7701 and cports["agents"] == 7701,
+          "aggregator.listen on 7701: the Service and the container port follow it (7701, not 7700)", (sports, cports))
 
 docs = load("certmanager")
 if docs:
@@ -488,16 +598,99 @@ if docs:
         check(cfg["agent"]["aggregator"].startswith("tcp://") and cfg["agent"].get("plaintext") is True and
               cfg["aggregator"]["listen"].startswith("tcp://") and cfg["aggregator"].get("plaintext") is True,
               "tls.enabled=false: tcp:// with the explicit plaintext opt-in on both sides")
+docs = load("moved")
+if docs:
+    print("# addresses moved in config: Service, ports, probes and mounts follow")
+    cfg = config_of(docs, "moved")
+    svc, dep, ds = one(docs, "Service"), one(docs, "Deployment"), one(docs, "DaemonSet")
+    dc, c = container(dep), container(ds)
+    sports = {p["name"]: p["port"] for p in svc["spec"]["ports"]}
+    cports = {p["name"]: p["containerPort"] for p in dc["ports"]}
+    check(sports == {"agents": 7701, "http": 9191} and cports == {"agents": 7701, "http": 9191},
+          "Service and container ports are the config's 7701 and 9191", (sports, cports))
+    check(dc["livenessProbe"]["httpGet"]["port"] == "http" and dc["readinessProbe"]["httpGet"]["port"] == "http",
+          "aggregator probes on the named port http (= metrics_listen's 9191)")
+    check([(p["name"], p["containerPort"]) for p in c["ports"]] == [("http", 9300)] and
+          ds["spec"]["template"]["metadata"]["annotations"].get("prometheus.io/port") == "9300",
+          "agent metrics_listen 9300: container port, probes and scrape annotation follow", c["ports"])
+    if cfg:
+        check(cfg["agent"]["aggregator"] == "tls+tcp://ingrain-aggregator.ingrain.svc:7701",
+              "agents dial the listen port 7701", cfg["agent"]["aggregator"])
+    mounts = {m["mountPath"]: m for m in dc["volumeMounts"]}
+    dvols = {v["name"]: v for v in dep["spec"]["template"]["spec"]["volumes"]}
+    check(sorted(mounts) == ["/data/ingrain", "/etc/ingrain", "/var/run/ingrain-ctl", "/var/run/secrets/ingrain/tls"] and
+          not mounts["/var/run/ingrain-ctl"].get("readOnly") and "emptyDir" in dvols[mounts["/var/run/ingrain-ctl"]["name"]],
+          "control outside /run/ingrain: its directory (and state_dir) mounted writable, /run/ingrain not", sorted(mounts))
+
+docs = load("extras")
+if docs:
+    print("# digest, architectures, AppArmor (1.30), SELinux, seccomp, monitoring, NET_ADMIN")
+    ds, dep = one(docs, "DaemonSet"), one(docs, "Deployment")
+    c, pod = container(ds), ds["spec"]["template"]["spec"]
+    sc = c["securityContext"]
+    config_of(docs, "extras")
+    check(c["image"] == "registry.example/ingrain@sha256:" + "0123456789abcdef" * 4, "image.digest: pulled by digest", c["image"])
+    check(sc["capabilities"]["add"] == ["BPF", "PERFMON", "DAC_READ_SEARCH", "NET_ADMIN"],
+          "probes.traffic.method cgroup_skb: NET_ADMIN added by the chart", sc["capabilities"])
+    check(sc.get("appArmorProfile") == {"type": "Unconfined"} and
+          "container.apparmor.security.beta.kubernetes.io/agent" not in ds["spec"]["template"]["metadata"].get("annotations", {}),
+          "Kubernetes 1.30: securityContext.appArmorProfile field, no annotation", sc)
+    check(sc.get("seLinuxOptions") == {"type": "spc_t"} and sc.get("seccompProfile") == {"type": "Unconfined"},
+          "agent.seLinuxType spc_t, agent.seccompProfile Unconfined", sc)
+    check("kubernetes.io/arch" not in pod["nodeSelector"] and
+          pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"] ==
+          [{"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64", "arm64"]}]}],
+          "two architectures: a nodeAffinity on kubernetes.io/arch In [amd64, arm64]", pod.get("affinity"))
+    mounts = [m["mountPath"] for m in container(dep)["volumeMounts"]]
+    check(mounts == ["/etc/ingrain", "/var/lib/ingrain", "/var/run/secrets/ingrain/tls"], "control: \"\" (off): no control mount", mounts)
+    sm, pm, pr = one(docs, "ServiceMonitor"), one(docs, "PodMonitor"), one(docs, "PrometheusRule")
+    check(sm and sm["metadata"]["labels"].get("release") == "prom" and sm["spec"]["endpoints"][0]["port"] == "http",
+          "ServiceMonitor on the aggregator's http port", sm and sm["spec"])
+    check(pm and pm["spec"]["podMetricsEndpoints"][0]["port"] == "http" and
+          pm["spec"]["selector"]["matchLabels"].get("app.kubernetes.io/component") == "agent", "PodMonitor on the agents' http port")
+    exprs = " ".join(r["expr"] for g in (pr or {}).get("spec", {}).get("groups", []) for r in g["rules"])
+    check(all(m in exprs for m in ("ingrain_agent_lost_records_total", "ingrain_backend_dropped_total", "ingrain_agent_connected")),
+          "PrometheusRule: alerts on lost records, dropped records, disconnected agents", exprs)
+    with open(f"{tmp}/rule-metrics.txt", "w") as f:
+        f.write("\n".join(sorted(set(__import__("re").findall(r"ingrain_[a-z_]+", exprs)))) + "\n")
+docs = load("replicas")
+if docs:
+    print("# aggregator.replicas=3")
+    cfg = config_of(docs, "replicas")
+    heads = [d for d in docs if d["kind"] == "Service" and d["spec"].get("clusterIP") == "None"]
+    check(len(heads) == 1 and heads[0]["metadata"]["name"] == "ingrain-aggregator-headless" and
+          heads[0]["spec"]["selector"].get("app.kubernetes.io/component") == "aggregator" and
+          heads[0]["spec"]["ports"][0]["port"] == 7700 and heads[0]["spec"].get("publishNotReadyAddresses") is False,
+          "replicas > 1: a headless Service of the ready aggregator pods on the agents port", heads and heads[0]["spec"])
+    if cfg:
+        check(cfg["agent"]["aggregator"] == "tls+tcp://ingrain-aggregator-headless.ingrain.svc:7700",
+              "replicas > 1: agents dial the headless Service (one address per replica, picked by hash)",
+              cfg["agent"]["aggregator"])
+    check(one(docs, "Deployment")["spec"]["replicas"] == 3, "Deployment: 3 replicas")
+docs = load("default")
+check(not [d for d in docs if d["kind"] == "Service" and d["spec"].get("clusterIP") == "None"],
+      "one replica: no headless Service (agents dial the ClusterIP Service)")
+docs = load("extras129")
+if docs:
+    ds = one(docs, "DaemonSet")
+    sc = container(ds)["securityContext"]
+    check("appArmorProfile" not in sc and
+          ds["spec"]["template"]["metadata"]["annotations"].get("container.apparmor.security.beta.kubernetes.io/agent") == "unconfined",
+          "Kubernetes 1.29: AppArmor through the beta annotation, not the 1.30 field", sc)
 
 docs = load("nometrics")
 if docs:
     print("# agent.metrics.enabled=false")
-    c = container(one(docs, "DaemonSet"))
-    check("ports" not in c and "livenessProbe" not in c and "readinessProbe" not in c,
-          "agent.metrics.enabled=false: no agent port or probes")
+    ds = one(docs, "DaemonSet")
+    c = container(ds)
+    check(c.get("livenessProbe", {}).get("httpGet", {}).get("path") == "/healthz" and
+          c.get("readinessProbe", {}).get("httpGet", {}).get("path") == "/readyz",
+          "agent.metrics.enabled=false: liveness and readiness probes stay (health is independent of metrics)")
+    check("prometheus.io/scrape" not in ds["spec"]["template"]["metadata"].get("annotations", {}),
+          "agent.metrics.enabled=false: no scrape annotations")
     cfg = config_of(docs, "nometrics")
     if cfg:
-        check(cfg["agent"]["metrics_listen"] == "", "agent.metrics.enabled=false: agent.metrics_listen stays off")
+        check(cfg["agent"]["metrics_listen"] == "0.0.0.0:9091", "agent.metrics.enabled=false: the health endpoint is still served")
 
 def checksum(name):
     docs = load(name)
@@ -507,6 +700,8 @@ base = checksum("default")
 print("# agent roll-out on config change")
 check(base and checksum("otherconfig") not in (None, base), "checksum/config changes when config changes")
 check(base and checksum("othertag") == base, "checksum/config unchanged when only the image changes")
+check(base and checksum("pipelineonly") == base, "checksum/config unchanged when only pipelines/backends change (the agent does not read them)")
+check(base and checksum("probesonly") not in (None, base), "checksum/config changes when a probe setting changes")
 
 print(f"# manifest checks: {passed} ok, {failed} failing")
 sys.exit(1 if failed else 0)
@@ -523,6 +718,46 @@ if [ "$py_rc" -ne 0 ] && ! grep -q '^FAIL - ' "$tmp/check.out"; then
 	bad "manifest checks crashed (exit $py_rc)"
 fi
 
+# --- NOTES.txt (rendered by install/upgrade only) ----------------------------
+# helm template never prints NOTES.txt and helm install needs a cluster: a copy
+# of the chart with one more template that includes NOTES.txt renders it.
+cp -r "$chart" "$tmp/notes-chart"
+printf '%s\n' 'apiVersion: v1' 'kind: ConfigMap' 'metadata: {name: notes}' 'data:' \
+	'  notes: {{ include (print $.Template.BasePath "/NOTES.txt") . | toJson }}' \
+	>"$tmp/notes-chart/templates/zz-notes.yaml"
+notes() { # name, helm args...
+	local name=$1
+	shift
+	"$helm" template ingrain "$tmp/notes-chart" -n ingrain --show-only templates/zz-notes.yaml "$@" \
+		>"$tmp/$name.notes.yaml" 2>&1 &&
+		python3 -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["data"]["notes"])' \
+			"$tmp/$name.notes.yaml" >"$tmp/$name.notes" ||
+		bad "NOTES.txt ($name) renders: $(tail -n 5 "$tmp/$name.notes.yaml")"
+}
+notes default
+notes override -f "$tmp/values-override.yaml"
+notes spool --set config.backends.s3.type=s3 --set config.backends.s3.bucket=b --set config.backends.s3.region=r
+if grep -qF "kubectl label namespace ingrain pod-security.kubernetes.io/enforce=privileged" "$tmp/default.notes"; then
+	ok "NOTES: the Pod Security admission label the agent needs"
+else
+	bad "NOTES: the Pod Security admission label the agent needs"
+fi
+if grep -q "WARNING: backends s3 spool" "$tmp/spool.notes" && ! grep -q "WARNING" "$tmp/default.notes" &&
+	! grep -q "WARNING" "$tmp/override.notes"; then
+	ok "NOTES: warns about an emptyDir spool with an S3 backend and no persistence (only then)"
+else
+	bad "NOTES: spool warning"
+	sed 's/^/    /' "$tmp/spool.notes" | tail -n 12
+fi
+
+# --- the values reference is generated from values.schema.json ---------------
+if python3 "$src/scripts/gen-chart-values.py" --check "$src/docs/chart-values.md" >"$tmp/ref.out" 2>&1; then
+	ok "docs/chart-values.md is current (scripts/gen-chart-values.py)"
+else
+	bad "docs/chart-values.md is stale: run python3 scripts/gen-chart-values.py > docs/chart-values.md"
+	sed 's/^/    /' "$tmp/ref.out" | head -n 20
+fi
+
 # --- the rendered configuration, checked by ingrain itself ------------------
 echo "# --check-config on the rendered config.yaml"
 for bin in "$bld/aggregator/ingrain-aggregator" "$bld/node-agent/ingrain-agent"; do
@@ -531,7 +766,7 @@ for bin in "$bld/aggregator/ingrain-aggregator" "$bld/node-agent/ingrain-agent";
 		echo "# $name not built ($bin): --check-config part not run"
 		continue
 	fi
-	for cfg in default override external nometrics plaintext; do
+	for cfg in default override external nometrics plaintext moved extras replicas; do
 		f=$tmp/$cfg.config.yaml
 		if [ ! -f "$f" ]; then
 			bad "$name --check-config ($cfg): no rendered config"

@@ -10,6 +10,12 @@
  *                                    start + i * INTERVAL_MS (a fixed rate);
  *                                    with IG_SEND_STOP_FILE set, it stops early
  *                                    (after an acked envelope) once that file exists
+ *   ig_send URL --agent N RECORDS AGENT_ID INTERVAL_MS RESOLVE_MS
+ *                                    like --valid, through the agent's own
+ *                                    sender (node-agent/sender.c): queue, acks,
+ *                                    resends, and the replica choice of
+ *                                    aggr_pick.h re-resolved every RESOLVE_MS;
+ *                                    prints "target URL" and "moved FROM TO"
  *   ig_send URL --jsonl FILE [AGENT_ID [PER_ENVELOPE]]
  *                                    send the records of a JSON-lines file
  *                                    (one object per line, see jsonl_record),
@@ -43,7 +49,9 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include "ig_err.h"
 #include "ig_record.h"
+#include "sender.h"
 #include "ig_time.h"
 #include "ig_tls.h"
 #include "ig_wire.h"
@@ -386,6 +394,67 @@ static void *build_big(size_t bytes, uint64_t seq, size_t *len)
 	return b;
 }
 
+static void report_target(struct ig_sender *s, char *last, size_t n)
+{
+	char cur[512];
+	ig_sender_target(s, cur, sizeof(cur));
+	if (!last[0])
+		printf("target %s\n", cur);
+	else if (strcmp(last, cur) != 0)
+		printf("moved %s %s\n", last, cur);
+	else
+		return;
+	fflush(stdout);
+	snprintf(last, n, "%s", cur);
+}
+
+static int agent_mode(const char *url, int n, uint32_t nrec, const char *aid, uint64_t interval_ns,
+		      uint64_t resolve_ns)
+{
+	struct ig_sender_opts o = { .url = url,
+				    .pick_key = aid,
+				    .resolve_interval_ns = resolve_ns,
+				    .queue_max_batches = 1u << 20,
+				    .queue_max_bytes = 1ull << 32,
+				    .ack_timeout_ns = 1000 * IG_NSEC_PER_MSEC,
+				    .reconnect_min_ns = 50 * IG_NSEC_PER_MSEC,
+				    .reconnect_max_ns = 500 * IG_NSEC_PER_MSEC };
+	struct ig_sender *s;
+	struct ig_err err;
+	char last[512] = "";
+
+	ig_err_init(&err);
+	if (ig_sender_new(&s, &o, &err) < 0) {
+		fprintf(stderr, "ig_send: %s\n", ig_err_str(&err));
+		return 1;
+	}
+	report_target(s, last, sizeof(last));
+	uint64_t t0 = ig_mono_ns();
+	for (int i = 1; i <= n; i++) {
+		void *b;
+		size_t len;
+		if (interval_ns)
+			sleep_until(t0 + (uint64_t)(i - 1) * interval_ns);
+		if (build_valid((uint64_t)i, nrec, aid, &b, &len) < 0)
+			return 1;
+		ig_sender_enqueue(s, (uint64_t)i, b, len, nrec);
+		report_target(s, last, sizeof(last));
+	}
+	uint64_t left = 1;
+	for (int i = 0; i < 600 && left; i++) {
+		left = ig_sender_drain(s, 100 * IG_NSEC_PER_MSEC);
+		report_target(s, last, sizeof(last));
+	}
+	struct ig_sender_stats st;
+	ig_sender_stats(s, &st);
+	printf("done agent=%s acked=%llu unacked=%llu duplicates=%llu moves=%llu lost=%llu target=%s\n",
+	       aid, (unsigned long long)st.records_acked, (unsigned long long)left,
+	       (unsigned long long)st.duplicates, (unsigned long long)st.moves,
+	       (unsigned long long)(st.lost_queue_overflow + st.lost_rejected), last);
+	ig_sender_free(s);
+	return left || st.lost_queue_overflow || st.lost_rejected ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	nng_socket s;
@@ -397,6 +466,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	ig_time_init();
+	if (!strcmp(argv[2], "--agent") && argc >= 8)
+		return agent_mode(argv[1], atoi(argv[3]), (uint32_t)atoi(argv[4]), argv[5],
+				  (uint64_t)atol(argv[6]) * IG_NSEC_PER_MSEC,
+				  (uint64_t)atol(argv[7]) * IG_NSEC_PER_MSEC);
 	nng_req0_open(&s);
 	nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 5000);
 	nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, 5000);

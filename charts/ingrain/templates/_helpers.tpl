@@ -46,7 +46,33 @@ app.kubernetes.io/part-of: ingrain
 {{- end -}}
 
 {{- define "ingrain.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* nodeSelector both workloads get: Linux nodes of the image's architecture
+(one architecture; with several, ingrain.archAffinity does it). */}}
+{{- define "ingrain.nodeSelector" -}}
+{{- $ns := dict "kubernetes.io/os" "linux" -}}
+{{- if eq (len .Values.image.architectures) 1 -}}
+{{- $_ := set $ns "kubernetes.io/arch" (first .Values.image.architectures) -}}
+{{- end -}}
+{{- toYaml (merge (deepCopy (default dict .nodeSelector)) $ns) -}}
+{{- end -}}
+
+{{/* affinity: the user's, plus kubernetes.io/arch In image.architectures when
+there are several and the user did not set a nodeAffinity. */}}
+{{- define "ingrain.affinity" -}}
+{{- $aff := deepCopy (default dict .affinity) -}}
+{{- if and (gt (len .root.Values.image.architectures) 1) (not $aff.nodeAffinity) -}}
+{{- $expr := dict "key" "kubernetes.io/arch" "operator" "In" "values" .root.Values.image.architectures -}}
+{{- $term := dict "matchExpressions" (list $expr) -}}
+{{- $_ := set $aff "nodeAffinity" (dict "requiredDuringSchedulingIgnoredDuringExecution" (dict "nodeSelectorTerms" (list $term))) -}}
+{{- end -}}
+{{- if $aff -}}{{- toYaml $aff -}}{{- end -}}
 {{- end -}}
 
 {{- define "ingrain.agent.serviceAccountName" -}}
@@ -65,9 +91,87 @@ app.kubernetes.io/part-of: ingrain
 {{- end -}}
 {{- end -}}
 
-{{/* nng URL the agents dial: the aggregator Service's cluster DNS name. */}}
+{{/*
+One source of truth for addresses. ingrain.port: (list VALUES_NAME VALUES_PORT
+CONFIG_NAME CONFIG_ADDRESS DEFAULT) -> the port. The address set in config
+wins; a port also set in values must agree; an address other pods must reach
+may not be bound to loopback.
+*/}}
+{{- define "ingrain.port" -}}
+{{- $vn := index . 0 -}}{{- $vp := index . 1 -}}{{- $cn := index . 2 -}}{{- $addr := index . 3 -}}{{- $def := index . 4 -}}
+{{- $cp := "" -}}
+{{- if $addr -}}
+{{- $a := toString $addr -}}
+{{- $m := regexFind ":[0-9]+$" $a -}}
+{{- if not $m -}}
+{{- fail (printf "config.%s: %q has no :port; in the chart it must be a TCP address (the Service, container port and probes are wired to its port)" $cn $a) -}}
+{{- end -}}
+{{- if regexMatch "^([a-z0-9+]+://)?(127\\.[0-9.]+|localhost|\\[::1\\]):" $a -}}
+{{- fail (printf "config.%s: %q listens on loopback only; other pods and the kubelet's probes could not reach it: use 0.0.0.0 (or leave it empty)" $cn $a) -}}
+{{- end -}}
+{{- $cp = trimPrefix ":" $m -}}
+{{- end -}}
+{{- if and $cp (not (kindIs "invalid" $vp)) (ne (int $cp) (int $vp)) -}}
+{{- fail (printf "config.%s (%s) and %s (%d) disagree: set only one of them (the Service, container port, probes and agents' address follow it)" $cn (toString $addr) $vn (int $vp)) -}}
+{{- end -}}
+{{- if $cp -}}{{- $cp -}}{{- else if not (kindIs "invalid" $vp) -}}{{- int $vp -}}{{- else -}}{{- $def -}}{{- end -}}
+{{- end -}}
+
+{{/* The aggregator's agents port (Service, containerPort, agents' URL). */}}
+{{- define "ingrain.agentsPort" -}}
+{{- $ag := default dict (default dict .Values.config).aggregator -}}
+{{- if $ag.listen -}}
+{{- if not (regexMatch "^(tcp|tcp4|tcp6|tls\\+tcp)://" (toString $ag.listen)) -}}
+{{- fail (printf "config.aggregator.listen: %q: agents on other nodes dial the aggregator's Service, so it must listen on tcp:// (or tls+tcp://)" (toString $ag.listen)) -}}
+{{- end -}}
+{{- end -}}
+{{- include "ingrain.port" (list "aggregator.ports.agents" .Values.aggregator.ports.agents "aggregator.listen" $ag.listen 7700) -}}
+{{- end -}}
+
+{{/* The aggregator's HTTP port (/metrics, /healthz, /readyz). */}}
+{{- define "ingrain.aggregatorHttpPort" -}}
+{{- $ag := default dict (default dict .Values.config).aggregator -}}
+{{- include "ingrain.port" (list "aggregator.ports.http" .Values.aggregator.ports.http "aggregator.metrics_listen" $ag.metrics_listen 9090) -}}
+{{- end -}}
+
+{{/* The agent's HTTP port (/metrics, /healthz, /readyz). */}}
+{{- define "ingrain.agentHttpPort" -}}
+{{- $an := default dict (default dict .Values.config).agent -}}
+{{- include "ingrain.port" (list "agent.metrics.port" .Values.agent.metrics.port "agent.metrics_listen" $an.metrics_listen 9091) -}}
+{{- end -}}
+
+{{/* Scheme agents dial with: the listen address's (tls+tcp when it is TLS). */}}
+{{- define "ingrain.agentsScheme" -}}
+{{- $ag := default dict (default dict .Values.config).aggregator -}}
+{{- $m := regexFind "^[a-z0-9+]+://" (toString (default "" $ag.listen)) -}}
+{{- if $m -}}
+{{- if hasPrefix "tls+" $m -}}tls+tcp{{- else -}}tcp{{- end -}}
+{{- else -}}
+{{- if .Values.tls.enabled -}}tls+tcp{{- else -}}tcp{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Directory of the aggregator's control socket when it is ipc:// ("" when
+the socket is off or on TCP): mounted writable under the read-only root. */}}
+{{- define "ingrain.controlDir" -}}
+{{- $ag := default dict (default dict .Values.config).aggregator -}}
+{{- $ctl := "ipc:///run/ingrain/control.sock" -}}
+{{- if hasKey $ag "control" -}}{{- $ctl = toString (default "" $ag.control) -}}{{- end -}}
+{{- if hasPrefix "ipc://" $ctl -}}
+{{- $path := trimPrefix "ipc://" $ctl -}}
+{{- if not (hasPrefix "/" $path) -}}
+{{- fail (printf "config.aggregator.control: %q: the chart needs an absolute ipc:// path (its directory is mounted writable)" $ctl) -}}
+{{- end -}}
+{{- dir $path -}}
+{{- end -}}
+{{- end -}}
+
+{{/* nng URL the agents dial: the aggregator Service's cluster DNS name; with
+several replicas the headless Service's (one record per ready replica). */}}
 {{- define "ingrain.aggregatorURL" -}}
-{{- printf "%s://%s.%s.svc:%d" (ternary "tls+tcp" "tcp" .Values.tls.enabled) (include "ingrain.aggregator.fullname" .) .Release.Namespace (int .Values.aggregator.ports.agents) -}}
+{{- $svc := include "ingrain.aggregator.fullname" . -}}
+{{- if gt (int .Values.aggregator.replicas) 1 -}}{{- $svc = printf "%s-headless" $svc -}}{{- end -}}
+{{- printf "%s://%s.%s.svc:%s" (include "ingrain.agentsScheme" .) $svc .Release.Namespace (include "ingrain.agentsPort" .) -}}
 {{- end -}}
 
 {{/* The TLS Secrets (templates/tls.yaml or cert-manager's Certificates). */}}
@@ -81,7 +185,8 @@ app.kubernetes.io/part-of: ingrain
 {{- define "ingrain.tls.aggregatorNames" -}}
 {{- $svc := include "ingrain.aggregator.fullname" . -}}
 {{- $ns := .Release.Namespace -}}
-{{- list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns) | toJson -}}
+{{- $h := printf "%s-headless" $svc -}}
+{{- list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns) $h (printf "%s.%s" $h $ns) (printf "%s.%s.svc" $h $ns) (printf "%s.%s.svc.cluster.local" $h $ns) | toJson -}}
 {{- end -}}
 
 {{/*
@@ -95,7 +200,7 @@ YAML 1.1 turned a bare on/off into a boolean.
 {{- if not $agent.aggregator -}}
 {{- $_ := set $agent "aggregator" (include "ingrain.aggregatorURL" .) -}}
 {{- end -}}
-{{- if .Values.tls.enabled -}}
+{{- if eq (include "ingrain.agentsScheme" .) "tls+tcp" -}}
 {{- if not (hasKey $agent "tls_dir") -}}
 {{- $_ := set $agent "tls_dir" .Values.tls.mountPath -}}
 {{- end -}}
@@ -105,15 +210,15 @@ YAML 1.1 turned a bare on/off into a boolean.
 {{- else if not (hasKey $agent "plaintext") -}}
 {{- $_ := set $agent "plaintext" true -}}
 {{- end -}}
-{{- if and .Values.agent.metrics.enabled (not $agent.metrics_listen) -}}
-{{- $_ := set $agent "metrics_listen" (printf "0.0.0.0:%d" (int .Values.agent.metrics.port)) -}}
+{{- if not $agent.metrics_listen -}}
+{{- $_ := set $agent "metrics_listen" (printf "0.0.0.0:%s" (include "ingrain.agentHttpPort" .)) -}}
 {{- end -}}
 {{- $_ := set $cfg "agent" $agent -}}
 {{- $aggr := default dict $cfg.aggregator -}}
 {{- if not $aggr.listen -}}
-{{- $_ := set $aggr "listen" (printf "%s://0.0.0.0:%d" (ternary "tls+tcp" "tcp" .Values.tls.enabled) (int .Values.aggregator.ports.agents)) -}}
+{{- $_ := set $aggr "listen" (printf "%s://0.0.0.0:%s" (include "ingrain.agentsScheme" .) (include "ingrain.agentsPort" .)) -}}
 {{- end -}}
-{{- if .Values.tls.enabled -}}
+{{- if eq (include "ingrain.agentsScheme" .) "tls+tcp" -}}
 {{- if not (hasKey $aggr "tls_dir") -}}
 {{- $_ := set $aggr "tls_dir" .Values.tls.mountPath -}}
 {{- end -}}
@@ -124,7 +229,7 @@ YAML 1.1 turned a bare on/off into a boolean.
 {{- $_ := set $aggr "plaintext" true -}}
 {{- end -}}
 {{- if not $aggr.metrics_listen -}}
-{{- $_ := set $aggr "metrics_listen" (printf "0.0.0.0:%d" (int .Values.aggregator.ports.http)) -}}
+{{- $_ := set $aggr "metrics_listen" (printf "0.0.0.0:%s" (include "ingrain.aggregatorHttpPort" .)) -}}
 {{- end -}}
 {{- $_ := set $cfg "aggregator" $aggr -}}
 {{- if $cfg.kubernetes -}}
@@ -135,10 +240,41 @@ YAML 1.1 turned a bare on/off into a boolean.
 {{- toYaml $cfg -}}
 {{- end -}}
 
+{{/* What the agent reads of the configuration (its sections agent,
+kubernetes, probes; pipelines and backends are the aggregator's): the
+DaemonSet's rollout checksum covers only this. */}}
+{{- define "ingrain.agentConfigDict" -}}
+{{- $cfg := include "ingrain.configDict" . | fromYaml -}}
+{{- toYaml (pick $cfg "agent" "kubernetes" "probes") -}}
+{{- end -}}
+
+{{/* The agent's capabilities: agent.capabilities + agent.extraCapabilities,
+plus NET_ADMIN when a probe attaches cgroup programs (cgroup_skb, cgroup
+sock hooks): probes.traffic with method cgroup_skb, and the dns/tls probes. */}}
+{{- define "ingrain.agent.capabilities" -}}
+{{- $caps := concat .Values.agent.capabilities .Values.agent.extraCapabilities -}}
+{{- $probes := default dict (default dict .Values.config).probes -}}
+{{- $net := false -}}
+{{- range $name, $p := $probes -}}
+{{- if and $p (kindIs "map" $p) (ne (toString (get $p "enabled")) "false") -}}
+{{- if or (has $name (list "dns" "tls")) (and (eq $name "traffic") (eq (toString (get $p "method")) "cgroup_skb")) -}}
+{{- $net = true -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if $net -}}{{- $caps = append $caps "NET_ADMIN" -}}{{- end -}}
+{{- toYaml (uniq $caps) -}}
+{{- end -}}
+
 {{/* The state directory the aggregator writes (mounted writable). */}}
 {{- define "ingrain.stateDir" -}}
 {{- $aggr := default dict (default dict .Values.config).aggregator -}}
-{{- default "/var/lib/ingrain" $aggr.state_dir -}}
+{{- $d := "/var/lib/ingrain" -}}
+{{- if hasKey $aggr "state_dir" -}}{{- $d = toString (default "" $aggr.state_dir) -}}{{- end -}}
+{{- if and $d (not (hasPrefix "/" $d)) -}}
+{{- fail (printf "config.aggregator.state_dir: %q must be an absolute path (it is mounted writable)" $d) -}}
+{{- end -}}
+{{- trimSuffix "/" $d -}}
 {{- end -}}
 
 {{/* Cluster-scoped objects carry the namespace: two releases of the same name
