@@ -362,8 +362,9 @@ if docs:
     vols = {v["name"]: v for v in pod["volumes"]}
     check_mount(c, vols, "cgroup", "/sys/fs/cgroup", "/sys/fs/cgroup", True)
     check_mount(c, vols, "tracing", "/sys/kernel/tracing", "/sys/kernel/tracing", True)
-    check(sorted(vols) == ["cgroup", "config", "tracing"] and len(c["volumeMounts"]) == 3,
-          "DaemonSet: no other volume (no BTF, bpffs, /proc or writable mounts: the code uses none)", sorted(vols))
+    check(sorted(vols) == ["cgroup", "config", "tls", "tracing"] and len(c["volumeMounts"]) == 4 and
+          "secret" in vols["tls"],
+          "DaemonSet: no other volume than the TLS Secret (no BTF, bpffs, /proc or writable mounts: the code uses none)", sorted(vols))
     tm = [m for m in c["volumeMounts"] if m["name"] == "tracing"]
     check(tm and tm[0].get("mountPropagation") == "HostToContainer", "DaemonSet: tracefs mount HostToContainer")
     check(cfg is not None and cfg["agent"].get("mount_bpffs") is False, "config: agent.mount_bpffs false (nothing pins)")
@@ -437,8 +438,9 @@ if docs:
     st = [m for m in dc["volumeMounts"] if m["mountPath"] == "/var/lib/ingrain"]
     check(len(st) == 1 and not st[0].get("readOnly") and "emptyDir" in dvols[st[0]["name"]],
           "Deployment: state_dir /var/lib/ingrain writable (emptyDir by default)")
-    check(sorted(m["mountPath"] for m in dc["volumeMounts"]) == ["/etc/ingrain", "/run/ingrain", "/var/lib/ingrain"],
-          "Deployment: writable mounts exactly state_dir and the control socket's directory", dc["volumeMounts"])
+    check(sorted(m["mountPath"] for m in dc["volumeMounts"]) == ["/etc/ingrain", "/run/ingrain", "/var/lib/ingrain", "/var/run/secrets/ingrain/tls"] and
+          all(m.get("readOnly") for m in dc["volumeMounts"] if m["mountPath"] in ("/etc/ingrain", "/var/run/secrets/ingrain/tls")),
+          "Deployment: writable mounts exactly state_dir and the control socket's directory (config and TLS read-only)", dc["volumeMounts"])
     check(dpod["securityContext"].get("runAsNonRoot") is True and dc["securityContext"].get("readOnlyRootFilesystem") is True,
           "Deployment: non-root, read-only root filesystem")
     check(dpod.get("automountServiceAccountToken") is False, "Deployment: no API token (the aggregator needs none)")

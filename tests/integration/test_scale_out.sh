@@ -52,6 +52,7 @@ for i in 1 2 3; do
 	cat >"$IG_TMP/aggr$i.yaml" <<YAML
 aggregator:
   listen: tcp://127.0.1.$i:$port
+  plaintext: true
   state_dir: ""
   control: ""
 probes:
