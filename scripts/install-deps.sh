@@ -47,7 +47,10 @@ build_pkgs=(
 #   dnsmasq-base unbound bind9-dnsutils tshark tcpdump   dns/tls probe tests: servers, dig,
 #                          the pcap and its independent decoder (the oracle)
 #   iptables               dns e2e test: a DNAT'ed "Service" address
-	guard), image base podman buildah runc scripts/build-image.sh tests/image image, run as pods) libcap2-bin capsh: agent's capability checks
+#   podman buildah runc    scripts/build-image.sh and tests/image (the image, run as pods)
+#   libcap2-bin            capsh: the agent's capability checks
+#   qemu-system-x86 busybox-static cpio xz-utils zstd kmod debian-archive-keyring
+#                          tests/kernels (the kernel matrix under QEMU)
 test_pkgs=(
 	libcmocka-dev libclang-rt-14-dev clang-format git python3 python3-yaml
 	python3-botocore python3-boto3 curl jq sqlite3 openssl ca-certificates

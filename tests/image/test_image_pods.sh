@@ -47,7 +47,8 @@ img_cleanup() {
 	podman ps -aq --filter "label=io.ingrain.test=$prefix" | xargs -r podman rm -f -t 2 >/dev/null 2>&1 || true
 	podman rmi "$tag" >/dev/null 2>&1 || true
 }
-trap 'img_cleanup; ig_cleanup' EXIT
+# ig_cleanup exits with the status it finds in \$?: keep the test's, not img_cleanup's.
+trap 'rc=$?; img_cleanup; (exit "$rc"); ig_cleanup' EXIT
 trap 'exit 143' TERM INT # so that the EXIT trap removes the containers
 
 # --- 1. build -------------------------------------------------------------------
