@@ -19,7 +19,9 @@
 # behave like a machine: its root is a mount point (ip netns needs one), /proc,
 # /sys, /dev, bpffs, tracefs and the cgroup trees are the host's, and the
 # package clients' system-wide configuration (DNS resolver, CA certificates,
-# npm/pip registries) is copied in.
+# npm/pip registries) is copied in. Download caches (apt's .deb files, the
+# kernel matrix's kernels, the image's base file systems) are shared with this
+# machine, which spares the downloads, not the installs.
 set -euo pipefail
 quick_only=0
 keep=0
@@ -127,6 +129,16 @@ done
 env_root=(env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 	CI=true TERM=dumb LANG=C.UTF-8)
 in_root() { chroot "$root" "${env_root[@]}" "$@"; }
+
+# Download caches are shared with this machine (bind mounts): they hold what was
+# fetched (Debian .deb files, the kernel matrix's kernels, the image's base
+# root file systems), not what is installed, so a missing install step still
+# fails; they only spare a second download of the same bytes.
+for c in /var/cache/apt/archives /var/cache/ingrain-kernels /var/cache/ingrain-image; do
+	mkdir -p "$c" "$root$c"
+	mount --bind "$c" "$root$c"
+	mounts+=("$root$c")
+done
 
 # 1. The quick start, until its first record appears.
 t=$(date +%s)
