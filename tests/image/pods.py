@@ -19,6 +19,7 @@ OUTDIR/<component>.probes JSON: liveness/readiness httpGet {path, port}
 OUTDIR/<component>.json   the pod spec as rendered (for the test's assertions)
 """
 import argparse
+import base64
 import json
 import os
 import shlex
@@ -89,7 +90,7 @@ def containerd_like_profile(path):
         json.dump(p, f)
 
 
-def convert(doc, cms, args, outdir):
+def convert(doc, cms, args, outdir, secrets=None):
     comp = doc["metadata"]["labels"]["app.kubernetes.io/component"]
     pod = doc["spec"] if doc["kind"] == "Pod" else doc["spec"]["template"]["spec"]
     if len(pod["containers"]) != 1:
@@ -183,6 +184,22 @@ def convert(doc, cms, args, outdir):
                 with open(os.path.join(d, fname), "w") as f:
                     f.write(content)
             a += ["-v", f"{d}:{m['mountPath']}:ro"]
+        elif "secret" in v:
+            # As the kubelet does: the Secret's keys as files, mode defaultMode,
+            # owned by root and, with an fsGroup, by that group.
+            name = v["secret"]["secretName"]
+            if name not in secrets:
+                die(f"{comp}: Secret {name} is not rendered")
+            d = os.path.join(voldir, m["name"])
+            os.makedirs(d, exist_ok=True)
+            mode = v["secret"].get("defaultMode", 0o644)
+            for fname, content in secrets[name].items():
+                fp = os.path.join(d, fname)
+                with open(fp, "wb") as f:
+                    f.write(content)
+                os.chown(fp, 0, psc.get("fsGroup", 0))
+                os.chmod(fp, mode)
+            a += ["-v", f"{d}:{m['mountPath']}:ro"]
         elif "emptyDir" in v:
             ed = v["emptyDir"] or {}
             if ed.get("medium") == "Memory":
@@ -275,6 +292,8 @@ def main():
     with open(args.manifests) as f:
         docs = [d for d in yaml.safe_load_all(f) if d]
     cms = {d["metadata"]["name"]: d.get("data", {}) for d in docs if d["kind"] == "ConfigMap"}
+    secrets = {d["metadata"]["name"]: {k: base64.b64decode(v) for k, v in (d.get("data") or {}).items()}
+               for d in docs if d["kind"] == "Secret"}
     os.makedirs(args.outdir, exist_ok=True)
     if args.runtime_default_seccomp == "containerd":
         args.runtime_default_seccomp = os.path.join(os.path.abspath(args.outdir), "runtime-default.json")
@@ -282,7 +301,7 @@ def main():
     n = 0
     for d in docs:
         if d["kind"] in ("DaemonSet", "Deployment", "Pod"):
-            convert(d, cms, args, args.outdir)
+            convert(d, cms, args, args.outdir, secrets)
             n += 1
     if n == 0:
         die("no DaemonSet, Deployment or Pod in the manifests")
