@@ -28,6 +28,7 @@ struct ig_agent_conf {
 	char *node_name; /* default: $NODE_NAME, else hostname */
 	char *agent_id; /* default: node name */
 	char *aggregator; /* nng URL */
+	uint64_t wire_version; /* envelope version sent: 1 or 2 */
 	uint64_t batch_max_records;
 	uint64_t batch_max_age_ns;
 	uint64_t queue_max_batches;
