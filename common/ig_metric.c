@@ -10,7 +10,6 @@
 #include "ig_metric.h"
 
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -106,18 +105,49 @@ static int tag_text(struct ig_metric *m, const char *key, const char *buf, int n
 	return ig_metric_add_tag(m, key, v, IG_TAG_NUM);
 }
 
+/* Decimal digits of u, written backwards ending at end; returns the start.
+ * What snprintf("%" PRIu64) prints, without its format parsing and stdio
+ * machinery (that was a quarter of a record's pipeline cost). */
+static char *udec(char *end, uint64_t u)
+{
+	static const char pairs[201] = "00010203040506070809101112131415161718192021222324"
+				       "25262728293031323334353637383940414243444546474849"
+				       "50515253545556575859606162636465666768697071727374"
+				       "75767778798081828384858687888990919293949596979899";
+	char *p = end;
+
+	while (u >= 100) {
+		unsigned d = (unsigned)(u % 100) * 2;
+
+		u /= 100;
+		*--p = pairs[d + 1];
+		*--p = pairs[d];
+	}
+	if (u >= 10) {
+		*--p = pairs[u * 2 + 1];
+		*--p = pairs[u * 2];
+	} else {
+		*--p = (char)('0' + u);
+	}
+	return p;
+}
+
 static int tag_uint(struct ig_metric *m, const char *key, uint64_t u)
 {
-	char buf[24];
+	char buf[24], *p = udec(buf + sizeof(buf), u);
 
-	return tag_text(m, key, buf, snprintf(buf, sizeof(buf), "%" PRIu64, u));
+	return tag_text(m, key, p, (int)(buf + sizeof(buf) - p));
 }
 
 static int tag_int(struct ig_metric *m, const char *key, int64_t i)
 {
-	char buf[24];
+	char buf[24], *p;
 
-	return tag_text(m, key, buf, snprintf(buf, sizeof(buf), "%" PRId64, i));
+	/* The magnitude as unsigned: -INT64_MIN does not fit an int64_t. */
+	p = udec(buf + sizeof(buf), i < 0 ? 0 - (uint64_t)i : (uint64_t)i);
+	if (i < 0)
+		*--p = '-';
+	return tag_text(m, key, p, (int)(buf + sizeof(buf) - p));
 }
 
 static int tag_label(struct ig_metric *m, const struct ig_label *l)

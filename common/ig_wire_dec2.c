@@ -470,7 +470,7 @@ static inline int rd_u64(struct ig_mp *mp, uint64_t *x)
 {
 	struct ig_mp_val v;
 
-	if (ig_mp_read(mp, &v) < 0)
+	if (ig_mp_read_fast(mp, &v) < 0)
 		return -EBADMSG;
 	*x = as_u64(&v);
 	return 0;
@@ -483,12 +483,12 @@ int wd2_read_record(struct ig_wire_dec *d, struct ig_record *r)
 	uint64_t x[IG_W2_F];
 	uint32_t nel;
 
-	if (ig_mp_read(mp, &a) < 0 || a.type != IG_MP_ARRAY || a.n < IG_W2_REC_N)
+	if (ig_mp_read_fast(mp, &a) < 0 || a.type != IG_MP_ARRAY || a.n < IG_W2_REC_N)
 		return -EBADMSG;
 	nel = a.n;
 	for (int i = 0; i < IG_W2_F; i++) {
 		if (i == IG_W2_ID) {
-			if (ig_mp_read(mp, &v) < 0)
+			if (ig_mp_read_fast(mp, &v) < 0)
 				return -EBADMSG;
 			x[i] = v.type == IG_MP_NIL ? UINT64_MAX : as_u64(&v);
 		} else if (rd_u64(mp, &x[i]) < 0) {
@@ -517,13 +517,13 @@ int wd2_read_record(struct ig_wire_dec *d, struct ig_record *r)
 		}
 		r->id.nlabels = id->nlabels;
 	}
-	if (ig_mp_read(mp, &a) < 0 || a.type != IG_MP_ARRAY)
+	if (ig_mp_read_fast(mp, &a) < 0 || a.type != IG_MP_ARRAY)
 		return -EBADMSG;
 	for (uint32_t i = 0; i < a.n / 2; i++) {
 		struct ig_field *f = &r->fields[i];
 		uint64_t tag;
 
-		if (rd_u64(mp, &tag) < 0 || ig_mp_read(mp, &v) < 0)
+		if (rd_u64(mp, &tag) < 0 || ig_mp_read_fast(mp, &v) < 0)
 			return -EBADMSG;
 		f->key = d->sptr[tag >> 1];
 		if (tag & 1) {
