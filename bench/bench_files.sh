@@ -17,6 +17,7 @@
 #
 #   sudo bench/bench_files.sh [N] [ROUNDS]      (after building into build/)
 set -euo pipefail
+trap 'echo "bench_files: failed at line $LINENO (exit $?)" >&2' ERR
 here=$(cd "$(dirname "$0")/.." && pwd)
 B=${IG_BUILD_DIR:-$here/build}
 N=${1:-300000}

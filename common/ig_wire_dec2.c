@@ -64,6 +64,30 @@ static void at(struct vctx *c, const char *key)
 	c->klen = key ? (uint32_t)strlen(key) : 0;
 }
 
+/* The lengths of rec_pos' names, so that naming the place costs no strlen
+ * per element. */
+static const uint8_t rec_pos_len[IG_W2_REC_N] = { 1, 1, 2, 3, 3, 4, 3, 3, 4, 2, 2, 1 };
+
+static inline void at_pos(struct vctx *c, uint32_t i)
+{
+	c->key = i < IG_W2_REC_N ? rec_pos[i] : NULL;
+	c->klen = i < IG_W2_REC_N ? rec_pos_len[i] : 0;
+}
+
+/* Fast paths of the checks: an unsigned integer <= max read with the
+ * inline reader. 1 = it was one (consumed), 0 = it was something else (the
+ * cursor is back where it was, for the reporting path). */
+static inline int fast_uint(struct vctx *c, uint64_t max, uint64_t *x)
+{
+	const uint8_t *save = c->mp.p;
+	struct ig_mp_val v;
+
+	if (ig_mp_read_fast(&c->mp, &v) == 0 && ig_mp_uint_val(&v, max, x))
+		return 1;
+	c->mp.p = save;
+	return 0;
+}
+
 /* An index into "str" (the value was read into v). 1 = valid, 0 = not
  * (reported). */
 static int check_ref(struct vctx *c, const struct ig_mp_val *v, uint32_t *idx, bool nonempty)
@@ -93,7 +117,18 @@ static int check_ref(struct vctx *c, const struct ig_mp_val *v, uint32_t *idx, b
 static int want_ref(struct vctx *c, unsigned depth, uint32_t *idx, bool nonempty)
 {
 	struct ig_mp_val v;
-	int rv = wd_rd(c, &v);
+	uint64_t x;
+	int rv;
+
+	const uint8_t *save = c->mp.p;
+
+	if (fast_uint(c, UINT32_MAX, &x) && x < c->d->nstr && (!nonempty || c->d->slen[x])) {
+		*idx = (uint32_t)x;
+		c->need += c->d->slen[x] + 1;
+		return 1;
+	}
+	c->mp.p = save; /* the full check reports it */
+	rv = wd_rd(c, &v);
 
 	if (rv < 0)
 		return rv;
@@ -286,6 +321,13 @@ int wd2_check_ids(struct vctx *c)
 
 /* The body: 2n elements, (tag, value) pairs; tag = key index << 1 | 1 when
  * the value is a string index, | 0 when it is inline (integer or string). */
+static inline int wd_rd_fast(struct vctx *c, struct ig_mp_val *v)
+{
+	int rv = ig_mp_read_fast(&c->mp, v);
+
+	return rv < 0 ? wd_structural(c, rv) : 0;
+}
+
 static int check_fields(struct vctx *c)
 {
 	struct ig_wire_dec *d = c->d;
@@ -306,8 +348,8 @@ static int check_fields(struct vctx *c)
 		uint32_t k = NO_STR, dummy;
 		char got[32];
 
-		at(c, NULL);
-		rv = wd_rd(c, &t);
+		c->key = NULL;
+		rv = wd_rd_fast(c, &t);
 		if (rv < 0)
 			return rv;
 		if (!ig_mp_uint_val(&t, ((uint64_t)UINT32_MAX << 1) | 1, &tag) ||
@@ -338,10 +380,18 @@ static int check_fields(struct vctx *c)
 				break;
 			}
 		}
-		if (tag & 1)
+		if (tag & 1) {
 			rv = want_ref(c, 4, &dummy, false);
-		else
+		} else {
+			const uint8_t *save = c->mp.p;
+
+			/* integers: the inline reader; anything else the full check */
+			if (ig_mp_read_fast(&c->mp, &v) == 0 &&
+			    (v.type == IG_MP_INT || v.type == IG_MP_UINT))
+				continue;
+			c->mp.p = save;
 			rv = wd_want(c, W_FIELD, &v, 4);
+		}
 		if (rv < 0)
 			return rv;
 	}
@@ -369,7 +419,9 @@ static int check_record(struct vctx *c)
 		return rv < 0 ? rv : wd_type_err(c);
 	}
 	for (uint32_t i = 0; i < a.n; i++) {
-		at(c, i < IG_W2_REC_N ? rec_pos[i] : NULL);
+		uint64_t x;
+
+		at_pos(c, i);
 		switch (i) {
 		case IG_W2_K:
 		case IG_W2_P:
@@ -377,6 +429,8 @@ static int check_record(struct vctx *c)
 			rv = want_ref(c, 3, &idx, i == IG_W2_K);
 			break;
 		case IG_W2_TS:
+			if (fast_uint(c, UINT64_MAX, &x))
+				break;
 			rv = wd_rd(c, &v);
 			if (rv == 0 && v.type != IG_MP_INT && v.type != IG_MP_UINT) {
 				char got[32];
@@ -388,15 +442,14 @@ static int check_record(struct vctx *c)
 			}
 			break;
 		case IG_W2_CG:
-			rv = wd_want(c, W_U64, &v, 3);
+			if (!fast_uint(c, UINT64_MAX, &x))
+				rv = wd_want(c, W_U64, &v, 3);
 			break;
 		case IG_W2_ID:
-			rv = wd_rd(c, &v);
+			rv = wd_rd_fast(c, &v);
 			if (rv < 0 || v.type == IG_MP_NIL)
 				break;
 			{
-				uint64_t x;
-
 				if (ig_mp_uint_val(&v, UINT32_MAX, &x) && x < d->nids) {
 					c->need += d->ids[x].need;
 					break;
@@ -413,9 +466,10 @@ static int check_record(struct vctx *c)
 			rv = check_fields(c);
 			break;
 		default:
-			if (i < IG_W2_REC_N) /* pid, tid, ppid, uid, gid */
-				rv = wd_want(c, W_U32, &v, 3);
-			else /* a later version's element: skipped */
+			if (i < IG_W2_REC_N) { /* pid, tid, ppid, uid, gid */
+				if (!fast_uint(c, UINT32_MAX, &x))
+					rv = wd_want(c, W_U32, &v, 3);
+			} else /* a later version's element: skipped */
 				rv = wd_skip_value(c, 3);
 		}
 		if (rv < 0)
