@@ -43,6 +43,7 @@ struct id_ent {
 	uint32_t m[IG_WIRE_ID_NSTR]; /* string index, NO_STR when absent */
 	uint32_t nlabels;
 	uint32_t lbl; /* first of 2 * nlabels indexes in e->lbl */
+	uint32_t need; /* arena bytes its strings count for in a decoded record */
 };
 
 struct ig_wire_enc2 {
@@ -199,7 +200,7 @@ struct lens {
 	uint32_t id[IG_WIRE_ID_NSTR];
 	uint32_t lk[IG_MAX_LABELS], lv[IG_MAX_LABELS];
 	uint32_t fk[IG_MAX_FIELDS], fv[IG_MAX_FIELDS];
-	bool has_id;
+	size_t need_id; /* the identity's part of the arena bytes */
 };
 
 static bool measure(const char *s, uint32_t *len, size_t *need)
@@ -212,8 +213,9 @@ static bool measure(const char *s, uint32_t *len, size_t *need)
 }
 
 /* Would the decoder (default limits) accept this record? Same rules as
- * v1's check_record (ig_wire.c). */
-static int check_record(const struct ig_record *r, struct lens *L)
+ * v1's check_record (ig_wire.c). hit: the identity table entry that r's
+ * identity is equal to, if any (then it was checked when it was added). */
+static int check_record(const struct ig_record *r, struct lens *L, const struct id_ent *hit)
 {
 	size_t need = 0;
 	bool ok = true;
@@ -223,25 +225,30 @@ static int check_record(const struct ig_record *r, struct lens *L)
 	ok &= measure(r->kind, &L->kind, &need);
 	ok &= measure(r->probe, &L->probe, &need);
 	ok &= measure(r->comm, &L->comm, &need);
-	L->has_id = r->id.nlabels > 0;
+	L->need_id = 0;
+	if (hit) {
+		need += hit->need;
+		goto fields;
+	}
 	for (int i = 0; i < IG_WIRE_ID_NSTR; i++) {
 		const char *s = ig_wire_id_get(&r->id, i);
 
-		if (s) {
-			ok &= measure(s, &L->id[i], &need);
-			L->has_id = true;
-		}
+		if (s)
+			ok &= measure(s, &L->id[i], &L->need_id);
 	}
 	for (uint32_t i = 0; i < r->id.nlabels; i++) {
 		const struct ig_label *l = &r->id.labels[i];
 
 		if (!l->key || !l->key[0])
 			return -EINVAL;
-		ok &= measure(l->key, &L->lk[i], &need) && measure(l->val, &L->lv[i], &need);
+		ok &= measure(l->key, &L->lk[i], &L->need_id) &&
+		      measure(l->val, &L->lv[i], &L->need_id);
 		for (uint32_t j = 0; j < i; j++)
 			if (L->lk[j] == L->lk[i] && !memcmp(l->key, r->id.labels[j].key, L->lk[i]))
 				return -EINVAL;
 	}
+	need += L->need_id;
+fields:
 	for (uint32_t i = 0; i < r->nfields; i++) {
 		const struct ig_field *f = &r->fields[i];
 
@@ -261,15 +268,24 @@ static int check_record(const struct ig_record *r, struct lens *L)
 	return 0;
 }
 
+/* Whether the C string s equals string table entry i, without measuring
+ * s first (strncmp stops at s's end; entries hold no NUL). */
+static bool str_is(const struct ig_wire_enc2 *e, uint32_t i, const char *s)
+{
+	uint32_t n = e->str[i].len;
+
+	return !strncmp(s, (const char *)e->strs.buf + e->str[i].off, n) && s[n] == '\0';
+}
+
 static bool id_matches(const struct ig_wire_enc2 *e, const struct id_ent *x,
-		       const struct ig_identity *id, const struct lens *L)
+		       const struct ig_identity *id)
 {
 	for (int i = 0; i < IG_WIRE_ID_NSTR; i++) {
 		const char *s = ig_wire_id_get(id, i);
 
 		if (!s != (x->m[i] == NO_STR))
 			return false;
-		if (s && !str_eq(e, x->m[i], s, L->id[i]))
+		if (s && !str_is(e, x->m[i], s))
 			return false;
 	}
 	if (x->nlabels != id->nlabels)
@@ -277,25 +293,45 @@ static bool id_matches(const struct ig_wire_enc2 *e, const struct id_ent *x,
 	for (uint32_t i = 0; i < id->nlabels; i++) {
 		const char *v = id->labels[i].val ? id->labels[i].val : "";
 
-		if (!str_eq(e, e->lbl[x->lbl + 2 * i], id->labels[i].key, L->lk[i]) ||
-		    !str_eq(e, e->lbl[x->lbl + 2 * i + 1], v, L->lv[i]))
+		if (!id->labels[i].key || !str_is(e, e->lbl[x->lbl + 2 * i], id->labels[i].key) ||
+		    !str_is(e, e->lbl[x->lbl + 2 * i + 1], v))
 			return false;
 	}
 	return true;
 }
 
+static bool has_identity(const struct ig_identity *id)
+{
+	for (int i = 0; i < IG_WIRE_ID_NSTR; i++)
+		if (ig_wire_id_get(id, i))
+			return true;
+	return id->nlabels > 0;
+}
+
+static uint32_t id_slot(const struct ig_wire_enc2 *e, uint64_t cg)
+{
+	return (uint32_t)ig_hash_mix(cg, 0x9e3779b97f4a7c15ULL) & e->id_slot_mask;
+}
+
+/* The entry of the identity last added for r's cgroup id, when r's
+ * identity equals it; NULL otherwise. */
+static const struct id_ent *cached_identity(const struct ig_wire_enc2 *e, const struct ig_record *r)
+{
+	uint32_t cur = e->id_slot[id_slot(e, r->cgroup_id)];
+
+	if (cur && e->id[cur - 1].cg == r->cgroup_id && id_matches(e, &e->id[cur - 1], &r->id))
+		return &e->id[cur - 1];
+	return NULL;
+}
+
 /* The identity table index for r's identity, added if new. -ENOMEM. */
 static int64_t identity(struct ig_wire_enc2 *e, const struct ig_record *r, const struct lens *L)
 {
-	uint32_t slot =
-		(uint32_t)ig_hash_mix(r->cgroup_id, 0x9e3779b97f4a7c15ULL) & e->id_slot_mask;
-	uint32_t cur = e->id_slot[slot];
+	uint32_t slot = id_slot(e, r->cgroup_id);
 	struct id_ent *x;
 	uint32_t idx;
 	size_t mark;
 
-	if (cur && e->id[cur - 1].cg == r->cgroup_id && id_matches(e, &e->id[cur - 1], &r->id, L))
-		return cur - 1;
 	if (!grow((void **)&e->id, &e->id_cap, e->nid + 1, sizeof(*e->id)) ||
 	    !grow((void **)&e->lbl, &e->lbl_cap, e->nlbl + 2 * r->id.nlabels, sizeof(*e->lbl)))
 		return -ENOMEM;
@@ -303,6 +339,7 @@ static int64_t identity(struct ig_wire_enc2 *e, const struct ig_record *r, const
 	x->cg = r->cgroup_id;
 	x->nlabels = r->id.nlabels;
 	x->lbl = e->nlbl;
+	x->need = (uint32_t)L->need_id;
 	for (int i = 0; i < IG_WIRE_ID_NSTR; i++) {
 		const char *s = ig_wire_id_get(&r->id, i);
 
@@ -349,7 +386,9 @@ int ig_wire_enc2_add(struct ig_wire_enc2 *e, const struct ig_record *r)
 	size_t mark = e->recs.len;
 	uint32_t k, p, c, fk[IG_MAX_FIELDS], fv[IG_MAX_FIELDS];
 	int64_t id = -1;
-	int rv = check_record(r, &L);
+	bool has_id = has_identity(&r->id);
+	const struct id_ent *hit = has_id ? cached_identity(e, r) : NULL;
+	int rv = check_record(r, &L, hit);
 
 	if (rv < 0)
 		return rv;
@@ -366,7 +405,9 @@ int ig_wire_enc2_add(struct ig_wire_enc2 *e, const struct ig_record *r)
 		if (fk[i] == NO_STR || fv[i] == NO_STR)
 			goto nomem;
 	}
-	if (L.has_id) {
+	if (hit) {
+		id = hit - e->id;
+	} else if (has_id) {
 		id = identity(e, r, &L);
 		if (id < 0)
 			goto nomem;
