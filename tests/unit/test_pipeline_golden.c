@@ -59,12 +59,19 @@ static void make(struct ig_record *r, int i, char *path, size_t plen, char *comm
 	case 0:
 		snprintf(path, plen, "/proc/%u/%s", pid, rnd(2) ? "status" : "cgroup");
 		break;
-	case 1:
+	case 1: {
+		/* One draw per statement: the order of a call's arguments is not
+		 * specified (the fixtures were made with these draws in this
+		 * order). */
+		uint32_t e = rnd(1u << 31), d = rnd(65536), c = rnd(65536), b = rnd(65536);
+		uint32_t a = rnd(1u << 31);
+
 		snprintf(path, plen,
 			 "/var/lib/kubelet/pods/%08x-%04x-%04x-%04x-%012x/volumes/"
 			 "kubernetes.io~secret/token",
-			 rnd(1u << 31), rnd(65536), rnd(65536), rnd(65536), rnd(1u << 31));
+			 a, b, c, d, e);
 		break;
+	}
 	case 2:
 		snprintf(path, plen, "/etc/%s",
 			 rnd(2) ? "passwd" : "ssl/certs/ca-certificates.crt");
