@@ -19,6 +19,7 @@ struct ig_agents {
 	char *dir; /* <state_dir>/agents, NULL = memory only */
 	struct ig_agent_info *buckets[NBUCKETS];
 	uint32_t count;
+	uint64_t max_agents, max_seq_gap; /* 0 = unlimited */
 };
 
 static uint32_t hash_str(const char *s)
@@ -166,7 +167,7 @@ static struct ig_agent_info *get(struct ig_agents *a, const char *agent_id, bool
 	for (struct ig_agent_info *ai = a->buckets[b]; ai; ai = ai->next)
 		if (!strcmp(ai->agent_id, agent_id))
 			return ai;
-	if (!create)
+	if (!create || (a->max_agents && a->count >= a->max_agents))
 		return NULL;
 	struct ig_agent_info *ai = calloc(1, sizeof(*ai));
 	if (!ai)
@@ -181,6 +182,34 @@ static struct ig_agent_info *get(struct ig_agents *a, const char *agent_id, bool
 	a->buckets[b] = ai;
 	a->count++;
 	return ai;
+}
+
+void ig_agents_set_limits(struct ig_agents *a, uint64_t max_agents, uint64_t max_seq_gap)
+{
+	a->max_agents = max_agents;
+	a->max_seq_gap = max_seq_gap;
+}
+
+enum ig_agent_verdict ig_agents_check(struct ig_agents *a, const struct ig_envelope_hdr *h)
+{
+	struct ig_agent_info *ai = get(a, h->agent_id, true);
+
+	if (!ai)
+		return IG_AGENT_LIMIT;
+	for (int i = 0; i < IG_AGENT_BOOTS; i++)
+		if (ai->boots[i].boot_id == h->boot_id &&
+		    (ai->boots[i].seq || ai->boots[i].boot_id)) {
+			if (h->seq <= ai->boots[i].seq)
+				return IG_AGENT_DUPLICATE;
+			if (a->max_seq_gap && h->seq - ai->boots[i].seq > a->max_seq_gap)
+				return IG_AGENT_SEQ_GAP;
+			return IG_AGENT_NEW;
+		}
+	/* A boot this aggregator has no state for: a new agent process (seq 1),
+	 * or one that ran before this aggregator lost its state_dir (any seq).
+	 * There is no reference to measure a gap from; refusing a large seq
+	 * here would refuse every envelope of a long-running agent forever. */
+	return IG_AGENT_NEW;
 }
 
 bool ig_agents_is_duplicate(struct ig_agents *a, const struct ig_envelope_hdr *h)

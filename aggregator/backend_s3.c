@@ -14,6 +14,10 @@
  * x-amz-checksum-sha256), or a multipart upload above multipart_threshold.
  * Because the key is fixed before the first attempt, a retried upload
  * rewrites the same object: retries never create duplicates.
+ * Beside each jsonl object goes a small index object (archive_index.h:
+ * time range, Bloom filter over index_tags), queued right after it, which
+ * `ingrainctl archive query` reads to skip objects (s3_reader.h gives it
+ * this backend's settings, credentials and signer, without a spool).
  *
  * Failures: transport errors, 5xx, 429 and S3's transient codes are retried
  * with exponential backoff and jitter; auth errors (403, InvalidAccessKeyId,
@@ -44,11 +48,13 @@
 #include <openssl/rand.h>
 #include <zlib.h>
 
+#include "archive_index.h"
 #include "http_client.h"
 #include "ig_backend.h"
 #include "ig_log.h"
 #include "ig_time.h"
 #include "record_json.h"
+#include "s3_reader.h"
 #include "sigv4.h"
 #include "spool.h"
 
@@ -76,6 +82,7 @@ struct s3_conf {
 	uint64_t connect_timeout_ns, timeout_ns, shutdown_timeout_ns;
 	char *ca_file;
 	bool tls_verify;
+	struct ig_strlist index_tags;
 };
 
 #define OPT(n, t, d, f, dsc, ...)                                                      \
@@ -157,6 +164,10 @@ static const struct ig_opt s3_opts[] = {
 	OPT("ca_file", IG_OPT_STR, "", ca_file, "PEM CA bundle to trust; empty = system store."),
 	OPT("tls_verify", IG_OPT_BOOL, "true", tls_verify,
 	    "Verify the server certificate (never turn off in production)."),
+	OPT("index_tags", IG_OPT_STRLIST, "[path, process, pod, namespace, container, node, uid]",
+	    index_tags,
+	    "Tags covered by the index object written beside each jsonl object "
+	    "(docs/archive.md); [] = no index."),
 	{ 0 }
 };
 
@@ -191,6 +202,7 @@ struct s3 {
 
 	/* counters (aggregator thread) */
 	uint64_t received, dropped_local;
+	struct ig_aindex_builder *idx; /* NULL: no index objects */
 };
 
 /* --- ULID -------------------------------------------------------------- */
@@ -277,6 +289,8 @@ static int batch_open(struct s3 *s, uint64_t ts_ns)
 	s->opened_mono_ns = ig_mono_ns();
 	s->first_ts_ns = ts_ns;
 	s->hour = ts_ns / (3600 * IG_NSEC_PER_SEC);
+	if (s->idx)
+		ig_aindex_reset(s->idx);
 	if (s->c.compression == COMP_GZIP) {
 		memset(&s->z, 0, sizeof(s->z));
 		if (deflateInit2(&s->z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
@@ -303,10 +317,31 @@ static char *object_key(struct s3 *s)
 	return key;
 }
 
+/* The index object of a closed batch (archive_index.h). It is queued after
+ * the data object, so an index never names an object not yet stored; a
+ * batch whose index cannot be built is stored without one (queries scan it). */
+static void index_batch(struct s3 *s, const struct ig_batch *b, struct ig_batch *ib)
+{
+	char *doc = NULL;
+	size_t len = 0;
+
+	if (ig_aindex_finish(s->idx, b->key, b->data, b->len, s->c.multipart_threshold,
+			     s->c.part_size, &doc, &len) ||
+	    !(ib->key = ig_aindex_key(b->key))) {
+		free(doc);
+		ig_warn("s3: no index for this object (out of memory)", "backend=%s key=%s",
+			s->name, b->key);
+		return;
+	}
+	ib->data = doc;
+	ib->len = len;
+	ib->created_ns = b->created_ns;
+}
+
 /* Closes the open batch and hands it to the spool. */
 static void batch_close(struct s3 *s)
 {
-	struct ig_batch b = { 0 };
+	struct ig_batch b = { 0 }, ib = { 0 };
 
 	if (!s->open)
 		return;
@@ -337,7 +372,11 @@ static void batch_close(struct s3 *s)
 	s->len = s->cap = 0;
 	ig_debug("s3: batch closed", "backend=%s key=%s records=%" PRIu64 " bytes=%zu", s->name,
 		 b.key, b.records, b.len);
+	if (s->idx)
+		index_batch(s, &b, &ib);
 	ig_spool_push(s->spool, &b);
+	if (ib.key)
+		ig_spool_push(s->spool, &ib);
 }
 
 /* json-c value -> msgpack (the msgpack format has the JSON schema). */
@@ -409,6 +448,8 @@ static int s3_write(void *state, const struct ig_metric *m)
 			s->dropped_local++;
 			return rc;
 		}
+		if (s->idx)
+			ig_aindex_add(s->idx, line, len);
 		line[len] = '\n'; /* replaces the NUL: emit() takes a length */
 		rc = emit(s, line, len + 1, Z_NO_FLUSH);
 		s->raw_bytes += len + 1;
@@ -665,11 +706,13 @@ static void hdrs_free(struct hdrs *h)
 	h->nl = 0;
 }
 
-/* Signs and sends. path is the encoded key path ("/a%3Db/c"); query without
- * '?'. extra headers are signed too. */
-static int s3_request(struct s3 *s, const char *method, const char *path, const char *query,
-		      const void *body, size_t len, const struct ig_sigv4_header *extra,
-		      size_t nextra, struct ig_http_resp *resp)
+/* Signs a request: the URL into *url and the header lines (NULL-terminated,
+ * Host excluded: curl sends it from the URL) into h->lines. path is the
+ * encoded key path ("/a%3Db/c"); query without '?'. extra headers are signed
+ * too. 0 or -ENOMEM; free with hdrs_free and free(*url). */
+static int s3_sign(struct s3 *s, const char *method, const char *path, const char *query,
+		   const void *body, size_t len, const struct ig_sigv4_header *extra, size_t nextra,
+		   struct hdrs *hp, char **url_out)
 {
 	char date[IG_SIGV4_DATE_LEN + 1], hash[IG_SHA256_HEX_LEN + 1];
 	struct hdrs h = { .n = 0 };
@@ -716,15 +759,36 @@ static int s3_request(struct s3 *s, const char *method, const char *path, const 
 	}
 	h.lines[h.nl++] = al;
 	h.lines[h.nl] = NULL;
-	rc = ig_http_request(s->http, method, url, (const char *const *)h.lines, body, len, resp);
-	goto done;
+	*hp = h;
+	*url_out = url;
+	free(auth);
+	free(full_path);
+	return 0;
 out:
-	memset(resp, 0, sizeof(*resp));
-	snprintf(resp->error, sizeof(resp->error), "cannot build request: %s", strerror(-rc));
-done:
 	hdrs_free(&h);
 	free(auth);
 	free(full_path);
+	free(url);
+	return rc;
+}
+
+/* Signs and sends (see s3_sign). */
+static int s3_request(struct s3 *s, const char *method, const char *path, const char *query,
+		      const void *body, size_t len, const struct ig_sigv4_header *extra,
+		      size_t nextra, struct ig_http_resp *resp)
+{
+	struct hdrs h;
+	char *url;
+	int rc = s3_sign(s, method, path, query, body, len, extra, nextra, &h, &url);
+
+	if (rc) {
+		memset(resp, 0, sizeof(*resp));
+		snprintf(resp->error, sizeof(resp->error), "cannot build request: %s",
+			 strerror(-rc));
+		return rc;
+	}
+	rc = ig_http_request(s->http, method, url, (const char *const *)h.lines, body, len, resp);
+	hdrs_free(&h);
 	free(url);
 	return rc;
 }
@@ -947,6 +1011,7 @@ static void s3_free(void *state)
 		ig_warn("s3: open batch discarded at free (flush was not called)",
 			"backend=%s records=%" PRIu64, s->name, s->records);
 	ig_http_free(s->http);
+	ig_aindex_builder_free(s->idx);
 	free(s->buf);
 	msgpack_sbuffer_destroy(&s->mp);
 	free(s->cr.ak);
@@ -1073,6 +1138,10 @@ static int s3_init(void **state, const void *conf, const char *name, struct ig_e
 		goto nomem;
 	if ((rc = creds_init(s, err)))
 		goto fail;
+	if (c->format == FMT_JSONL && c->index_tags.n &&
+	    !(s->idx =
+		      ig_aindex_builder_new((const char *const *)c->index_tags.v, c->index_tags.n)))
+		goto nomem;
 
 	struct ig_http_conf hc = { .connect_timeout_ns = c->connect_timeout_ns,
 				   .timeout_ns = c->timeout_ns,
@@ -1126,3 +1195,95 @@ const struct ig_backend_ops ig_backend_s3 = {
 	.stats = s3_stats,
 	.free = s3_free,
 };
+
+/* --- read access for ingrainctl archive (s3_reader.h) ------------------- */
+
+struct ig_s3_reader *ig_s3_reader_new(const void *conf, const char *name, struct ig_err *err)
+{
+	struct s3_conf c = *(const struct s3_conf *)conf;
+	void *state = NULL;
+
+	c.spool_dir = (char *)""; /* nothing is written: no spool directory, no lock */
+	if (s3_init(&state, &c, name, err))
+		return NULL;
+	struct s3 *s = state;
+	ig_aindex_builder_free(s->idx);
+	s->idx = NULL;
+	return (struct ig_s3_reader *)s;
+}
+
+void ig_s3_reader_free(struct ig_s3_reader *r)
+{
+	s3_free(r);
+}
+
+int ig_s3_reader_sign_get(struct ig_s3_reader *r, const char *key, const char *query, char **url,
+			  char ***headers, char *why, size_t whylen)
+{
+	struct s3 *s = (struct s3 *)r;
+	struct hdrs h;
+	char *path = NULL;
+	int rc;
+
+	*url = NULL;
+	*headers = NULL;
+	if ((rc = creds_valid(s, why, whylen)))
+		return rc;
+	if (key) {
+		char *enc = ig_sigv4_uri_encode(key, strlen(key), true);
+		if (!enc || asprintf(&path, "/%s", enc) < 0)
+			path = NULL;
+		free(enc);
+	} else {
+		path = strdup("/");
+	}
+	if (!path)
+		return -ENOMEM;
+	rc = s3_sign(s, "GET", path, query, NULL, 0, NULL, 0, &h, url);
+	free(path);
+	if (rc)
+		return rc;
+	char **lines = calloc(h.nl + 1, sizeof(*lines));
+	if (!lines) {
+		hdrs_free(&h);
+		free(*url);
+		*url = NULL;
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < h.nl; i++)
+		lines[i] = h.lines[i]; /* ownership moves to the caller */
+	*headers = lines;
+	return 0;
+}
+
+void ig_s3_reader_signed_free(char *url, char **headers)
+{
+	for (size_t i = 0; headers && headers[i]; i++)
+		free(headers[i]);
+	free(headers);
+	free(url);
+}
+
+const char *ig_s3_reader_bucket(const struct ig_s3_reader *r)
+{
+	return ((const struct s3 *)r)->c.bucket;
+}
+
+const char *ig_s3_reader_prefix(const struct ig_s3_reader *r)
+{
+	return ((const struct s3 *)r)->c.prefix;
+}
+
+const char *ig_s3_reader_cluster(const struct ig_s3_reader *r)
+{
+	return ((const struct s3 *)r)->c.cluster;
+}
+
+const char *ig_s3_reader_endpoint(const struct ig_s3_reader *r)
+{
+	const struct s3 *s = (const struct s3 *)r;
+	static __thread char buf[512];
+
+	snprintf(buf, sizeof(buf), "%s%s", s->scheme_host, s->base_path);
+	return buf;
+}

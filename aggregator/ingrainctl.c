@@ -4,6 +4,7 @@
  *   ingrainctl [-s URL] [-o text|json] reload [FILE]
  *   ingrainctl [-s URL] [-o text|json] pipelines
  *   ingrainctl [-o text|json] validate FILE      (local: no aggregator needed)
+ *   ingrainctl archive query [OPTIONS] [FILTER...] (local: reads the S3 archive)
  *
  * Exit codes: 0 success, 1 the command failed (e.g. invalid configuration,
  * reload rejected), 2 usage error, 3 the aggregator could not be reached. */
@@ -14,6 +15,7 @@
 
 #include <json-c/json.h>
 
+#include "archive_cli.h"
 #include "control.h"
 #include "ig_conf.h"
 #include "ig_pipeline.h"
@@ -33,6 +35,11 @@ static void usage(FILE *f)
 		"                   an invalid file is rejected and the running one kept\n"
 		"  validate FILE    check FILE with the aggregator's own rules (runs locally)\n"
 		"  pipelines        show the active graph: probes -> pipelines -> backends\n"
+		"  archive query [OPTIONS] [FILTER...]\n"
+		"                   records of a time window from the S3 archive, filtered on\n"
+		"                   tags (path=/etc/passwd, 'path~^/etc/', pod=..., ...); runs\n"
+		"                   locally with the s3 backend's configuration; see\n"
+		"                   'ingrainctl archive --help'\n"
 		"\n"
 		"Options:\n"
 		"  -s, --socket URL  control socket (default " DEFAULT_SOCKET ",\n"
@@ -217,6 +224,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	const char *cmd = argv[optind];
+	if (!strcmp(cmd, "archive"))
+		return ig_archive_cli(argc - optind, argv + optind);
 	const char *arg = optind + 1 < argc ? argv[optind + 1] : NULL;
 	if (optind + 2 < argc) {
 		fprintf(stderr, "ingrainctl: too many arguments (try --help)\n");

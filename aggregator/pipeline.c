@@ -8,7 +8,8 @@
  *      parsed and initialised the same way (stages are pure, so this also runs
  *      for ig_graph_check and catches bad regexes and the like); each backend
  *      name must be defined in pass 1.
- *   3. probes:    each probe's `pipelines:` names must exist; the result is a
+ *   3. probes:    each probe's `pipelines:` names (checked to exist, once, by
+ *      ig_conf_load, so the agent refuses the same files); the result is a
  *      route table probe name -> pipelines, hashed once, so routing a record
  *      costs one hash and one string compare.
  * Only when all of that is clean are the backends that some pipeline uses
@@ -622,27 +623,8 @@ static void parse_pipelines(struct bctx *b, struct ig_graph *g)
 
 /* ---- pass 3: probes -> pipelines ---- */
 
-/* The YAML node of probes.<probe>.pipelines[i], for positions. */
-static const struct ig_ynode *probe_node(const struct ig_conf *c, const char *probe, size_t i)
-{
-	const struct ig_ynode *n, *pn;
-
-	if (!c->doc || !c->doc->root)
-		return NULL;
-	n = ig_ymap_get(ig_ymap_get(c->doc->root, "probes"), probe);
-	pn = ig_ymap_get(n, "pipelines");
-	if (pn && pn->type == IG_Y_SEQ && i < pn->n)
-		return pn->items[i];
-	return pn ? pn : n;
-}
-
 static void build_routes(struct bctx *b, struct ig_graph *g)
 {
-	const char *names[NAMES_MAX];
-	size_t nnames = 0;
-
-	for (size_t i = 0; i < g->npipelines && nnames < NAMES_MAX; i++)
-		names[nnames++] = g->pipelines[i].name;
 	g->routes = calloc(IG_PROBE__COUNT, sizeof(*g->routes));
 	if (!g->routes) {
 		problem(b, "out of memory building routes");
@@ -665,31 +647,14 @@ static void build_routes(struct bctx *b, struct ig_graph *g)
 		for (size_t i = 0; i < pc->pipelines.n; i++) {
 			const char *pname = pc->pipelines.v[i];
 			struct pipeline *p = find_pipeline(g, pname);
-			char pos[300], h[600];
 			bool dup = false;
 
-			ig_ynode_pos(probe_node(b->conf, probe, i), pos, sizeof(pos));
-			if (!p) {
-				if (nnames)
-					problem(b,
-						"%s: probes.%s.pipelines[%zu]: unknown pipeline '%.100s'%s; define it under 'pipelines:'",
-						pos, probe, i, pname,
-						hint(pname, names, nnames, "defined pipelines", h,
-						     sizeof(h)));
-				else
-					problem(b,
-						"%s: probes.%s.pipelines[%zu]: unknown pipeline '%.100s' (no pipelines are defined); define it under 'pipelines:'",
-						pos, probe, i, pname);
-				continue;
-			}
-			for (size_t j = 0; j < rt->n; j++)
+			/* Unknown and repeated names were refused by ig_conf_load
+			 * (check_routes), for the agent and ingrainctl alike. */
+			for (size_t j = 0; p && j < rt->n; j++)
 				dup |= rt->p[j] == p;
-			if (dup) {
-				problem(b,
-					"%s: probes.%s.pipelines[%zu]: pipeline '%.100s' is listed twice; remove one",
-					pos, probe, i, pname);
+			if (!p || dup)
 				continue;
-			}
 			p->fed = true;
 			rt->p[rt->n++] = p;
 		}

@@ -8,7 +8,10 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/inotify.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -24,6 +27,7 @@
 #include "ig_log.h"
 #include "ig_pipeline.h"
 #include "ig_time.h"
+#include "ig_tls.h"
 #include "ig_wire.h"
 
 #define TICK_NS (100 * IG_NSEC_PER_MSEC)
@@ -42,6 +46,10 @@ struct ig_server {
 	struct ig_record *rec;
 	nng_socket sock;
 	bool sock_open;
+	nng_listener listener;
+	bool tls; /* listen is tls+tcp://: agents are known by their certificates */
+	struct ig_tls_watch tls_watch;
+	uint64_t last_tls_check_ns;
 	int epfd, sigfd, recvfd;
 	bool stopping;
 	struct ig_control *control;
@@ -53,7 +61,7 @@ struct ig_server {
 	char *last_reload_errors;
 	struct ig_server_stats st;
 	uint64_t last_tick_ns, last_stats_ns;
-	struct ig_ratelimit rl_malformed, rl_lost, rl_ack;
+	struct ig_ratelimit rl_malformed, rl_lost, rl_ack, rl_refused, rl_too_large;
 };
 
 static void reply(struct ig_server *s, uint64_t seq, enum ig_ack_status st, const char *msg)
@@ -83,11 +91,90 @@ static void reply(struct ig_server *s, uint64_t seq, enum ig_ack_status st, cons
 	free(buf);
 }
 
-static void handle(struct ig_server *s, const void *body, size_t len)
+/* An envelope refused after decoding: counted, logged (rate-limited), and
+ * answered so the agent drops it and counts its records as lost. */
+static void refuse(struct ig_server *s, const struct ig_envelope_hdr *h, uint64_t *counter,
+		   const char *reason, const char *why, const char *extra)
 {
+	uint64_t sup = 0;
+	char msg[768];
+
+	(*counter)++;
+	snprintf(msg, sizeof(msg), "%s: %s%s%s", reason, why, extra && *extra ? ": " : "",
+		 extra ? extra : "");
+	if (ig_ratelimit_ok(&s->rl_refused, &sup))
+		ig_warn("refused an envelope",
+			"reason=%s agent=%.253s node=%.253s seq=%llu records=%u detail=\"%s\" "
+			"suppressed=%llu",
+			reason, h->agent_id, h->node, (unsigned long long)h->seq, h->nrecords, msg,
+			(unsigned long long)sup);
+	reply(s, h->seq, IG_ACK_REJECTED, msg);
+}
+
+/* Larger than max_msg_bytes (nng lets through up to twice that, see
+ * ig_server_new): not decoded, but answered with its seq when it can be read,
+ * so the agent drops it instead of resending it forever. */
+static void too_large(struct ig_server *s, const void *body, size_t len)
+{
+	uint64_t seq = 0, sup = 0;
+	char msg[256];
+
+	s->st.too_large++;
+	(void)ig_wire_peek_seq(body, len, &seq);
+	snprintf(msg, sizeof(msg),
+		 "too_large: %zu bytes, more than aggregator.max_msg_bytes=%llu (lower the "
+		 "agent's batch_max_records or raise max_msg_bytes)",
+		 len, (unsigned long long)s->conf->aggregator.max_msg_bytes);
+	if (ig_ratelimit_ok(&s->rl_too_large, &sup))
+		ig_warn("refused an envelope",
+			"reason=too_large bytes=%zu max_msg_bytes=%llu "
+			"seq=%llu suppressed=%llu",
+			len, (unsigned long long)s->conf->aggregator.max_msg_bytes,
+			(unsigned long long)seq, (unsigned long long)sup);
+	reply(s, seq, IG_ACK_REJECTED, msg);
+}
+
+/* With TLS the sender is whoever its verified certificate names; the
+ * envelope's agent_id and node must be among those names. */
+static bool identity_ok(struct ig_server *s, nng_msg *m, const struct ig_envelope_hdr *h,
+			char *names, size_t len)
+{
+	struct ig_tls_peer peer;
+	size_t pos = 0;
+
+	names[0] = '\0';
+	if (!s->tls)
+		return true;
+	if (ig_tls_peer(nng_msg_get_pipe(m), &peer) < 0) {
+		snprintf(names, len, "the connection has no verified certificate");
+		return false;
+	}
+	if (ig_tls_peer_has(&peer, h->agent_id) && ig_tls_peer_has(&peer, h->node))
+		return true;
+	/* A certificate shared by many agents (tls_shared_names): verified, but
+	 * the identity is what the envelope says (docs/security.md). */
+	for (size_t i = 0; i < s->conf->aggregator.tls_shared_names.n; i++)
+		if (ig_tls_peer_has(&peer, s->conf->aggregator.tls_shared_names.v[i]))
+			return true;
+	pos = (size_t)snprintf(names, len, "the sender's certificate names ");
+	for (uint32_t i = 0; i < peer.nnames && pos + 2 < len; i++)
+		pos += (size_t)snprintf(names + pos, len - pos, "%s%s", i ? "," : "",
+					peer.names[i]);
+	return false;
+}
+
+static void handle(struct ig_server *s, nng_msg *m)
+{
+	const void *body = nng_msg_body(m);
+	size_t len = nng_msg_len(m);
 	struct ig_envelope_hdr h = { 0 };
 	struct ig_err err;
+	char names[600];
 
+	if (len > s->conf->aggregator.max_msg_bytes) {
+		too_large(s, body, len);
+		return;
+	}
 	ig_err_init(&err);
 	if (ig_wire_decode(s->dec, body, len, &h, &err) < 0) {
 		uint64_t sup = 0;
@@ -103,11 +190,29 @@ static void handle(struct ig_server *s, const void *body, size_t len)
 		reply(s, h.seq, IG_ACK_REJECTED, ig_err_str(&err));
 		return;
 	}
-	if (ig_agents_is_duplicate(s->agents, &h)) {
+	if (!identity_ok(s, m, &h, names, sizeof(names))) {
+		refuse(s, &h, &s->st.identity, "identity",
+		       "agent_id and node must be names of the sender's TLS certificate", names);
+		return;
+	}
+	switch (ig_agents_check(s->agents, &h)) {
+	case IG_AGENT_DUPLICATE:
 		s->st.duplicates++;
 		ig_agents_note_duplicate(s->agents, &h);
 		reply(s, h.seq, IG_ACK_DUPLICATE, "");
 		return;
+	case IG_AGENT_LIMIT:
+		refuse(s, &h, &s->st.agent_limit, "agent_limit",
+		       "the aggregator already keeps state for aggregator.max_agents agents", NULL);
+		return;
+	case IG_AGENT_SEQ_GAP:
+		refuse(s, &h, &s->st.seq_gap, "seq_gap",
+		       "seq is more than aggregator.max_seq_gap ahead of the last accepted "
+		       "envelope of this agent process",
+		       NULL);
+		return;
+	case IG_AGENT_NEW:
+		break;
 	}
 	while (ig_wire_next(s->dec, s->rec) == 1) {
 		ig_graph_process(s->graph, s->rec);
@@ -142,7 +247,7 @@ static void receive_all(struct ig_server *s)
 		int rv = nng_recvmsg(s->sock, &m, NNG_FLAG_NONBLOCK);
 		if (rv != 0)
 			return;
-		handle(s, nng_msg_body(m), nng_msg_len(m));
+		handle(s, m);
 		nng_msg_free(m);
 	}
 }
@@ -190,9 +295,13 @@ static int reload(struct ig_server *s, const char *path, struct ig_err *err)
 		ig_conf_free(nc);
 		return -EINVAL;
 	}
-	if (strcmp(nc->aggregator.listen, s->conf->aggregator.listen))
-		ig_warn("aggregator.listen changed; restart the aggregator to apply it",
+	if (strcmp(nc->aggregator.listen, s->conf->aggregator.listen) ||
+	    nc->aggregator.plaintext != s->conf->aggregator.plaintext ||
+	    strcmp(nc->aggregator.tls_dir, s->conf->aggregator.tls_dir))
+		ig_warn("aggregator.listen, plaintext or tls_dir changed; restart the aggregator to "
+			"apply it",
 			"old=%s new=%s", s->conf->aggregator.listen, nc->aggregator.listen);
+	ig_agents_set_limits(s->agents, nc->aggregator.max_agents, nc->aggregator.max_seq_gap);
 	/* Unchanged pipelines keep their rollup windows; the rest flush. */
 	size_t kept = ig_graph_adopt(ng, s->graph);
 	ig_graph_free(s->graph); /* flushes stages and backends first */
@@ -282,10 +391,13 @@ static void log_stats(struct ig_server *s)
 	ig_graph_stats(s->graph, &gs);
 	ig_info("stats",
 		"agents=%u envelopes=%llu records=%llu duplicates=%llu malformed=%llu "
-		"metrics_out=%llu stage_dropped=%llu unrouted=%llu",
+		"refused_identity=%llu refused_agent_limit=%llu refused_seq_gap=%llu "
+		"refused_too_large=%llu metrics_out=%llu stage_dropped=%llu unrouted=%llu",
 		ig_agents_count(s->agents), (unsigned long long)s->st.envelopes,
 		(unsigned long long)s->st.records, (unsigned long long)s->st.duplicates,
-		(unsigned long long)s->st.malformed, (unsigned long long)gs.metrics_out,
+		(unsigned long long)s->st.malformed, (unsigned long long)s->st.identity,
+		(unsigned long long)s->st.agent_limit, (unsigned long long)s->st.seq_gap,
+		(unsigned long long)s->st.too_large, (unsigned long long)gs.metrics_out,
 		(unsigned long long)gs.dropped, (unsigned long long)gs.unrouted);
 }
 
@@ -301,9 +413,27 @@ static void prom_backend(void *ctx, const char *name, const char *type,
 	ig_prom_sample(p, "ingrain_backend_queued", "backend", name, (double)st->queued);
 }
 
+/* Per-agent series for the first metrics_max_agents agents (hash order,
+ * stable while they are known); the rest are summed into agent="_other", so
+ * /metrics stays small whatever the number of agents. */
+struct prom_agents {
+	struct ig_prom *p;
+	uint64_t n, max;
+	double other_env, other_rec, other_lost;
+};
+
 static void prom_agent(void *ctx, const struct ig_agent_info *ai)
 {
-	struct ig_prom *p = ctx;
+	struct prom_agents *pa = ctx;
+	struct ig_prom *p = pa->p;
+
+	if (pa->n++ >= pa->max) {
+		pa->other_env += (double)ai->envelopes;
+		pa->other_rec += (double)ai->records;
+		for (uint32_t i = 0; i < ai->nlost; i++)
+			pa->other_lost += (double)ai->lost[i].count;
+		return;
+	}
 	ig_prom_sample(p, "ingrain_agent_envelopes_total", "agent", ai->agent_id,
 		       (double)ai->envelopes);
 	ig_prom_sample(p, "ingrain_agent_records_total", "agent", ai->agent_id,
@@ -334,6 +464,30 @@ static void publish_metrics(struct ig_server *s)
 		       (double)s->st.malformed);
 	ig_prom_sample(&p, "ingrain_aggregator_rejected_total", "reason", "duplicate",
 		       (double)s->st.duplicates);
+	ig_prom_sample(&p, "ingrain_aggregator_rejected_total", "reason", "identity",
+		       (double)s->st.identity);
+	ig_prom_sample(&p, "ingrain_aggregator_rejected_total", "reason", "agent_limit",
+		       (double)s->st.agent_limit);
+	ig_prom_sample(&p, "ingrain_aggregator_rejected_total", "reason", "seq_gap",
+		       (double)s->st.seq_gap);
+	ig_prom_sample(&p, "ingrain_aggregator_rejected_total", "reason", "too_large",
+		       (double)s->st.too_large);
+	if (s->tls) {
+		uint64_t tf[IG_TLS_FAIL__COUNT];
+		ig_tls_fail_counts(tf);
+		ig_prom_family(&p, "ingrain_tls_handshake_failures_total", "counter",
+			       "TLS handshakes with agents that failed, by reason.");
+		for (int i = 0; i < IG_TLS_FAIL__COUNT; i++)
+			ig_prom_sample(&p, "ingrain_tls_handshake_failures_total", "reason",
+				       ig_tls_fail_names[i], (double)tf[i]);
+		ig_prom_family(
+			&p, "ingrain_tls_reloads_total", "counter",
+			"Re-reads of aggregator.tls_dir after its files changed, by result.");
+		ig_prom_sample(&p, "ingrain_tls_reloads_total", "result", "ok",
+			       (double)s->st.tls_reloads);
+		ig_prom_sample(&p, "ingrain_tls_reloads_total", "result", "rejected",
+			       (double)s->st.tls_reload_failures);
+	}
 	ig_prom_family(&p, "ingrain_pipeline_records_total", "counter",
 		       "Records routed to pipelines.");
 	ig_prom_sample(&p, "ingrain_pipeline_records_total", NULL, NULL, (double)gs.records_in);
@@ -355,7 +509,8 @@ static void publish_metrics(struct ig_server *s)
 	ig_prom_family(&p, "ingrain_config_last_reload_ok", "gauge",
 		       "1 if the last reload succeeded (or none happened).");
 	ig_prom_sample(&p, "ingrain_config_last_reload_ok", NULL, NULL, s->last_reload_ok ? 1 : 0);
-	ig_prom_family(&p, "ingrain_agents", "gauge", "Agents seen since start.");
+	ig_prom_family(&p, "ingrain_agents", "gauge",
+		       "Agents seen since start (at most aggregator.max_agents).");
 	ig_prom_sample(&p, "ingrain_agents", NULL, NULL, (double)ig_agents_count(s->agents));
 	ig_prom_family(&p, "ingrain_agent_envelopes_total", "counter",
 		       "Envelopes accepted per agent.");
@@ -363,7 +518,15 @@ static void publish_metrics(struct ig_server *s)
 	ig_prom_family(
 		&p, "ingrain_agent_lost_records_total", "counter",
 		"Records an agent reports lost, by cause (cumulative for its current process).");
-	ig_agents_foreach(s->agents, prom_agent, &p);
+	struct prom_agents pa = { .p = &p, .max = s->conf->aggregator.metrics_max_agents };
+	ig_agents_foreach(s->agents, prom_agent, &pa);
+	if (pa.n > pa.max) {
+		ig_prom_sample(&p, "ingrain_agent_envelopes_total", "agent", "_other",
+			       pa.other_env);
+		ig_prom_sample(&p, "ingrain_agent_records_total", "agent", "_other", pa.other_rec);
+		ig_prom_sample2(&p, "ingrain_agent_lost_records_total", "agent", "_other", "cause",
+				"all", pa.other_lost);
+	}
 	ig_prom_family(&p, "ingrain_backend_received_total", "counter",
 		       "Metrics given to a backend.");
 	ig_prom_family(&p, "ingrain_backend_sent_total", "counter", "Metrics a backend delivered.");
@@ -439,6 +602,13 @@ static struct json_object *status_json(struct ig_server *s)
 	json_object_object_add(o, "records", ju64(s->st.records));
 	json_object_object_add(o, "duplicates", ju64(s->st.duplicates));
 	json_object_object_add(o, "malformed", ju64(s->st.malformed));
+	struct json_object *refused = json_object_new_object();
+	json_object_object_add(refused, "identity", ju64(s->st.identity));
+	json_object_object_add(refused, "agent_limit", ju64(s->st.agent_limit));
+	json_object_object_add(refused, "seq_gap", ju64(s->st.seq_gap));
+	json_object_object_add(refused, "too_large", ju64(s->st.too_large));
+	json_object_object_add(o, "refused", refused);
+	json_object_object_add(o, "tls", json_object_new_boolean(s->tls));
 	ig_agents_foreach(s->agents, json_agent, agents);
 	json_object_object_add(o, "agents", agents);
 	ig_graph_stats(s->graph, &gs);
@@ -503,6 +673,87 @@ static struct json_object *control_handler(void *ctx, struct json_object *req)
 	return reply_errors(false, msg);
 }
 
+/* Loads aggregator.tls_dir and gives the listener a new configuration: new
+ * connections use it, established ones keep theirs. */
+static int set_tls(struct ig_server *s, const struct ig_conf *conf, struct ig_err *err)
+{
+	nng_tls_config *cfg = NULL;
+	int rv = ig_tls_config_load(conf->aggregator.tls_dir, true, NULL, "aggregator.tls_dir",
+				    &cfg, err);
+	if (rv < 0)
+		return rv;
+	rv = nng_listener_set_ptr(s->listener, NNG_OPT_TLS_CONFIG, cfg);
+	nng_tls_config_free(cfg);
+	if (rv != 0) {
+		ig_err_add(err, "aggregator.tls_dir: nng refused the TLS configuration: %s",
+			   nng_strerror(rv));
+		return -EINVAL;
+	}
+	ig_tls_watch_changed(&s->tls_watch, conf->aggregator.tls_dir);
+	return 0;
+}
+
+/* nng 1.5 binds a TLS configuration to the accept it has outstanding, before
+ * any connection arrives: after a rotation the next agent to connect would
+ * still get the old certificate. One empty connection to ourselves completes
+ * that accept (the engine ignores connections that close without a byte);
+ * the accept after it uses the new configuration. */
+static void nudge_listener(struct ig_server *s)
+{
+	nng_sockaddr sa;
+	struct sockaddr_storage ss;
+	socklen_t len = 0;
+	int fd;
+
+	memset(&ss, 0, sizeof(ss));
+	if (nng_listener_get_addr(s->listener, NNG_OPT_LOCADDR, &sa) != 0)
+		return;
+	if (sa.s_family == NNG_AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+		in->sin_family = AF_INET;
+		in->sin_port = sa.s_in.sa_port;
+		in->sin_addr.s_addr = sa.s_in.sa_addr ? sa.s_in.sa_addr : htonl(INADDR_LOOPBACK);
+		len = sizeof(*in);
+	} else if (sa.s_family == NNG_AF_INET6) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+		static const uint8_t any[16];
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = sa.s_in6.sa_port;
+		memcpy(&in6->sin6_addr, sa.s_in6.sa_addr, 16);
+		if (!memcmp(sa.s_in6.sa_addr, any, 16))
+			in6->sin6_addr = in6addr_loopback;
+		len = sizeof(*in6);
+	} else {
+		return;
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	(void)connect(fd, (struct sockaddr *)&ss, len);
+	close(fd);
+}
+
+/* Certificate rotation (a Secret updated by cert-manager or by hand). */
+static void tls_check(struct ig_server *s)
+{
+	struct ig_err err;
+
+	if (!s->tls || !ig_tls_watch_changed(&s->tls_watch, s->conf->aggregator.tls_dir))
+		return;
+	ig_err_init(&err);
+	if (set_tls(s, s->conf, &err) < 0) {
+		s->st.tls_reload_failures++;
+		ig_error("TLS files changed but do not load; new connections keep the previous "
+			 "certificate",
+			 "dir=%s errors=\"%s\"", s->conf->aggregator.tls_dir, ig_err_str(&err));
+		return;
+	}
+	s->st.tls_reloads++;
+	nudge_listener(s);
+	ig_info("TLS files changed: new agent connections use them", "dir=%s",
+		s->conf->aggregator.tls_dir);
+}
+
 int ig_server_new(struct ig_server **out, struct ig_conf *conf, const char *config_path,
 		  struct ig_err *err)
 {
@@ -519,6 +770,8 @@ int ig_server_new(struct ig_server **out, struct ig_conf *conf, const char *conf
 	s->rl_malformed = (struct ig_ratelimit)IG_RATELIMIT_INIT(10 * IG_NSEC_PER_SEC);
 	s->rl_lost = (struct ig_ratelimit)IG_RATELIMIT_INIT(10 * IG_NSEC_PER_SEC);
 	s->rl_ack = (struct ig_ratelimit)IG_RATELIMIT_INIT(10 * IG_NSEC_PER_SEC);
+	s->rl_refused = (struct ig_ratelimit)IG_RATELIMIT_INIT(10 * IG_NSEC_PER_SEC);
+	s->rl_too_large = (struct ig_ratelimit)IG_RATELIMIT_INIT(10 * IG_NSEC_PER_SEC);
 	s->config_path = config_path ? strdup(config_path) : NULL;
 	ig_wire_limits_default(&lim);
 	lim.max_msg_bytes = conf->aggregator.max_msg_bytes;
@@ -530,6 +783,7 @@ int ig_server_new(struct ig_server **out, struct ig_conf *conf, const char *conf
 	}
 	if ((rv = ig_agents_new(&s->agents, conf->aggregator.state_dir, err)) < 0)
 		goto fail;
+	ig_agents_set_limits(s->agents, conf->aggregator.max_agents, conf->aggregator.max_seq_gap);
 	if ((rv = ig_graph_build(conf, &s->graph, err)) < 0)
 		goto fail;
 	if ((rv = nng_rep0_open(&s->sock)) != 0) {
@@ -538,9 +792,33 @@ int ig_server_new(struct ig_server **out, struct ig_conf *conf, const char *conf
 		goto fail;
 	}
 	s->sock_open = true;
-	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, (size_t)conf->aggregator.max_msg_bytes);
+	/* Twice the limit reaches us, so that an envelope a little too large is
+	 * counted and answered (too_large()); beyond that nng closes the
+	 * connection without telling us (documented in docs/operations.md). */
+	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, (size_t)conf->aggregator.max_msg_bytes * 2);
 	nng_socket_set_ms(s->sock, NNG_OPT_SENDTIMEO, 1000);
-	if ((rv = nng_listen(s->sock, conf->aggregator.listen, NULL, 0)) != 0) {
+	s->tls = ig_tls_url_is_tls(conf->aggregator.listen);
+	if (s->tls && ig_tls_init() < 0) {
+		ig_err_add(err, "cannot register the TLS engine with nng");
+		rv = -ENOTSUP;
+		goto fail;
+	}
+	if ((rv = nng_listener_create(&s->listener, s->sock, conf->aggregator.listen)) != 0) {
+		ig_err_add(err, "aggregator.listen: cannot use %s: %s", conf->aggregator.listen,
+			   nng_strerror(rv));
+		rv = -EINVAL;
+		goto fail;
+	}
+	if (s->tls) {
+		if ((rv = set_tls(s, conf, err)) < 0)
+			goto fail;
+	} else {
+		ig_warn("listening in plaintext (aggregator.plaintext: true): agents are known only "
+			"by what their envelopes claim, so anyone who reaches this address can "
+			"inject events and forge loss counters; use tls+tcp:// (docs/security.md)",
+			"listen=%s", conf->aggregator.listen);
+	}
+	if ((rv = nng_listener_start(s->listener, 0)) != 0) {
 		ig_err_add(err,
 			   "aggregator.listen: cannot listen on %s: %s (is another aggregator "
 			   "running, or is the address wrong?)",
@@ -628,6 +906,10 @@ int ig_server_run(struct ig_server *s)
 			s->last_tick_ns = now;
 			ig_graph_tick(s->graph, now);
 			publish_metrics(s);
+		}
+		if (now - s->last_tls_check_ns >= IG_NSEC_PER_SEC) {
+			s->last_tls_check_ns = now;
+			tls_check(s);
 		}
 		if (now - s->last_stats_ns >= STATS_LOG_INTERVAL_NS) {
 			s->last_stats_ns = now;

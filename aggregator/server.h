@@ -23,6 +23,10 @@ struct ig_server;
 
 struct ig_server_stats {
 	uint64_t envelopes, records, duplicates, malformed, reloads, reload_failures;
+	/* refused: sender's certificate does not carry agent_id/node; beyond
+	 * max_agents; seq beyond max_seq_gap; larger than max_msg_bytes */
+	uint64_t identity, agent_limit, seq_gap, too_large;
+	uint64_t tls_reloads, tls_reload_failures;
 };
 
 /* Takes ownership of conf on success. */

@@ -36,9 +36,11 @@ mkconf() { # $1 = monitored dir, $2 = wire version
 agent:
   aggregator: tcp://127.0.0.1:$port
   wire_version: ${2:-2}
+  plaintext: true
   log_level: warn
 aggregator:
   listen: tcp://127.0.0.1:$port
+  plaintext: true
   state_dir: ""
   log_level: warn
 probes:

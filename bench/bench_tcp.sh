@@ -46,9 +46,11 @@ mkconf() { # $1 = traffic method
 	cat <<YAML
 agent:
   aggregator: tcp://127.0.0.1:$port
+  plaintext: true
   log_level: warn
 aggregator:
   listen: tcp://127.0.0.1:$port
+  plaintext: true
   control: ""
   state_dir: ""
   log_level: warn

@@ -14,6 +14,7 @@
  * aggregator's stage and backend tables.
  */
 #include "ig_conf.h"
+#include "ig_record.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -30,6 +31,8 @@
 #define GIB (1024 * MIB)
 
 #define IG_MONITOR_DIRS_MAX 16
+/* Node names and agent ids: DNS names (Kubernetes node names, certificate SANs). */
+#define IG_NAME_MAX 253
 #define IG_MONITOR_DIR_LEN 255
 
 static const char *const log_levels[] = { "debug", "info", "warn", "error", NULL };
@@ -39,13 +42,36 @@ static const char *const kube_modes[] = { "auto", "on", "off", NULL };
 #define A(f) offsetof(struct ig_agent_conf, f)
 static const struct ig_opt agent_opts[] = {
 	{ "node_name", IG_OPT_STR, "", A(node_name),
-	  "Name of this node in records. Empty: $NODE_NAME (set it from the downward API), "
-	  "else the host name.",
-	  .flags = 0 },
+	  "Name of this node in records (at most 253 bytes, a DNS name as Kubernetes node names "
+	  "are). Empty: $NODE_NAME (set it from the downward API), else the host name. With TLS "
+	  "it must be one of the names (DNS SAN or CN) of the agent's certificate.",
+	  .max = IG_NAME_MAX },
 	{ "agent_id", IG_OPT_STR, "", A(agent_id),
-	  "Identity the aggregator tracks delivery under. Empty: the node name.", .flags = 0 },
-	{ "aggregator", IG_OPT_STR, "tcp://127.0.0.1:7700", A(aggregator),
-	  "nng URL of the aggregator (tcp://host:port or ipc:///path).", .flags = 0 },
+	  "Identity the aggregator tracks delivery under (at most 253 bytes). Empty: the node "
+	  "name. With TLS it must be one of the names of the agent's certificate.",
+	  .max = IG_NAME_MAX },
+	{ "aggregator", IG_OPT_STR, "tls+tcp://127.0.0.1:7700", A(aggregator),
+	  "nng URL of the aggregator: tls+tcp://host:port (mutual TLS), or tcp://host:port / "
+	  "ipc:///path in plaintext, which needs plaintext: true.",
+	  .flags = 0 },
+	{ "tls_dir", IG_OPT_STR, "/etc/ingrain/tls", A(tls_dir),
+	  "Directory with tls.crt, tls.key and ca.crt (the layout of a Kubernetes TLS Secret): "
+	  "this agent's certificate and key, and the CA that signed the aggregator's. Re-read "
+	  "when the files change.",
+	  .flags = 0 },
+	{ "tls_server_name", IG_OPT_STR, "", A(tls_server_name),
+	  "Name (DNS SAN or IP) the aggregator's certificate must carry. Empty: the host of "
+	  "aggregator.",
+	  .flags = 0 },
+	{ "tls_shared_identity", IG_OPT_BOOL, "false", A(tls_shared_identity),
+	  "The certificate in tls_dir is shared by many agents (the Helm chart's generated one) "
+	  "rather than issued for this node: skip the check that it carries node_name. The "
+	  "aggregator must list its name in aggregator.tls_shared_names.",
+	  .flags = 0 },
+	{ "plaintext", IG_OPT_BOOL, "false", A(plaintext),
+	  "Send without TLS (tcp:// or ipc://). Anyone who reaches the aggregator can then forge "
+	  "this agent's events; see docs/security.md. Logged as a warning at start.",
+	  .flags = 0 },
 	{ "wire_version", IG_OPT_UINT, "2", A(wire_version),
 	  "Envelope format sent to the aggregator (docs/wire-format.md): 2, or 1 while "
 	  "aggregators older than this agent still run (they speak only 1). Aggregators of this "
@@ -97,8 +123,42 @@ static const struct ig_opt agent_opts[] = {
 
 #define G(f) offsetof(struct ig_aggregator_conf, f)
 static const struct ig_opt aggregator_opts[] = {
-	{ "listen", IG_OPT_STR, "tcp://127.0.0.1:7700", G(listen),
-	  "nng URL agents dial (tcp://host:port or ipc:///path).", .flags = 0 },
+	{ "listen", IG_OPT_STR, "tls+tcp://127.0.0.1:7700", G(listen),
+	  "nng URL agents dial: tls+tcp://host:port (mutual TLS; each agent is known by its "
+	  "certificate), or tcp://host:port / ipc:///path in plaintext, which needs "
+	  "plaintext: true.",
+	  .flags = 0 },
+	{ "tls_dir", IG_OPT_STR, "/etc/ingrain/tls", G(tls_dir),
+	  "Directory with tls.crt, tls.key and ca.crt (the layout of a Kubernetes TLS Secret): "
+	  "the aggregator's certificate and key, and the CA that signs agents' certificates. "
+	  "Re-read when the files change; new connections use the new files.",
+	  .flags = 0 },
+	{ "plaintext", IG_OPT_BOOL, "false", G(plaintext),
+	  "Listen without TLS (tcp:// or ipc://). Agents are then known only by what their "
+	  "envelopes claim: anyone who reaches the port can inject events or forge loss "
+	  "counters (docs/security.md). Logged as a warning at start.",
+	  .flags = 0 },
+	{ "tls_shared_names", IG_OPT_STRLIST, "[]", G(tls_shared_names),
+	  "Client certificate names (DNS SAN or CN) that many agents share, e.g. the Helm "
+	  "chart's generated ingrain-agent certificate. An agent presenting one is let in, but "
+	  "known only by what its envelopes claim: a holder of that certificate can speak for "
+	  "any node (docs/security.md). Empty: every agent needs a certificate naming its node.",
+	  .max = 16 },
+	{ "max_agents", IG_OPT_UINT, "8192", G(max_agents),
+	  "Distinct agent identities the aggregator keeps delivery (dedup) and loss state for; "
+	  "envelopes from further identities are refused and counted (reason=\"agent_limit\").",
+	  .min = 1, .max = 1000000 },
+	{ "metrics_max_agents", IG_OPT_UINT, "256", G(metrics_max_agents),
+	  "Agents with their own series on /metrics (the first seen); the others are summed "
+	  "into agent=\"_other\".",
+	  .min = 0, .max = 100000 },
+	{ "max_seq_gap", IG_OPT_UINT, "4294967296", G(max_seq_gap),
+	  "An envelope whose seq is more than this far ahead of the last one accepted from the "
+	  "same agent process is refused, counted (reason=\"seq_gap\") and not remembered. The "
+	  "honest gap is the envelopes the agent dropped from its full queue during an outage "
+	  "(at most one per batch_max_age or batch_max_records records): 2^32 is over a year at "
+	  "100 envelopes/s, while a forged seq such as 2^64-1 is refused.",
+	  .min = 1, .max = INT64_MAX },
 	{ "control", IG_OPT_STR, "ipc:///run/ingrain/control.sock", G(control),
 	  "nng URL of the control socket ingrainctl uses. Empty: off.", .flags = 0 },
 	{ "state_dir", IG_OPT_STR, "/var/lib/ingrain", G(state_dir),
@@ -133,7 +193,10 @@ static const struct ig_opt kube_opts[] = {
 	{ "kubeconfig", IG_OPT_STR, "", K(kubeconfig),
 	  "Out-of-cluster: path to a kubeconfig. Empty: none.", .flags = 0 },
 	{ "label_allowlist", IG_OPT_STRLIST, "[]", K(label_allowlist),
-	  "Pod labels copied onto events (others are not kept).", .flags = 0 },
+	  "Pod labels copied onto events (others are not kept). A record carries at most "
+	  "16 labels on the wire (IG_MAX_LABELS): a longer list would make the agent drop "
+	  "records as unencodable.",
+	  .max = IG_MAX_LABELS },
 	{ "watch_timeout", IG_OPT_DURATION, "5m", K(watch_timeout_ns),
 	  "Server-side timeout of each pod watch.", .min = (int64_t)SEC,
 	  .max = (int64_t)(3600 * SEC) },
@@ -299,6 +362,31 @@ static int check_url(const struct ig_ynode *sec, const char *where, const char *
 	return -1;
 }
 
+/* tls+tcp:// unless plaintext is chosen explicitly, and then not tls+. */
+static int check_transport(const struct ig_ynode *sec, const char *where, const char *key,
+			   const char *url, bool plaintext, struct ig_err *err)
+{
+	bool tls = url && !strncmp(url, "tls+", 4);
+
+	if (!url || !is_url(url))
+		return 0;
+	if (!tls && !plaintext) {
+		key_err(err, sec, where, key,
+			"'%.200s' is plaintext: anyone who reaches it can forge events. Use "
+			"tls+tcp://host:port with %s.tls_dir, or set %s.plaintext: true to accept "
+			"that (docs/security.md)",
+			url, where, where);
+		return -1;
+	}
+	if (tls && plaintext) {
+		key_err(err, sec, where, "plaintext",
+			"true, but %s.%s is a tls+ URL; remove plaintext or use tcp://", where,
+			key);
+		return -1;
+	}
+	return 0;
+}
+
 static int check_abs(const struct ig_ynode *sec, const char *where, const char *key, const char *v,
 		     const char *also, struct ig_err *err)
 {
@@ -324,6 +412,9 @@ static int finish_agent(struct ig_agent_conf *a, const struct ig_ynode *sec, str
 			return -ENOMEM;
 	}
 	rc |= check_url(sec, "agent", "aggregator", a->aggregator, 0, err);
+	rc |= check_transport(sec, "agent", "aggregator", a->aggregator, a->plaintext, err);
+	if (!a->plaintext)
+		rc |= check_abs(sec, "agent", "tls_dir", a->tls_dir, NULL, err);
 	rc |= check_abs(sec, "agent", "cgroup_root", a->cgroup_root, "auto", err);
 	/* A field that failed to parse is 0: skip the cross-field rules then. */
 	if (a->reconnect_max_ns && a->reconnect_min_ns > a->reconnect_max_ns) {
@@ -345,6 +436,9 @@ static int finish_aggregator(struct ig_aggregator_conf *g, const struct ig_ynode
 	int rc = 0;
 
 	rc |= check_url(sec, "aggregator", "listen", g->listen, 0, err);
+	rc |= check_transport(sec, "aggregator", "listen", g->listen, g->plaintext, err);
+	if (!g->plaintext)
+		rc |= check_abs(sec, "aggregator", "tls_dir", g->tls_dir, NULL, err);
 	rc |= check_url(sec, "aggregator", "control", g->control, 1, err);
 	if (g->state_dir && *g->state_dir) /* "" = dedup state in memory only */
 		rc |= check_abs(sec, "aggregator", "state_dir", g->state_dir, NULL, err);
@@ -507,6 +601,67 @@ static int load_probes(struct ig_conf *c, const struct ig_ynode *probes, struct 
 	return rc;
 }
 
+/* Every name in a probe's pipelines: list is defined under pipelines:, once.
+ * Here rather than in the aggregator's graph builder so that the agent,
+ * `--check-config` of both binaries and `ingrainctl validate` refuse the same
+ * files (the agent would otherwise run a probe whose records the aggregator
+ * cannot route). */
+static int check_routes(const struct ig_conf *c, struct ig_err *err)
+{
+	const char *names[64];
+	size_t nnames = 0;
+	int rc = 0;
+
+	for (size_t i = 0; c->pipelines && i < c->pipelines->n && nnames < 64; i++)
+		names[nnames++] = c->pipelines->pairs[i].key->scalar;
+	for (int k = 0; k < IG_PROBE__COUNT; k++) {
+		const struct ig_probe_common *pc = c->probes[k] ? ig_conf_probe_common(c, k) : NULL;
+		const char *probe = ig_probe_descs[k].name;
+		const struct ig_ynode *pn = NULL;
+
+		if (!pc)
+			continue;
+		if (c->doc && c->doc->root)
+			pn = ig_ymap_get(ig_ymap_get(ig_ymap_get(c->doc->root, "probes"), probe),
+					 "pipelines");
+		for (size_t i = 0; i < pc->pipelines.n; i++) {
+			const char *pname = pc->pipelines.v[i];
+			bool found = ig_ymap_get(c->pipelines, pname) != NULL, dup = false;
+			char pos[300] = "<default>";
+
+			if (pn && pn->type == IG_Y_SEQ && i < pn->n)
+				ig_ynode_pos(pn->items[i], pos, sizeof(pos));
+			for (size_t j = 0; j < i; j++)
+				dup |= !strcmp(pc->pipelines.v[j], pname);
+			if (!found) {
+				const char *g = ig_did_you_mean(pname, names, nnames);
+				if (!nnames)
+					ig_err_add(err,
+						   "%s: probes.%s.pipelines[%zu]: unknown pipeline "
+						   "'%.100s' (no pipelines are defined); define it "
+						   "under 'pipelines:'",
+						   pos, probe, i, pname);
+				else
+					ig_err_add(err,
+						   "%s: probes.%s.pipelines[%zu]: unknown pipeline "
+						   "'%.100s'%s%s%s; define it under 'pipelines:'",
+						   pos, probe, i, pname,
+						   g ? " (did you mean '" : "", g ? g : "",
+						   g ? "'?)" : "");
+				rc = -EINVAL;
+			} else if (dup) {
+				ig_err_add(
+					err,
+					"%s: probes.%s.pipelines[%zu]: pipeline '%.100s' is listed "
+					"twice; remove one",
+					pos, probe, i, pname);
+				rc = -EINVAL;
+			}
+		}
+	}
+	return rc;
+}
+
 /* pipelines:/backends: a mapping, or absent/empty (NULL). */
 static int keep_mapping(const struct ig_ynode *root, const char *name, const struct ig_ynode **out,
 			struct ig_err *err)
@@ -625,6 +780,8 @@ static int conf_from_doc(struct ig_ydoc *doc, struct ig_conf **out, struct ig_er
 	if (keep_mapping(root, "pipelines", &c->pipelines, err) < 0)
 		rc = -EINVAL;
 	if (keep_mapping(root, "backends", &c->backends, err) < 0)
+		rc = -EINVAL;
+	if (check_routes(c, err) < 0)
 		rc = -EINVAL;
 
 	if (rc < 0) {

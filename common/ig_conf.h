@@ -28,6 +28,10 @@ struct ig_agent_conf {
 	char *node_name; /* default: $NODE_NAME, else hostname */
 	char *agent_id; /* default: node name */
 	char *aggregator; /* nng URL */
+	char *tls_dir; /* tls.crt, tls.key, ca.crt (a Kubernetes TLS Secret) */
+	char *tls_server_name; /* name the aggregator's certificate carries; "" = URL host */
+	bool plaintext; /* explicit opt-in to tcp:// without TLS */
+	bool tls_shared_identity; /* one certificate for all agents (the chart's default) */
 	uint64_t wire_version; /* envelope version sent: 1 or 2 */
 	uint64_t batch_max_records;
 	uint64_t batch_max_age_ns;
@@ -48,6 +52,12 @@ struct ig_agent_conf {
 
 struct ig_aggregator_conf {
 	char *listen; /* nng URL agents dial */
+	char *tls_dir;
+	bool plaintext;
+	struct ig_strlist tls_shared_names; /* client certificate names shared by many agents */
+	uint64_t max_agents; /* distinct agent identities kept (dedup + loss state) */
+	uint64_t metrics_max_agents; /* agents with per-agent series on /metrics */
+	uint64_t max_seq_gap; /* an envelope further ahead of the last accepted seq is refused */
 	char *control; /* ingrainctl control socket URL */
 	char *state_dir;
 	uint64_t max_msg_bytes;

@@ -460,6 +460,11 @@ static int set_strlist(const struct ctx *c, const struct ig_ynode *n, struct ig_
 		bad_type(c, n);
 		return -1;
 	}
+	/* For lists, .max (when min < max) bounds the number of entries. */
+	if (c->o->min < c->o->max && (int64_t)n->n > c->o->max) {
+		bad(c, "at most %lld entries; got %zu", (long long)c->o->max, n->n);
+		return -1;
+	}
 	if (n->n) {
 		l->v = calloc(n->n, sizeof(*l->v));
 		if (!l->v) {
@@ -551,6 +556,14 @@ static int set_value(const struct ctx *c, const struct ig_ynode *n, void *p)
 	}
 	switch (o->type) {
 	case IG_OPT_STR:
+		/* For strings, .max (when min < max) is a length limit in bytes:
+		 * the wire's or the kernel's, checked here so that no value the
+		 * agent accepts is rejected later by the aggregator. */
+		if (o->min < o->max && (int64_t)strlen(n->scalar) > o->max) {
+			bad(c, "%zu bytes long; at most %lld", strlen(n->scalar),
+			    (long long)o->max);
+			return -1;
+		}
 		*(char **)p = strdup(n->scalar);
 		if (!*(char **)p) {
 			bad(c, "out of memory");
@@ -856,6 +869,10 @@ void ig_cfg_doc(FILE *out, const char *title, const char *intro, const struct ig
 					o->type == IG_OPT_DURATION || o->type == IG_OPT_SIZE))
 			fprintf(out, " Range: %s to %s.", fmt_value(o, o->min, lo, sizeof(lo)),
 				fmt_value(o, o->max, hi, sizeof(hi)));
+		if (o->min < o->max && o->type == IG_OPT_STR)
+			fprintf(out, " At most %lld bytes.", (long long)o->max);
+		if (o->min < o->max && o->type == IG_OPT_STRLIST)
+			fprintf(out, " At most %lld entries.", (long long)o->max);
 		fputs(" |\n", out);
 	}
 	fputc('\n', out);

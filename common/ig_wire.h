@@ -104,6 +104,9 @@ int ig_wire_enc_finish(struct ig_wire_enc *e, const struct ig_envelope_hdr *hdr,
 
 /* --- decoding (aggregator) --- */
 struct ig_wire_dec;
+/* Reads only the envelope's seq (the first top-level "seq" key), for a reply
+ * to an envelope that is not decoded (too large): 0, -EBADMSG or -ENOENT. */
+int ig_wire_peek_seq(const void *buf, size_t len, uint64_t *seq);
 /* limits NULL, or a member 0: the default. NULL on allocation failure. */
 struct ig_wire_dec *ig_wire_dec_new(const struct ig_wire_limits *limits);
 void ig_wire_dec_free(struct ig_wire_dec *d);

@@ -1026,3 +1026,26 @@ int ig_wire_next(struct ig_wire_dec *d, struct ig_record *r)
 	d->left--;
 	return 1;
 }
+
+int ig_wire_peek_seq(const void *buf, size_t len, uint64_t *seq)
+{
+	struct ig_mp m;
+	struct ig_mp_val v;
+
+	ig_mp_init(&m, buf, len);
+	if (ig_mp_read(&m, &v) < 0 || v.type != IG_MP_MAP)
+		return -EBADMSG;
+	for (uint32_t i = 0, n = v.n; i < n; i++) {
+		struct ig_mp_val k;
+		if (ig_mp_read(&m, &k) < 0 || k.type != IG_MP_STR)
+			return -EBADMSG;
+		if (k.s.len == 3 && !memcmp(k.s.ptr, "seq", 3)) {
+			if (ig_mp_read(&m, &v) < 0 || !ig_mp_uint_val(&v, UINT64_MAX, seq))
+				return -EBADMSG;
+			return 0;
+		}
+		if (ig_mp_skip(&m, IG_WIRE_MAX_DEPTH) < 0)
+			return -EBADMSG;
+	}
+	return -ENOENT;
+}

@@ -16,6 +16,7 @@
 #include "ig_log.h"
 #include "ig_prom.h"
 #include "ig_time.h"
+#include "ig_tls.h"
 #include "ig_wire.h"
 #include "probe.h"
 #include "sender.h"
@@ -47,6 +48,7 @@ struct ig_agent {
 	struct ig_httpd *httpd;
 	struct ig_ident *ident;
 	uint64_t last_ident_tick_ns;
+	uint64_t last_tls_check_ns;
 	bool stopping;
 	struct ig_ratelimit rl_encode;
 };
@@ -274,6 +276,15 @@ static void publish_metrics(struct ig_agent *a)
 	ig_prom_family(&p, "ingrain_agent_connected", "gauge",
 		       "1 when connected to the aggregator.");
 	ig_prom_sample(&p, "ingrain_agent_connected", NULL, NULL, ss.connected ? 1 : 0);
+	if (ig_tls_url_is_tls(a->conf->agent.aggregator)) {
+		uint64_t tf[IG_TLS_FAIL__COUNT];
+		ig_tls_fail_counts(tf);
+		ig_prom_family(&p, "ingrain_tls_handshake_failures_total", "counter",
+			       "TLS handshakes with the aggregator that failed, by reason.");
+		for (int i = 0; i < IG_TLS_FAIL__COUNT; i++)
+			ig_prom_sample(&p, "ingrain_tls_handshake_failures_total", "reason",
+				       ig_tls_fail_names[i], (double)tf[i]);
+	}
 	ig_httpd_publish(a->httpd, p.buf ? p.buf : "", p.len);
 	ig_prom_free(&p);
 }
@@ -306,6 +317,16 @@ static void reload(struct ig_agent *a)
 	if (strcmp(nc->agent.aggregator, a->conf->agent.aggregator) != 0)
 		ig_warn("agent.aggregator changed; restart the agent to apply it", "old=%s new=%s",
 			a->conf->agent.aggregator, nc->agent.aggregator);
+	if (strcmp(nc->agent.tls_dir, a->conf->agent.tls_dir) != 0 ||
+	    strcmp(nc->agent.tls_server_name, a->conf->agent.tls_server_name) != 0 ||
+	    nc->agent.plaintext != a->conf->agent.plaintext)
+		ig_warn("agent.tls_dir, tls_server_name or plaintext changed; restart the agent to "
+			"apply it (the files in tls_dir themselves are re-read when they change)",
+			"old_dir=%s new_dir=%s", a->conf->agent.tls_dir, nc->agent.tls_dir);
+	if (nc->agent.wire_version != a->conf->agent.wire_version)
+		ig_warn("agent.wire_version changed; restart the agent to apply it",
+			"old=%llu new=%llu", (unsigned long long)a->conf->agent.wire_version,
+			(unsigned long long)nc->agent.wire_version);
 	drain_probes(a);
 	seal_batch(a);
 	close_probes(a);
@@ -331,6 +352,47 @@ static void reload(struct ig_agent *a)
 	a->conf = nc;
 	ig_info("configuration reloaded", "file=%s probes=%d",
 		a->config_path ? a->config_path : "<default>", a->nprobes);
+}
+
+/* With TLS the aggregator knows this agent by its certificate and refuses
+ * envelopes whose node or agent_id it does not carry: say so now rather than
+ * lose every record. Plaintext is allowed only explicitly, and warned about. */
+static int check_tls_identity(const struct ig_agent_conf *ac, struct ig_err *err)
+{
+	struct ig_tls_peer names;
+	char list[1024];
+	size_t pos = 0;
+
+	if (!ig_tls_url_is_tls(ac->aggregator)) {
+		ig_warn("sending in plaintext (agent.plaintext: true): anyone on the path can read "
+			"these events and anyone who reaches the aggregator can forge them; use "
+			"tls+tcp:// with agent.tls_dir (docs/security.md)",
+			"aggregator=%s", ac->aggregator);
+		return 0;
+	}
+	int rv = ig_tls_cert_names(ac->tls_dir, &names, err);
+	if (rv < 0)
+		return rv;
+	if (ac->tls_shared_identity) {
+		ig_info("TLS with a certificate shared by all agents: the aggregator knows this "
+			"agent by what its envelopes claim (docs/security.md)",
+			"dir=%s cert_name=%s", ac->tls_dir, names.nnames ? names.names[0] : "");
+		return 0;
+	}
+	list[0] = '\0';
+	for (uint32_t i = 0; i < names.nnames && pos < sizeof(list) - 2; i++)
+		pos += (size_t)snprintf(list + pos, sizeof(list) - pos, "%s%s", i ? "," : "",
+					names.names[i]);
+	if (!ig_tls_peer_has(&names, ac->node_name) || !ig_tls_peer_has(&names, ac->agent_id)) {
+		ig_err_add(
+			err,
+			"agent.node_name '%.253s' and agent.agent_id '%.253s' must both be names "
+			"of %s/tls.crt (it carries: %s); the aggregator refuses envelopes "
+			"claiming another identity (reason=identity)",
+			ac->node_name, ac->agent_id, ac->tls_dir, list);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 int ig_agent_new(struct ig_agent **out, struct ig_conf *conf, const char *config_path,
@@ -378,7 +440,11 @@ int ig_agent_new(struct ig_agent **out, struct ig_conf *conf, const char *config
 		.ack_timeout_ns = conf->agent.ack_timeout_ns,
 		.reconnect_min_ns = conf->agent.reconnect_min_ns,
 		.reconnect_max_ns = conf->agent.reconnect_max_ns,
+		.tls_dir = conf->agent.tls_dir,
+		.tls_server_name = conf->agent.tls_server_name,
 	};
+	if ((rv = check_tls_identity(&conf->agent, err)) < 0)
+		goto fail;
 	if ((rv = ig_sender_new(&a->sender, &so, err)) < 0)
 		goto fail;
 	if ((rv = open_probes(a, conf, err)) < 0)
@@ -437,6 +503,10 @@ int ig_agent_run(struct ig_agent *a)
 		if (now - a->last_ident_tick_ns >= 100 * IG_NSEC_PER_MSEC) {
 			a->last_ident_tick_ns = now;
 			ig_ident_tick(a->ident, now);
+		}
+		if (now - a->last_tls_check_ns >= IG_NSEC_PER_SEC) {
+			a->last_tls_check_ns = now;
+			ig_sender_tls_check(a->sender);
 		}
 		drain_probes(a);
 		now = ig_mono_ns();

@@ -38,6 +38,11 @@ struct parse_state {
 	bool bad_pod;
 	bool bad_container;
 	bool unknown_hex; /* an unrecognised component carries a 64-hex id */
+	bool not_host; /* a component that no host-only layout explains */
+	bool units_only; /* every component so far is a systemd unit name */
+	unsigned depth; /* index of the component being parsed */
+	const char *first; /* the first component ("" before it) */
+	size_t first_len;
 	const char *prev;
 	size_t prev_len;
 };
@@ -125,6 +130,64 @@ static bool contains_hex64(const char *c, size_t len)
 	return false;
 }
 
+/* 8-4-4-4-12 lowercase hex: a container id some runtimes use instead of 64 hex
+ * (Kata's and gVisor's sandboxes, the "uuid" layouts). */
+static bool is_uuid_lower(const char *c, size_t len)
+{
+	if (len != 36)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (c[i] != '-')
+				return false;
+		} else if (!is_hex_lower(c[i])) {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Cloud Foundry garden container handles: lowercase hex groups joined by
+ * dashes ("6f265890-5165-7fab-6b52-18d1"), 8 to 64 characters. */
+static bool is_garden_handle(const char *c, size_t len)
+{
+	if (len < 8 || len > 64 || c[0] == '-' || c[len - 1] == '-')
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!is_hex_lower(c[i]) && c[i] != '-')
+			return false;
+	return true;
+}
+
+/* ECS on Fargate names containers "<32 hex>-<10 digits>". */
+static bool is_fargate_id(const char *c, size_t len)
+{
+	if (len != 43 || c[32] != '-')
+		return false;
+	for (size_t i = 0; i < 32; i++)
+		if (!is_hex_lower(c[i]))
+			return false;
+	for (size_t i = 33; i < len; i++)
+		if (c[i] < '0' || c[i] > '9')
+			return false;
+	return true;
+}
+
+/* A systemd unit name: what the systemd driver and systemd itself create. */
+static bool is_unit_name(const char *c, size_t len)
+{
+	static const char *const suffixes[] = { ".slice", ".service", ".scope", ".socket",
+						".mount", ".swap",    ".target" };
+
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		size_t n = strlen(suffixes[i]);
+
+		if (len > n && memcmp(c + len - n, suffixes[i], n) == 0)
+			return true;
+	}
+	return false;
+}
+
 static void reset_kube(struct parse_state *st)
 {
 	struct ig_cgroup_info *o = st->out;
@@ -173,16 +236,16 @@ static void set_pod(struct parse_state *st, const char *uid, size_t len, bool sy
 		o->qos = IG_QOS_GUARANTEED;
 }
 
-/* A container component matched (id of len bytes, already validated or not). */
-static void set_container(struct parse_state *st, const char *runtime, const char *id, size_t len,
-			  bool conmon)
+/* A container component matched: id of len bytes, valid when id_ok. */
+static void set_container_id(struct parse_state *st, const char *runtime, const char *id,
+			     size_t len, bool conmon, bool id_ok)
 {
 	struct ig_cgroup_info *o = st->out;
 
 	/* Inside a pod the first container is the pod's own. */
 	if (st->have_pod && st->have_container)
 		return;
-	if (!ig_container_id_valid(id, len)) {
+	if (!id_ok || len >= IG_CONTAINER_ID_MAX) {
 		st->bad_container = true;
 		return;
 	}
@@ -196,6 +259,13 @@ static void set_container(struct parse_state *st, const char *runtime, const cha
 	}
 	memcpy(o->container_id, id, len);
 	o->container_id[len] = '\0';
+}
+
+/* A container component of an OCI runtime: the id must be 64 lowercase hex. */
+static void set_container(struct parse_state *st, const char *runtime, const char *id, size_t len,
+			  bool conmon)
+{
+	set_container_id(st, runtime, id, len, conmon, ig_container_id_valid(id, len));
 }
 
 /* "kubepods...slice" components of the systemd driver. True when handled. */
@@ -312,6 +382,32 @@ static bool parse_colon_form(struct parse_state *st, const char *c, size_t len)
 	return true;
 }
 
+/* Is this component (not claimed by a container or pod layout) one that only
+ * the host creates? Only such paths may be reported as the host: anything else
+ * is "unknown" (docs/kubernetes.md: never guessed). Known host-only shapes:
+ * systemd units below systemd units (system.slice/x.service, user.slice/...,
+ * init.scope; machine.slice only for libvirt's machine-qemu VMs, since
+ * systemd-nspawn containers live there too), Talos' /init, old systemd's
+ * /user/<n>.user/<x>.session, and LXC's monitor cgroups. */
+static bool host_only_component(struct parse_state *st, const char *c, size_t len)
+{
+	if (st->units_only && is_unit_name(c, len)) {
+		if (comp_eq(st->prev, st->prev_len, "machine.slice") &&
+		    !comp_prefix(c, len, "machine-qemu"))
+			return false;
+		return true;
+	}
+	if (st->depth == 0)
+		return comp_eq(c, len, "init") || comp_eq(c, len, "user") ||
+		       comp_eq(c, len, "lxc.monitor") || comp_prefix(c, len, "lxc.monitor.");
+	if (comp_eq(st->first, st->first_len, "lxc.monitor"))
+		return true;
+	if (comp_eq(st->first, st->first_len, "user"))
+		return (st->depth == 1 && comp_suffix(c, len, ".user")) ||
+		       (st->depth == 2 && comp_suffix(c, len, ".session"));
+	return false;
+}
+
 static void parse_component(struct parse_state *st, const char *c, size_t len)
 {
 	struct ig_cgroup_info *o = st->out;
@@ -358,6 +454,21 @@ static void parse_component(struct parse_state *st, const char *c, size_t len)
 		}
 		return;
 	}
+	/* Amazon ECS: /ecs/<task>/<64 hex> (EC2), /ecs/<task>/<32 hex>-<10 digits>
+	 * and /ecs/<32 hex>-<10 digits> (Fargate). The task level is not a container. */
+	if (comp_eq(st->first, st->first_len, "ecs") && st->depth >= 1 && !st->have_pod) {
+		if (ig_container_id_valid(c, len) || (is_fargate_id(c, len) && st->depth <= 2)) {
+			set_container_id(st, "ecs", c, len, false, true);
+			return;
+		}
+		if (st->depth == 1 && !st->have_container)
+			return; /* the task's own cgroup: neither host nor a container */
+	}
+	/* Cloud Foundry garden: [system.slice/garden.service/]garden/<handle> */
+	if (comp_eq(st->prev, st->prev_len, "garden") && !st->have_pod) {
+		set_container_id(st, "garden", c, len, false, is_garden_handle(c, len));
+		return;
+	}
 	if (ig_container_id_valid(c, len)) {
 		const char *rt = NULL;
 
@@ -366,6 +477,11 @@ static void parse_component(struct parse_state *st, const char *c, size_t len)
 		else if (comp_eq(st->prev, st->prev_len, "libpod_parent"))
 			rt = "podman";
 		set_container(st, rt, c, len, false);
+		return;
+	}
+	/* A UUID-shaped container directly below a pod (sandboxed runtimes). */
+	if (st->have_pod && !st->have_container && is_uuid_lower(c, len)) {
+		set_container_id(st, NULL, c, len, false, true);
 		return;
 	}
 	if (st->have_container)
@@ -383,6 +499,8 @@ static void parse_component(struct parse_state *st, const char *c, size_t len)
 	}
 	if (contains_hex64(c, len))
 		st->unknown_hex = true;
+	if (!host_only_component(st, c, len))
+		st->not_host = true;
 }
 
 int ig_cgroup_path_parse(const char *path, struct ig_cgroup_info *out)
@@ -399,7 +517,8 @@ int ig_cgroup_path_parse(const char *path, struct ig_cgroup_info *out)
 		path += 3;
 	if (path[0] != '/')
 		return -EINVAL;
-	st.prev = "";
+	st.prev = st.first = "";
+	st.units_only = true;
 	for (p = path; *p;) {
 		const char *s, *e;
 
@@ -420,6 +539,13 @@ int ig_cgroup_path_parse(const char *path, struct ig_cgroup_info *out)
 			parse_component(&st, s, (size_t)(e - s));
 			if (was_qos)
 				st.after_qos = false;
+			if (!is_unit_name(s, (size_t)(e - s)))
+				st.units_only = false;
+			if (st.depth == 0) {
+				st.first = s;
+				st.first_len = (size_t)(e - s);
+			}
+			st.depth++;
 			st.prev = s;
 			st.prev_len = (size_t)(e - s);
 		}
@@ -434,7 +560,10 @@ int ig_cgroup_path_parse(const char *path, struct ig_cgroup_info *out)
 		out->malformed = true;
 	} else if (st.have_container && !out->conmon) {
 		out->scope = IG_CG_CONTAINER;
-	} else if (st.bad_container || st.unknown_hex) {
+	} else if (st.bad_container || st.unknown_hex || st.not_host ||
+		   (st.in_kube && !st.have_container)) {
+		/* Unknown, never host: a runtime-shaped name that did not parse, or a
+		 * path no host-only layout explains. */
 		out->scope = IG_CG_UNKNOWN;
 		out->malformed = st.bad_container;
 	} else {

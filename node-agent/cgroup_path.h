@@ -28,9 +28,15 @@
  *   runtime monitors  crio-conmon-<id>.scope, libpod-conmon-<id>.scope: not a
  *                   container (conmon runs on the host); inside a pod they
  *                   get the pod, never a container id.
- * Everything else (systemd services, user sessions, init.scope, "/") is the
- * host. A component that looks like a runtime's but whose id does not parse
- * (truncated, not hex) makes the answer "unknown", never a guess.
+ *   other platforms  ecs/<task>/<64hex>, ecs/[<task>/]<32hex>-<10 digits> (Fargate),
+ *                   [system.slice/garden.service/]garden/<handle> (Cloud Foundry),
+ *                   a UUID-shaped container directly below a pod.
+ * Only layouts known to be host-only are the host: "/", systemd units below
+ * systemd units (init.scope, system.slice/x.service, user sessions; in
+ * machine.slice only libvirt's machine-qemu VMs), Talos' /init, old systemd's
+ * /user/<n>.user/<x>.session and LXC monitors. Any other path is "unknown",
+ * and so is a component that looks like a runtime's but whose id does not
+ * parse (truncated, not hex): never a guess.
  */
 #ifndef IG_CGROUP_PATH_H
 #define IG_CGROUP_PATH_H
@@ -53,7 +59,8 @@ enum ig_cg_qos { IG_QOS_NONE = 0, IG_QOS_GUARANTEED, IG_QOS_BURSTABLE, IG_QOS_BE
 
 struct ig_cgroup_info {
 	enum ig_cg_scope scope;
-	const char *runtime; /* static: "containerd", "cri-o", "docker", "podman", "lxc"; NULL */
+	const char *runtime; /* static: "containerd", "cri-o", "docker", "podman", "lxc", "ecs",
+			      * "garden"; NULL */
 	char container_id[IG_CONTAINER_ID_MAX]; /* "" when none */
 	char pod_uid[IG_POD_UID_MAX]; /* with dashes; "" when none */
 	enum ig_cg_qos qos;

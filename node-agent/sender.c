@@ -13,6 +13,7 @@
 
 #include "ig_log.h"
 #include "ig_time.h"
+#include "ig_tls.h"
 #include "ig_wire.h"
 
 struct batch {
@@ -39,6 +40,10 @@ struct ig_sender {
 	struct ig_sender_stats st;
 	int connected;
 	struct ig_ratelimit rl_timeout, rl_reject;
+	bool tls;
+	char *tls_dir, *tls_server_name;
+	struct ig_tls_watch tls_watch;
+	struct ig_ratelimit rl_tls;
 };
 
 static void batch_free(struct batch *b)
@@ -143,6 +148,26 @@ static void send_one(struct ig_sender *s, uint64_t seq, const void *buf, size_t 
 	}
 }
 
+/* Loads the TLS files and gives the dialer a new configuration (nng holds
+ * its own reference). */
+static int set_tls(struct ig_sender *s, struct ig_err *err)
+{
+	nng_tls_config *cfg = NULL;
+	int rv = ig_tls_config_load(s->tls_dir, false, s->tls_server_name, "agent.tls_dir", &cfg,
+				    err);
+	if (rv < 0)
+		return rv;
+	rv = nng_dialer_set_ptr(s->dialer, NNG_OPT_TLS_CONFIG, cfg);
+	nng_tls_config_free(cfg);
+	if (rv != 0) {
+		ig_err_add(err, "agent.tls_dir: nng refused the TLS configuration: %s",
+			   nng_strerror(rv));
+		return -EINVAL;
+	}
+	ig_tls_watch_changed(&s->tls_watch, s->tls_dir);
+	return 0;
+}
+
 static void *sender_main(void *arg)
 {
 	struct ig_sender *s = arg;
@@ -188,6 +213,19 @@ int ig_sender_new(struct ig_sender **out, const struct ig_sender_opts *o, struct
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
 	pthread_cond_init(&s->drained, NULL);
+	s->rl_tls = (struct ig_ratelimit)IG_RATELIMIT_INIT(60 * IG_NSEC_PER_SEC);
+	s->tls = ig_tls_url_is_tls(o->url);
+	if (s->tls) {
+		char host[256];
+		ig_tls_url_host(o->url, host, sizeof(host));
+		s->tls_dir = strdup(o->tls_dir ? o->tls_dir : "");
+		s->tls_server_name = strdup(
+			o->tls_server_name && *o->tls_server_name ? o->tls_server_name : host);
+		if (!s->tls_dir || !s->tls_server_name || ig_tls_init() < 0) {
+			ig_err_add(err, "cannot set up TLS");
+			goto fail;
+		}
+	}
 	if ((rv = nng_req0_open(&s->sock)) != 0) {
 		ig_err_add(err, "cannot open nng REQ socket: %s", nng_strerror(rv));
 		goto fail;
@@ -207,6 +245,8 @@ int ig_sender_new(struct ig_sender **out, const struct ig_sender_opts *o, struct
 			   s->url, nng_strerror(rv));
 		goto fail;
 	}
+	if (s->tls && (rv = set_tls(s, err)) < 0)
+		goto fail;
 	nng_dialer_set_ms(s->dialer, NNG_OPT_RECONNMINT,
 			  (nng_duration)(o->reconnect_min_ns / 1000000));
 	nng_dialer_set_ms(s->dialer, NNG_OPT_RECONNMAXT,
@@ -224,9 +264,29 @@ int ig_sender_new(struct ig_sender **out, const struct ig_sender_opts *o, struct
 	return 0;
 fail:
 	nng_close(s->sock);
+	free(s->tls_dir);
+	free(s->tls_server_name);
 	free(s->url);
 	free(s);
 	return -EINVAL;
+}
+
+void ig_sender_tls_check(struct ig_sender *s)
+{
+	struct ig_err err;
+
+	if (!s->tls || !ig_tls_watch_changed(&s->tls_watch, s->tls_dir))
+		return;
+	ig_err_init(&err);
+	if (set_tls(s, &err) < 0) {
+		/* Retried at the next change of the files. */
+		ig_error("TLS files changed but do not load; new connections keep the previous "
+			 "certificate",
+			 "dir=%s errors=\"%s\"", s->tls_dir, ig_err_str(&err));
+		return;
+	}
+	ig_info("TLS files changed: new connections to the aggregator use them", "dir=%s",
+		s->tls_dir);
 }
 
 void ig_sender_enqueue(struct ig_sender *s, uint64_t seq, void *buf, size_t len, uint32_t nrecords)
@@ -320,6 +380,8 @@ void ig_sender_free(struct ig_sender *s)
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);
 	pthread_cond_destroy(&s->drained);
+	free(s->tls_dir);
+	free(s->tls_server_name);
 	free(s->url);
 	free(s);
 }

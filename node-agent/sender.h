@@ -34,6 +34,10 @@ struct ig_sender_opts {
 	uint64_t queue_max_bytes;
 	uint64_t ack_timeout_ns;
 	uint64_t reconnect_min_ns, reconnect_max_ns;
+	/* tls+tcp:// URLs: the directory with tls.crt/tls.key/ca.crt and the
+	 * name the aggregator's certificate must carry ("" = the URL's host). */
+	const char *tls_dir;
+	const char *tls_server_name;
 };
 
 struct ig_sender_stats {
@@ -53,6 +57,11 @@ void ig_sender_enqueue(struct ig_sender *s, uint64_t seq, void *buf, size_t len,
 /* Waits until the queue is empty or timeout; returns records still unacked. */
 uint64_t ig_sender_drain(struct ig_sender *s, uint64_t timeout_ns);
 void ig_sender_stats(struct ig_sender *s, struct ig_sender_stats *st);
+/* Re-reads the TLS files when they changed (call it now and then, e.g. every
+ * second): new connections use the new certificate; the established one
+ * continues, so nothing queued or in flight is lost. A file set that does not
+ * load is logged and the previous one kept. */
+void ig_sender_tls_check(struct ig_sender *s);
 /* Stops the thread and frees everything, unacked envelopes included. */
 void ig_sender_free(struct ig_sender *s);
 

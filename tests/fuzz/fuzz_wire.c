@@ -1,5 +1,8 @@
 /* fuzz_wire: the envelope decoder and the ack decoder on arbitrary bytes.
  *
+ * ig_wire_peek_seq (the too_large path reads only the seq) runs on the same
+ * bytes; when the full decoder accepts an envelope the peeked seq must agree.
+ *
  * Beyond "no crash, no leak, no overread" it checks a round-trip property:
  * every envelope the decoder accepts (version 1 or 2) is made of records the
  * encoders of both versions also accept, and re-encoding them with each
@@ -119,9 +122,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 	}
 	ig_wire_ack_decode(data, size, &seq, &st, msg, sizeof(msg));
+	uint64_t peeked = 0;
+	int prv = ig_wire_peek_seq(data, size, &peeked);
 
 	ig_err_init(&err);
 	if (ig_wire_decode(d, data, size, &h, &err) == 0) {
+		check(prv == 0 && peeked == h.seq);
 		roundtrip(d, d2, e1, data, size);
 		roundtrip(d, d2, e2, data, size);
 	} else {

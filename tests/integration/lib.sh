@@ -156,10 +156,12 @@ ig_files_config() {
 	cat >"$file" <<YAML
 agent:
   aggregator: tcp://127.0.0.1:$port
+  plaintext: true
   batch_max_age: 50ms
 $agent_extra
 aggregator:
   listen: tcp://127.0.0.1:$port
+  plaintext: true
   control: ""
 $agg_extra
 probes:
@@ -176,4 +178,80 @@ backends:
     format: json
     output: $out
 YAML
+}
+
+# ig_tls_ca DIR: a fresh test CA (DIR/ca.crt, DIR/ca.key), EC P-256, valid 2 days.
+ig_tls_ca() {
+	local d=$1
+	mkdir -p "$d"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout "$d/ca.key" -out "$d/ca.crt" -subj "/CN=ingrain-test-ca-$RANDOM" -days 30 \
+		-addext "basicConstraints=critical,CA:TRUE" \
+		-addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null ||
+		ig_fail "openssl could not make a CA"
+}
+
+# ig_tls_cert CA_DIR OUT_DIR CN SAN [NOT_BEFORE NOT_AFTER]: OUT_DIR/{tls.crt,tls.key,ca.crt}
+# in the layout of a Kubernetes TLS Secret, signed by CA_DIR, with the
+# subjectAltName SAN (e.g. "DNS:node-a" or "DNS:localhost,IP:127.0.0.1").
+# NOT_BEFORE/NOT_AFTER (YYYYMMDDHHMMSSZ) make e.g. an expired certificate.
+ig_tls_cert() {
+	local ca=$1 out=$2 cn=$3 san=$4 nb=${5:-} na=${6:-}
+	mkdir -p "$out"
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$out/tls.key.new" \
+		-out "$out/req.csr" -subj "/CN=$cn" 2>/dev/null || ig_fail "openssl req failed"
+	if [ -n "$nb" ]; then
+		local db="$out/.ca"
+		mkdir -p "$db"
+		: >"$db/index.txt"
+		openssl rand -hex 8 >"$db/serial"
+		cat >"$db/ca.cnf" <<CNF
+[ca]
+default_ca = d
+[d]
+database = $db/index.txt
+serial = $db/serial
+new_certs_dir = $db
+default_md = sha256
+policy = p
+x509_extensions = ext
+[p]
+commonName = supplied
+[ext]
+subjectAltName = $san
+basicConstraints = CA:FALSE
+CNF
+		openssl ca -batch -config "$db/ca.cnf" -cert "$ca/ca.crt" -keyfile "$ca/ca.key" \
+			-in "$out/req.csr" -out "$out/tls.crt.new" -startdate "$nb" -enddate "$na" \
+			-notext 2>/dev/null || ig_fail "openssl ca failed"
+		rm -rf "$db"
+	else
+		openssl x509 -req -in "$out/req.csr" -CA "$ca/ca.crt" -CAkey "$ca/ca.key" \
+			-set_serial "0x$(openssl rand -hex 8)" -days 30 -out "$out/tls.crt.new" \
+			-extfile <(printf 'subjectAltName=%s\nbasicConstraints=CA:FALSE\n' "$san") \
+			2>/dev/null || ig_fail "openssl x509 -req failed"
+	fi
+	cp "$ca/ca.crt" "$out/ca.crt.new"
+	# Renames, so that a watcher never sees half a file (as a Secret update).
+	mv -f "$out/tls.key.new" "$out/tls.key"
+	mv -f "$out/tls.crt.new" "$out/tls.crt"
+	mv -f "$out/ca.crt.new" "$out/ca.crt"
+	rm -f "$out/req.csr"
+}
+
+# ig_tls_publish SRC_DIR SECRET_DIR: publishes SRC_DIR's tls.crt/tls.key/ca.crt
+# into SECRET_DIR the way the kubelet updates a mounted Secret: a new
+# timestamped directory, then an atomic swap of the ..data symlink the file
+# names point through. A rotation is one rename; no reader sees a mix.
+ig_tls_publish() {
+	local src=$1 dst=$2 ts
+	ts="..$(date +%Y_%m_%d_%H_%M_%S.%N)"
+	mkdir -p "$dst"
+	mkdir "$dst/$ts"
+	cp "$src/tls.crt" "$src/tls.key" "$src/ca.crt" "$dst/$ts/"
+	ln -sfn "$ts" "$dst/..data_tmp"
+	mv -Tf "$dst/..data_tmp" "$dst/..data"
+	for f in tls.crt tls.key ca.crt; do
+		[ -L "$dst/$f" ] || ln -sfn "..data/$f" "$dst/$f"
+	done
 }

@@ -115,9 +115,9 @@ EOF
 cat >"$tmp/values-external.yaml" <<'EOF'
 config:
   agent:
-    aggregator: tcp://aggregator.elsewhere.example:7700
+    aggregator: tls+tcp://aggregator.elsewhere.example:7700
   aggregator:
-    listen: tcp://0.0.0.0:7701
+    listen: tls+tcp://0.0.0.0:7701
 EOF
 
 # --- lint -------------------------------------------------------------------
@@ -150,6 +150,10 @@ render external -f "$tmp/values-external.yaml"
 render otherconfig --set config.probes.files.monitor_dirs[0]=/var
 render othertag --set image.tag=9.9.9
 render nometrics --set agent.metrics.enabled=false
+render certmanager --set tls.certManager.enabled=true
+render certmanager-issuer --set tls.certManager.enabled=true --set tls.certManager.issuerRef.name=corp-ca \
+	--set tls.certManager.issuerRef.kind=ClusterIssuer
+render plaintext --set tls.enabled=false
 
 # --- what must be refused ---------------------------------------------------
 refuse() { # description, expected message fragment, helm args...
@@ -169,6 +173,8 @@ refuse "port out of range" "Must be less than or equal to 65535" --set aggregato
 refuse "persistence with 2 replicas" "needs aggregator.replicas: 1" \
 	--set aggregator.persistence.enabled=true --set aggregator.replicas=2
 refuse "relative host path" "Does not match pattern" --set agent.hostPaths.btf=sys/kernel/btf
+refuse "unknown issuer kind" "tls.certManager.issuerRef.kind must be one of" \
+	--set tls.certManager.issuerRef.kind=Vault
 
 # --- manifest assertions (python3 + PyYAML) -----------------------------------
 cat >"$tmp/check.py" <<'PY'
@@ -245,7 +251,7 @@ if docs:
     print("# default values")
     check_common(docs, "default")
     want = sorted(["ServiceAccount", "ServiceAccount", "ConfigMap", "ClusterRole", "ClusterRoleBinding",
-                   "Service", "DaemonSet", "Deployment"])
+                   "Service", "DaemonSet", "Deployment", "Secret", "Secret"])
     check(kinds(docs) == want, "default: exactly the expected objects", kinds(docs))
     ds = one(docs, "DaemonSet")
     dep = one(docs, "Deployment")
@@ -342,9 +348,32 @@ if docs:
 
     # ConfigMap contents
     if cfg:
-        url = f"tcp://{svc['metadata']['name']}.ingrain.svc:7700"
-        check(cfg["agent"]["aggregator"] == url, f"config: agent.aggregator is the Service ({url})", cfg["agent"].get("aggregator"))
-        check(cfg["aggregator"]["listen"] == "tcp://0.0.0.0:7700", "config: aggregator.listen tcp://0.0.0.0:7700", cfg["aggregator"].get("listen"))
+        url = f"tls+tcp://{svc['metadata']['name']}.ingrain.svc:7700"
+        check(cfg["agent"]["aggregator"] == url, f"config: agent.aggregator is the Service over TLS ({url})", cfg["agent"].get("aggregator"))
+        check(cfg["aggregator"]["listen"] == "tls+tcp://0.0.0.0:7700", "config: aggregator.listen tls+tcp://0.0.0.0:7700", cfg["aggregator"].get("listen"))
+        mp = "/var/run/secrets/ingrain/tls"
+        check(cfg["agent"].get("tls_dir") == mp and cfg["aggregator"].get("tls_dir") == mp,
+              "config: both tls_dir point at the Secret mounts", (cfg["agent"].get("tls_dir"), cfg["aggregator"].get("tls_dir")))
+        check(cfg["agent"].get("tls_shared_identity") is True and cfg["aggregator"].get("tls_shared_names") == ["ingrain-agent"],
+              "config: the shared agent certificate is declared on both sides")
+        check("plaintext" not in cfg["agent"] and "plaintext" not in cfg["aggregator"], "config: no plaintext by default")
+    # TLS Secrets, mounted read-only where tls_dir says
+    secrets = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Secret"}
+    for sname in ("ingrain-aggregator-tls", "ingrain-agent-tls"):
+        sec = secrets.get(sname, {})
+        check(sec.get("type") == "kubernetes.io/tls" and sorted(sec.get("data", {})) == ["ca.crt", "tls.crt", "tls.key"],
+              f"Secret {sname}: kubernetes.io/tls with tls.crt, tls.key, ca.crt", sorted(sec.get("data", {})))
+        import base64, os
+        os.makedirs(f"{tmp}/{sname}", exist_ok=True)
+        for k, v in sec.get("data", {}).items():
+            with open(f"{tmp}/{sname}/{k}", "wb") as f:
+                f.write(base64.b64decode(v))
+    for w, sname, label in ((ds, "ingrain-agent-tls", "DaemonSet"), (dep, "ingrain-aggregator-tls", "Deployment")):
+        wpod, wc = w["spec"]["template"]["spec"], container(w)
+        tv = [v for v in wpod["volumes"] if v.get("secret", {}).get("secretName") == sname]
+        tm = [m for m in wc["volumeMounts"] if tv and m["name"] == tv[0]["name"]]
+        check(len(tm) == 1 and tm[0]["mountPath"] == "/var/run/secrets/ingrain/tls" and tm[0].get("readOnly") is True,
+              f"{label}: Secret {sname} mounted read-only at /var/run/secrets/ingrain/tls (as a directory)", tm)
         check(str(cfg["aggregator"]["metrics_listen"]).endswith(":9090"), "config: aggregator.metrics_listen on the Service's http port",
               cfg["aggregator"].get("metrics_listen"))
         check(str(cfg["agent"]["metrics_listen"]).endswith(":9091"), "config: agent.metrics_listen on the probes' port",
@@ -402,9 +431,9 @@ if docs:
     check(asa.get("metadata", {}).get("annotations", {}).get("eks.amazonaws.com/role-arn", "").startswith("arn:aws:iam::"),
           "aggregator.serviceAccount.annotations (IRSA)")
     if cfg:
-        check(cfg["agent"]["aggregator"] == f"tcp://sec-aggregator.ingrain.svc:7800",
+        check(cfg["agent"]["aggregator"] == f"tls+tcp://sec-aggregator.ingrain.svc:7800",
               "config: agent.aggregator follows fullnameOverride and the port", cfg["agent"]["aggregator"])
-        check(cfg["aggregator"]["listen"] == "tcp://0.0.0.0:7800", "config: aggregator.listen follows the port")
+        check(cfg["aggregator"]["listen"] == "tls+tcp://0.0.0.0:7800", "config: aggregator.listen follows the port")
         check(str(cfg["aggregator"]["metrics_listen"]).endswith(":9191"), "config: metrics_listen follows the port")
         check(cfg["kubernetes"]["enabled"] == "off", "config: a bare YAML `off` is rendered as the word off, not false",
               cfg["kubernetes"]["enabled"])
@@ -421,15 +450,44 @@ if docs:
 docs = load("no-agent")
 if docs:
     print("# agent.enabled=false")
-    check(kinds(docs) == sorted(["ServiceAccount", "ConfigMap", "Service", "Deployment"]),
+    check(kinds(docs) == sorted(["ServiceAccount", "ConfigMap", "Service", "Deployment", "Secret", "Secret"]),
           "agent.enabled=false: no DaemonSet, agent ServiceAccount or RBAC", kinds(docs))
 docs = load("external")
 if docs:
     print("# explicit addresses")
     cfg = config_of(docs, "external")
     if cfg:
-        check(cfg["agent"]["aggregator"] == "tcp://aggregator.elsewhere.example:7700", "config: an explicit agent.aggregator is kept")
-        check(cfg["aggregator"]["listen"] == "tcp://0.0.0.0:7701", "config: an explicit aggregator.listen is kept")
+        check(cfg["agent"]["aggregator"] == "tls+tcp://aggregator.elsewhere.example:7700", "config: an explicit agent.aggregator is kept")
+        check(cfg["aggregator"]["listen"] == "tls+tcp://0.0.0.0:7701", "config: an explicit aggregator.listen is kept")
+
+docs = load("certmanager")
+if docs:
+    print("# tls.certManager.enabled=true")
+    check(not [d for d in docs if d["kind"] == "Secret"], "cert-manager: the chart renders no Secret of its own")
+    certs = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Certificate"}
+    issuers = sorted(d["metadata"]["name"] for d in docs if d["kind"] == "Issuer")
+    check(issuers == ["ingrain-ca", "ingrain-selfsigned"] and certs.get("ingrain-ca", {}).get("spec", {}).get("isCA") is True,
+          "cert-manager: its own CA (self-signed Issuer -> CA Certificate -> CA Issuer)", issuers)
+    a, g = certs.get("ingrain-agent-tls", {}).get("spec", {}), certs.get("ingrain-aggregator-tls", {}).get("spec", {})
+    check(a.get("secretName") == "ingrain-agent-tls" and a.get("dnsNames") == ["ingrain-agent"] and a.get("usages") == ["client auth"],
+          "cert-manager: agent Certificate (client auth, ingrain-agent) into the Secret the DaemonSet mounts", a)
+    check(g.get("secretName") == "ingrain-aggregator-tls" and "ingrain-aggregator.ingrain.svc" in g.get("dnsNames", []) and
+          g.get("issuerRef", {}).get("name") == "ingrain-ca", "cert-manager: aggregator Certificate for the Service names", g)
+docs = load("certmanager-issuer")
+if docs:
+    certs = [d for d in docs if d["kind"] == "Certificate"]
+    check(len(certs) == 2 and not [d for d in docs if d["kind"] == "Issuer"] and
+          all(c["spec"]["issuerRef"] == {"name": "corp-ca", "kind": "ClusterIssuer", "group": "cert-manager.io"} for c in certs),
+          "cert-manager with issuerRef: two Certificates from that issuer, no CA of the chart's")
+docs = load("plaintext")
+if docs:
+    print("# tls.enabled=false")
+    cfg = config_of(docs, "plaintext")
+    check(not [d for d in docs if d["kind"] in ("Secret", "Certificate")], "tls.enabled=false: no TLS objects")
+    if cfg:
+        check(cfg["agent"]["aggregator"].startswith("tcp://") and cfg["agent"].get("plaintext") is True and
+              cfg["aggregator"]["listen"].startswith("tcp://") and cfg["aggregator"].get("plaintext") is True,
+              "tls.enabled=false: tcp:// with the explicit plaintext opt-in on both sides")
 
 docs = load("nometrics")
 if docs:
@@ -473,7 +531,7 @@ for bin in "$bld/aggregator/ingrain-aggregator" "$bld/node-agent/ingrain-agent";
 		echo "# $name not built ($bin): --check-config part not run"
 		continue
 	fi
-	for cfg in default override external nometrics; do
+	for cfg in default override external nometrics plaintext; do
 		f=$tmp/$cfg.config.yaml
 		if [ ! -f "$f" ]; then
 			bad "$name --check-config ($cfg): no rendered config"
@@ -497,6 +555,37 @@ for bin in "$bld/aggregator/ingrain-aggregator" "$bld/node-agent/ingrain-agent";
 		sed 's/^/    /' "$tmp/cc.out" 2>/dev/null || true
 	fi
 done
+
+# --- the chart's generated certificates, used by the real binaries -----------
+echo "# a TLS session with the chart's certificates"
+agg="$bld/aggregator/ingrain-aggregator"
+send="$bld/tests/ig_send"
+if [ -x "$agg" ] && [ -x "$send" ] && [ -s "$tmp/ingrain-agent-tls/tls.crt" ]; then
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	cat >"$tmp/tls-aggregator.yaml" <<YAML
+aggregator:
+  listen: tls+tcp://127.0.0.1:$port
+  tls_dir: $tmp/ingrain-aggregator-tls
+  tls_shared_names: [ingrain-agent]
+  control: ""
+  state_dir: ""
+YAML
+	"$agg" -c "$tmp/tls-aggregator.yaml" >"$tmp/tls-aggregator.log" 2>&1 &
+	aggpid=$!
+	for _ in $(seq 100); do grep -q "aggregator listening" "$tmp/tls-aggregator.log" && break; sleep 0.1; done
+	if IG_SEND_TLS_DIR="$tmp/ingrain-agent-tls" IG_SEND_TLS_SERVER_NAME=ingrain-aggregator.ingrain.svc IG_SEND_NODE=node-1 \
+		"$send" "tls+tcp://127.0.0.1:$port" --valid 3 2 node-1 >"$tmp/tls-send.out" 2>&1 &&
+		grep -q "acks ok=3 duplicate=0 rejected=0" "$tmp/tls-send.out"; then
+		ok "the chart's agent certificate is accepted by an aggregator with the chart's server certificate"
+	else
+		bad "the chart's certificates work together"
+		sed 's/^/    /' "$tmp/tls-send.out" "$tmp/tls-aggregator.log"
+	fi
+	kill "$aggpid" 2>/dev/null || true
+	wait "$aggpid" 2>/dev/null || true
+else
+	echo "# binaries not built: TLS session part not run"
+fi
 
 echo "test_helm_chart: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

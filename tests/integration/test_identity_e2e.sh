@@ -9,6 +9,7 @@ source "$(dirname "$0")/lib.sh"
 ig_require_root
 ig_require_cmd python3
 ig_require_cmd openssl
+ig_require_cmd curl
 ig_require_built
 
 CG=/sys/fs/cgroup/unified
@@ -69,14 +70,17 @@ echo >&3
 ig_wait_for "pod added to the stand-in" 5 grep -q '^OK add' "$IG_TMP/api.out"
 
 port=$(ig_free_port)
+mport=$(ig_free_port)
 mon="$IG_TMP/mon"
 out="$IG_TMP/out.jsonl"
 mkdir -p "$mon"
 cat >"$IG_TMP/config.yaml" <<YAML
 agent:
   aggregator: tcp://127.0.0.1:$port
+  plaintext: true
   node_name: test-node
   batch_max_age: 50ms
+  metrics_listen: 127.0.0.1:$mport
 kubernetes:
   enabled: on
   api_server: https://127.0.0.1:$api_port
@@ -85,6 +89,7 @@ kubernetes:
   label_allowlist: [app]
 aggregator:
   listen: tcp://127.0.0.1:$port
+  plaintext: true
   state_dir: ""
   control: ""
 probes:
@@ -103,22 +108,34 @@ backends:
 YAML
 ig_start_aggregator "$IG_TMP/config.yaml"
 ig_start_agent "$IG_TMP/config.yaml"
-ig_wait_for "agent watching pods" 10 grep -q "pods_known\|watch\|connected" "$IG_TMP/agent.log"
+# agent_gauge NAME: the value of an agent /metrics gauge (empty when absent).
+agent_gauge() {
+	curl -fsS "http://127.0.0.1:$mport/metrics" 2>/dev/null | awk -v n="$1" '$1 == n {print $2}'
+}
+# Wait on the agent's own state, not on time: the listed pod is known, and so
+# is every cgroup the test made (the cache learns them from its walk/inotify).
+ig_wait_for "the agent knows the listed pod" 10 bash -c "[ \"\$(curl -fsS http://127.0.0.1:$mport/metrics | awk '\$1 == \"ingrain_agent_identity_pods\" {print \$2}')\" = 1 ]"
 
 # open_in CGROUP_DIR FILE: a process moves itself into the cgroup, then opens FILE.
 open_in() {
 	bash -c "echo \$\$ >'$1/cgroup.procs' && exec python3 -c 'import os; os.close(os.open(\"$2\", os.O_CREAT|os.O_WRONLY, 0o644))'"
 }
-sleep 0.5
 open_in "$dir1" "$mon/from-pod1"
 open_in "$dir3" "$mon/from-docker"
 python3 -c "import os; os.close(os.open('$mon/from-host', os.O_CREAT|os.O_WRONLY, 0o644))"
 
 # A pod that appears mid-run: its cgroup, then the API's ADDED event.
+# The cache must learn every directory mkdir -p makes: count them first.
+cg_before=$(agent_gauge ingrain_agent_identity_cgroups)
+new_dirs=0
+d=$dir2
+while [ ! -d "$d" ]; do new_dirs=$((new_dirs + 1)); d=$(dirname "$d"); done
 mkdir -p "$dir2"
 pod api-0 payments "$uid2" "$cid2" api api-5f6d7c8b9a | tr -d '\n' >&3
 echo >&3
-sleep 1.5
+# The ADDED event reached the agent (2 pods) and the new cgroup is cached.
+ig_wait_for "the agent knows the pod added mid-run" 10 bash -c "[ \"\$(curl -fsS http://127.0.0.1:$mport/metrics | awk '\$1 == \"ingrain_agent_identity_pods\" {print \$2}')\" = 2 ]"
+ig_wait_for "the agent cached the new pod's $new_dirs cgroups" 10 bash -c "[ \"\$(curl -fsS http://127.0.0.1:$mport/metrics | awk '\$1 == \"ingrain_agent_identity_cgroups\" {print \$2}')\" -ge $((cg_before + new_dirs)) ]"
 open_in "$dir2" "$mon/from-pod2"
 ig_wait_for "4 events" 15 bash -c "[ \$(cat '$out' 2>/dev/null | grep -c from-) -ge 4 ]"
 

@@ -23,6 +23,7 @@ config() {
 	cat <<YAML
 aggregator:
   listen: tcp://127.0.0.1:$port
+  plaintext: true
   control: $url
   metrics_listen: 127.0.0.1:$hport
   state_dir: ""
@@ -118,11 +119,11 @@ ig_check "unchanged pipelines carried over on reload" grep -q "pipelines_carried
 # ---- reload FILE: invalid, rejected, the old graph keeps running ----
 expect_rc 1 "reload of an invalid file" ctl reload "$IG_TMP/bad.yaml"
 ig_check "reload error names file:line:col of the bad pattern" \
-	grep -q "bad.yaml:14:[0-9]*: pipelines.archive.stages\[1\].rules\[0\].pattern: missing closing parenthesis at offset" "$IG_TMP/ctl.err"
+	grep -q "bad.yaml:15:[0-9]*: pipelines.archive.stages\[1\].rules\[0\].pattern: missing closing parenthesis at offset" "$IG_TMP/ctl.err"
 ig_check "reload error names the typo with a suggestion" \
-	grep -q "bad.yaml:19:[0-9]*: pipelines.totals.stages\[0\].drop_iff: unknown key (did you mean 'drop_if'?)" "$IG_TMP/ctl.err"
+	grep -q "bad.yaml:20:[0-9]*: pipelines.totals.stages\[0\].drop_iff: unknown key (did you mean 'drop_if'?)" "$IG_TMP/ctl.err"
 expect_rc 1 "reload -o json of an invalid file" ctl -o json reload "$IG_TMP/bad.yaml"
-jq_py 'j["ok"] is False and "bad.yaml:14:" in j["errors"]'
+jq_py 'j["ok"] is False and "bad.yaml:15:" in j["errors"]'
 expect_rc 0 "status after rejected reloads" ctl -o json status
 jq_py 'j["config"]["reloads"] == 1 and j["config"]["reload_failures"] == 2'
 jq_py 'j["config"]["last_reload_ok"] is False and "drop_iff" in j["config"]["last_reload_errors"]'
@@ -146,8 +147,8 @@ ig_check "missing file is named" grep -q "cannot read .*nope.yaml" "$IG_TMP/ctl.
 expect_rc 0 "validate a valid file" "$CTL" validate "$IG_TMP/good2.yaml"
 ig_check "validate says OK" grep -q "good2.yaml: configuration OK" "$IG_TMP/ctl.out"
 expect_rc 1 "validate an invalid file" "$CTL" validate "$IG_TMP/bad.yaml"
-ig_check "validate: bad pattern at file:line:col" grep -q "bad.yaml:14:[0-9]*: pipelines.archive.stages\[1\].rules\[0\].pattern: missing closing parenthesis" "$IG_TMP/ctl.err"
-ig_check "validate: typo at file:line:col" grep -q "bad.yaml:19:[0-9]*: pipelines.totals.stages\[0\].drop_iff" "$IG_TMP/ctl.err"
+ig_check "validate: bad pattern at file:line:col" grep -q "bad.yaml:15:[0-9]*: pipelines.archive.stages\[1\].rules\[0\].pattern: missing closing parenthesis" "$IG_TMP/ctl.err"
+ig_check "validate: typo at file:line:col" grep -q "bad.yaml:20:[0-9]*: pipelines.totals.stages\[0\].drop_iff" "$IG_TMP/ctl.err"
 expect_rc 1 "validate -o json an invalid file" "$CTL" -o json validate "$IG_TMP/bad.yaml"
 jq_py 'j["ok"] is False and j["file"].endswith("bad.yaml") and j["errors"].count("\n") >= 2'
 expect_rc 0 "validate -o json a valid file" "$CTL" -o json validate "$IG_TMP/good2.yaml"

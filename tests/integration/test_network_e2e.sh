@@ -39,9 +39,11 @@ ig_pass "namespaces $ns_a and $ns_b joined by a veth pair"
 cat >"$IG_TMP/config.yaml" <<YAML
 agent:
   aggregator: tcp://127.0.0.1:$port
+  plaintext: true
   batch_max_age: 50ms
 aggregator:
   listen: tcp://127.0.0.1:$port
+  plaintext: true
   control: ""
   state_dir: $IG_TMP/state
 probes:

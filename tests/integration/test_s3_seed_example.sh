@@ -19,9 +19,11 @@ mkdir -p "$mon"
 cat >"$IG_TMP/config.yaml" <<YAML
 agent:
   aggregator: tcp://127.0.0.1:$port
+  plaintext: true
   batch_max_age: 50ms
 aggregator:
   listen: tcp://127.0.0.1:$port
+  plaintext: true
   state_dir: $IG_TMP/state
   control: ""
 probes:

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """s3_read: reads an ingrain archive back with an independent S3 client
 (boto3, Debian python3-boto3) for the tests: lists every object under a
-prefix, downloads it, gunzips it when its key ends in .gz, and prints one
+prefix (but the "_" index objects beside them), downloads it, gunzips it when its key ends in .gz, and prints one
 JSON object per archived record with the object key added as "_key".
 
   s3_read.py --endpoint URL --bucket B [--prefix P] --access-key AK --secret-key SK
@@ -34,6 +34,8 @@ def main():
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=a.bucket, Prefix=a.prefix):
         keys += [o["Key"] for o in page.get("Contents", [])]
     for key in sorted(keys):
+        if key.rsplit("/", 1)[-1].startswith("_"):
+            continue  # an index object beside a data object (docs/archive.md)
         if a.keys_only:
             print(key)
             continue

@@ -7,11 +7,25 @@
  *                                    send N valid envelopes of RECORDS
  *                                    file.open records each (seq 1..N); with
  *                                    INTERVAL_MS, envelope i leaves at
- *                                    start + i * INTERVAL_MS (a fixed rate)
+ *                                    start + i * INTERVAL_MS (a fixed rate);
+ *                                    with IG_SEND_STOP_FILE set, it stops early
+ *                                    (after an acked envelope) once that file exists
  *   ig_send URL --jsonl FILE [AGENT_ID [PER_ENVELOPE]]
  *                                    send the records of a JSON-lines file
  *                                    (one object per line, see jsonl_record),
  *                                    PER_ENVELOPE (default 100) per envelope
+ *   ig_send URL --agents N RECORDS PREFIX
+ *                                    one valid envelope from each of N agent ids
+ *                                    PREFIX-0 .. PREFIX-(N-1) (state-bound tests)
+ *   ig_send URL --big BYTES [SEQ]    one envelope of BYTES bytes (a header with
+ *                                    seq, then padding): the too_large path
+ *
+ * Environment: IG_SEND_TLS_DIR (tls.crt/tls.key/ca.crt, for tls+tcp:// URLs),
+ * IG_SEND_TLS_SERVER_NAME (default: the URL's host), IG_SEND_NODE (the
+ * envelopes' node; default: ig-send), IG_SEND_BOOT_ID (hex, default 1234),
+ * IG_SEND_SEQ (the first seq of --valid, default 1; 18446744073709551615 forges
+ * the largest). --valid and --agents end with a line
+ * "acks ok=N duplicate=N rejected=N".
  *
  * IG_SEND_WIRE_VERSION=1 sends version 1 envelopes (default: the current
  * version).
@@ -26,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 #include <nng/nng.h>
@@ -33,7 +48,16 @@
 
 #include "ig_record.h"
 #include "ig_time.h"
+#include "ig_tls.h"
 #include "ig_wire.h"
+
+static uint64_t n_ok, n_dup, n_rej;
+
+static const char *env_or(const char *name, const char *def)
+{
+	const char *v = getenv(name);
+	return v && *v ? v : def;
+}
 
 static const char *st_name(enum ig_ack_status st)
 {
@@ -77,7 +101,13 @@ static int roundtrip(nng_socket s, const void *buf, size_t len, int quiet)
 	for (char *p = err; *p; p++)
 		if (*p == '\n')
 			*p = ' ';
-	if (!quiet)
+	if (st == IG_ACK_OK)
+		n_ok++;
+	else if (st == IG_ACK_DUPLICATE)
+		n_dup++;
+	else
+		n_rej++;
+	if (!quiet || (quiet == 1 && st == IG_ACK_REJECTED && n_rej <= 3))
 		printf("ack kind=%s seq=%llu st=%s err=%s\n", cur_kind, (unsigned long long)seq,
 		       st_name(st), err);
 	return (int)st;
@@ -126,8 +156,9 @@ static int build_valid(uint64_t seq, uint32_t nrec, const char *agent_id, void *
 	}
 	struct ig_envelope_hdr h = { .v = 0, /* the encoder's */
 				     .agent_id = agent_id,
-				     .node = "ig-send",
-				     .boot_id = 0x1234,
+				     .node = env_or("IG_SEND_NODE", "ig-send"),
+				     .boot_id =
+					     strtoull(env_or("IG_SEND_BOOT_ID", "1234"), NULL, 16),
 				     .seq = seq,
 				     .sent_ns = ig_wall_ns() };
 	int rv = ig_wire_enc_finish(e, &h, buf, len);
@@ -252,12 +283,14 @@ static int send_jsonl(nng_socket s, const char *path, const char *aid, int per_e
 			nrec++;
 		}
 		if (ig_wire_enc_count(e) && (eof || ig_wire_enc_count(e) >= (uint32_t)per_env)) {
-			struct ig_envelope_hdr h = { .v = 0, /* the encoder's */
-						     .agent_id = aid,
-						     .node = "ig-send",
-						     .boot_id = 0x1234,
-						     .seq = ++seq,
-						     .sent_ns = ig_wall_ns() };
+			struct ig_envelope_hdr h = {
+				.v = 0, /* the encoder's */
+				.agent_id = aid,
+				.node = env_or("IG_SEND_NODE", "ig-send"),
+				.boot_id = strtoull(env_or("IG_SEND_BOOT_ID", "1234"), NULL, 16),
+				.seq = ++seq,
+				.sent_ns = ig_wall_ns()
+			};
 			void *buf;
 			size_t len;
 
@@ -292,6 +325,77 @@ static void sleep_until(uint64_t mono_ns)
 	nanosleep(&ts, NULL);
 }
 
+/* Plain nng_dial, or with a TLS configuration from IG_SEND_TLS_DIR. */
+static int dial(nng_socket s, const char *url)
+{
+	nng_dialer d;
+	struct ig_err err;
+	int rv;
+
+	if (!ig_tls_url_is_tls(url)) {
+		if ((rv = nng_dial(s, url, NULL, 0)) != 0)
+			fprintf(stderr, "ig_send: cannot dial %s: %s\n", url, nng_strerror(rv));
+		return rv;
+	}
+	ig_err_init(&err);
+	if (ig_tls_init() < 0 || (rv = nng_dialer_create(&d, s, url)) != 0) {
+		fprintf(stderr, "ig_send: cannot use %s\n", url);
+		return 1;
+	}
+	const char *dir = getenv("IG_SEND_TLS_DIR");
+	if (dir && *dir) {
+		nng_tls_config *cfg = NULL;
+		char host[256];
+		ig_tls_url_host(url, host, sizeof(host));
+		if (ig_tls_config_load(dir, false, env_or("IG_SEND_TLS_SERVER_NAME", host),
+				       "IG_SEND_TLS_DIR", &cfg, &err) < 0) {
+			fprintf(stderr, "ig_send: %s\n", ig_err_str(&err));
+			return 1;
+		}
+		nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, cfg);
+		nng_tls_config_free(cfg);
+	}
+	if ((rv = nng_dialer_start(d, 0)) != 0)
+		fprintf(stderr, "ig_send: cannot dial %s: %s\n", url, nng_strerror(rv));
+	return rv;
+}
+
+/* A header that carries seq, then BYTES of padding: msgpack
+ * {"v":1,"agent_id":"big","node":"big","boot_id":1,"seq":SEQ,"pad":bin32}. */
+static void *build_big(size_t bytes, uint64_t seq, size_t *len)
+{
+	uint8_t *b = calloc(1, bytes > 128 ? bytes : 128), *p = b;
+	if (!b)
+		return NULL;
+	*p++ = 0x86;
+	memcpy(p, "\xa1v\x01", 3), p += 3;
+	memcpy(p,
+	       "\xa8"
+	       "agent_id\xa3"
+	       "big",
+	       13),
+		p += 13;
+	memcpy(p,
+	       "\xa4node\xa3"
+	       "big",
+	       9),
+		p += 9;
+	memcpy(p,
+	       "\xa7"
+	       "boot_id\x01",
+	       9),
+		p += 9;
+	memcpy(p, "\xa3seq\xcf", 5), p += 5;
+	for (int i = 7; i >= 0; i--)
+		*p++ = (uint8_t)(seq >> (8 * i));
+	memcpy(p, "\xa3pad\xc6", 5), p += 5;
+	uint32_t pad = (uint32_t)(bytes - (size_t)(p - b) - 4);
+	for (int i = 3; i >= 0; i--)
+		*p++ = (uint8_t)(pad >> (8 * i));
+	*len = bytes;
+	return b;
+}
+
 int main(int argc, char **argv)
 {
 	nng_socket s;
@@ -299,17 +403,16 @@ int main(int argc, char **argv)
 
 	if (argc < 3) {
 		fprintf(stderr,
-			"usage: ig_send URL --raw FILE... | --random N SEED | --valid N RECORDS [AGENT_ID [INTERVAL_MS]] | --jsonl FILE [AGENT_ID [PER_ENVELOPE]]\n");
+			"usage: ig_send URL --raw FILE... | --random N SEED | --valid N RECORDS [AGENT_ID [INTERVAL_MS]] | --jsonl FILE [AGENT_ID [PER_ENVELOPE]] | --agents N RECORDS PREFIX | --big BYTES [SEQ]\n");
 		return 2;
 	}
 	ig_time_init();
 	nng_req0_open(&s);
 	nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 5000);
 	nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, 5000);
-	if (nng_dial(s, argv[1], NULL, 0) != 0) {
-		fprintf(stderr, "ig_send: cannot dial %s\n", argv[1]);
+	nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, 1 << 20);
+	if (dial(s, argv[1]) != 0)
 		return 1;
-	}
 	if (!strcmp(argv[2], "--raw")) {
 		for (int i = 3; i < argc; i++) {
 			size_t len;
@@ -358,21 +461,53 @@ int main(int argc, char **argv)
 		uint32_t nrec = (uint32_t)atoi(argv[4]);
 		const char *aid = argc > 5 ? argv[5] : "ig-send";
 		uint64_t interval_ns = argc > 6 ? (uint64_t)atol(argv[6]) * IG_NSEC_PER_MSEC : 0;
+		const char *stop_file = getenv("IG_SEND_STOP_FILE");
 		uint64_t t0 = ig_mono_ns();
+		int sent = 0;
+		uint64_t seq0 = strtoull(env_or("IG_SEND_SEQ", "1"), NULL, 10);
 		for (int i = 1; i <= n; i++) {
 			void *b;
 			size_t len;
+			if (stop_file && access(stop_file, F_OK) == 0)
+				break;
 			if (interval_ns)
 				sleep_until(t0 + (uint64_t)(i - 1) * interval_ns);
-			if (build_valid((uint64_t)i, nrec, aid, &b, &len) < 0)
+			if (build_valid(seq0 + (uint64_t)(i - 1), nrec, aid, &b, &len) < 0)
 				return 1;
 			int st = roundtrip(s, b, len, 1);
 			bad |= st != IG_ACK_OK;
 			free(b);
+			sent = i;
 		}
 		double secs = (double)(ig_mono_ns() - t0) / 1e9;
-		printf("sent envelopes=%d records=%llu seconds=%.3f records_per_s=%.0f\n", n,
-		       (unsigned long long)n * nrec, secs, (double)n * nrec / secs);
+		printf("sent envelopes=%d records=%llu seconds=%.3f records_per_s=%.0f\n", sent,
+		       (unsigned long long)sent * nrec, secs, (double)sent * nrec / secs);
+		printf("acks ok=%llu duplicate=%llu rejected=%llu\n", (unsigned long long)n_ok,
+		       (unsigned long long)n_dup, (unsigned long long)n_rej);
+	} else if (!strcmp(argv[2], "--agents") && argc >= 6) {
+		int n = atoi(argv[3]);
+		uint32_t nrec = (uint32_t)atoi(argv[4]);
+		char aid[256];
+		for (int i = 0; i < n; i++) {
+			void *b;
+			size_t len;
+			snprintf(aid, sizeof(aid), "%s-%d", argv[5], i);
+			if (build_valid(1, nrec, aid, &b, &len) < 0)
+				return 1;
+			bad |= roundtrip(s, b, len, 1) < 0;
+			free(b);
+		}
+		printf("acks ok=%llu duplicate=%llu rejected=%llu\n", (unsigned long long)n_ok,
+		       (unsigned long long)n_dup, (unsigned long long)n_rej);
+	} else if (!strcmp(argv[2], "--big") && argc >= 4) {
+		size_t len;
+		void *b = build_big((size_t)strtoull(argv[3], NULL, 10),
+				    argc > 4 ? strtoull(argv[4], NULL, 10) : 1, &len);
+		if (!b)
+			return 1;
+		cur_kind = "big";
+		bad |= roundtrip(s, b, len, 0) < 0;
+		free(b);
 	} else if (!strcmp(argv[2], "--jsonl") && argc >= 4) {
 		int per = argc > 5 ? atoi(argv[5]) : 100;
 		bad = send_jsonl(s, argv[3], argc > 4 ? argv[4] : "ig-send", per > 0 ? per : 100);

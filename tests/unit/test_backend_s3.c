@@ -21,6 +21,7 @@
 #include <json-c/json.h>
 #include <zlib.h>
 
+#include "archive_index.h"
 #include "http_stub.h"
 #include "ig_backend.h"
 #include "ig_config.h"
@@ -277,8 +278,9 @@ static int open_backend(struct fixture *f, const char *extra, void **st, struct 
 		 "b:\n  bucket: bkt\n  endpoint: http://127.0.0.1:%d\n  access_key_id: %s\n"
 		 "  secret_access_key: \"%s\"\n  cluster: c1\n  source: agg-1\n"
 		 "  spool_dir: %s/spool\n  spool_fsync: false\n  retry_min: 10ms\n"
-		 "  retry_max: 40ms\n%s",
-		 f->stub.port, AK, SK, f->dir, extra);
+		 "  retry_max: 40ms\n%s%s",
+		 f->stub.port, AK, SK, f->dir,
+		 strstr(extra, "index_tags") ? "" : "  index_tags: []\n", extra);
 	struct ig_ydoc *doc;
 	assert_int_equal(ig_ydoc_load_string("t.yaml", yaml, strlen(yaml), &doc, err), 0);
 	const struct ig_ynode *map = ig_ymap_get(doc->root, "b");
@@ -654,7 +656,8 @@ static void test_configuration_errors_say_what_to_do(void **state)
 	setenv("AWS_ACCESS_KEY_ID", AK, 1);
 	setenv("AWS_SECRET_ACCESS_KEY", SK, 1);
 	snprintf(yaml, sizeof(yaml),
-		 "bucket: bkt\nendpoint: http://127.0.0.1:%d\nspool_dir: \"\"\n", f->stub.port);
+		 "bucket: bkt\nendpoint: http://127.0.0.1:%d\nspool_dir: \"\"\nindex_tags: []\n",
+		 f->stub.port);
 	ig_err_init(&err);
 	assert_int_equal(ig_ydoc_load_string("t.yaml", yaml, strlen(yaml), &doc, &err), 0);
 	void *conf = calloc(1, ig_backend_s3.conf_size);
@@ -800,6 +803,55 @@ static void test_json_lines_are_valid_for_any_bytes(void **state)
 	free(s);
 }
 
+/* With index_tags, each data object gets an index object beside it
+ * (archive_index.h) that names it (key, size, the ETag S3 computes) and
+ * covers the tags' values and the records' time range. */
+static void test_index_object_is_written_beside_each_object(void **state)
+{
+	struct fixture *f = *state;
+	struct ig_err err;
+	void *st;
+	struct ig_metric m;
+	char why[256];
+
+	ig_err_init(&err);
+	assert_int_equal(open_backend(f, "  index_tags: [path, pod, process]\n", &st, &err), 0);
+	metric(&m, T0 + 60, "web-1", "4242", "/etc/passwd");
+	assert_int_equal(ig_backend_s3.write(st, &m), 0);
+	metric(&m, T0 + 61, "web-2", "4243", "/etc/shadow");
+	assert_int_equal(ig_backend_s3.write(st, &m), 0);
+	close_backend(f, st);
+
+	assert_int_equal(f->sim.bad, 0);
+	assert_int_equal(f->sim.nobj, 2);
+	struct object *data = &f->sim.obj[0], *idx = &f->sim.obj[1];
+	char *ikey = ig_aindex_key(data->key);
+	assert_string_equal(idx->key, ikey);
+	assert_non_null(strstr(ikey, "/hour=12/_agg-1-"));
+	free(ikey);
+	struct ig_aindex *ix = ig_aindex_parse((const char *)idx->data, idx->len, why, sizeof(why));
+	if (!ix)
+		fail_msg("index does not parse: %s", why);
+	char etag[48];
+	ig_aindex_etag(data->data, data->len, UINT64_MAX, 0, etag);
+	assert_null(ig_aindex_binding_mismatch(ix, data->key, data->len, etag));
+	assert_non_null(ig_aindex_binding_mismatch(ix, data->key, data->len + 1, etag));
+	assert_int_equal(ig_aindex_records(ix), 2);
+	int64_t lo, hi;
+	ig_aindex_range(ix, &lo, &hi);
+	assert_true(lo == (int64_t)((T0 + 60) * IG_NSEC_PER_SEC + 123456789));
+	assert_true(hi == (int64_t)((T0 + 61) * IG_NSEC_PER_SEC + 123456789));
+	assert_true(ig_aindex_may_equal(ix, "path", "/etc/passwd", 11));
+	assert_false(ig_aindex_may_equal(ix, "path", "/etc/hosts", 10));
+	assert_false(ig_aindex_may_equal(ix, "pod", "web-3", 5));
+	assert_true(ig_aindex_may_equal(ix, "pid", "1", 1)); /* not covered: may */
+	ig_aindex_free(ix);
+	/* A flipped byte is caught by the CRC. */
+	idx->data[40] ^= 1;
+	assert_null(ig_aindex_parse((const char *)idx->data, idx->len, why, sizeof(why)));
+	assert_non_null(strstr(why, "crc32"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -817,6 +869,8 @@ int main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(
 			test_server_down_spools_and_delivers_when_it_returns, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_index_object_is_written_beside_each_object,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_large_batches_use_multipart_upload, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_msgpack_format_and_sha256_checksum, setup,

@@ -88,10 +88,12 @@ static const struct row rows[] = {
 	{ "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod73dc8baf_43a0_413e_aac2_5eb0868f6c1a.slice",
 	  POD, NULL, NULL, "73dc8baf-43a0-413e-aac2-5eb0868f6c1a", BUR, 0, 0,
 	  "open-telemetry/opentelemetry-ebpf-instrumentation statagg test (the pod's own slice)" },
-	{ "/kubepods.slice", HOST, NULL, NULL, NULL, NOQ, 0, 0,
-	  "open-telemetry/opentelemetry-ebpf-instrumentation statagg test (kubelet's root: no pod)" },
-	{ "/kubepods.slice/kubepods-besteffort.slice", HOST, NULL, NULL, NULL, NOQ, 0, 0,
-	  "open-telemetry/opentelemetry-ebpf-instrumentation statagg test (QoS slice: no pod)" },
+	{ "/kubepods.slice", UNK, NULL, NULL, NULL, NOQ, 0, 0,
+	  "open-telemetry/opentelemetry-ebpf-instrumentation statagg test (kubelet's root: no pod; "
+	  "kubelet's, not a host-only cgroup, so unknown)" },
+	{ "/kubepods.slice/kubepods-besteffort.slice", UNK, NULL, NULL, NULL, NOQ, 0, 0,
+	  "open-telemetry/opentelemetry-ebpf-instrumentation statagg test (QoS slice: no pod; "
+	  "kubelet's, so unknown, not host)" },
 	{ "/system.slice/containerd.service/kubepods-burstable-pod4ed02c0b_0df8_4d14_a30e_fd589ee4143a.slice:cri-containerd:d4a9f9195eaf7e4a729f24151101e1de61f1398677e7b82acfb936dff0b4ce55",
 	  POD, "containerd", H("d4a9f9195eaf7e4a729f24151101e1de61f1398677e7b82acfb936dff0b4ce55"),
 	  "4ed02c0b-0df8-4d14-a30e-fd589ee4143a", BUR, 0, 0,
@@ -176,6 +178,35 @@ static const struct row rows[] = {
 	  NOQ, 0, 0, "rootless podman: falcosecurity/libs podman.cpp layout under the user's systemd" },
 	{ "/lxc/mysql-primary-db", CTR, "lxc", "mysql-primary-db", NULL, NOQ, 0, 0,
 	  "coroot/coroot-node-agent cgroup/cgroup_test.go (LXC names its containers)" },
+	/* ---- other platforms' container layouts ---- */
+	{ "/ecs/55091c13-b8cf-4801-b527-f4601742204d/432624d2150b349fe35ba397284dea788c2bf66b885d14dfc1569b01890ca7da",
+	  CTR, "ecs", H("432624d2150b349fe35ba397284dea788c2bf66b885d14dfc1569b01890ca7da"), NULL, NOQ, 0, 0,
+	  "DataDog/dd-trace-go internal/container_test.go (ECS on EC2: /ecs/<task>/<64 hex>)" },
+	{ "/ecs/34dc0b5e626f2c5c4c5170e34b10e765-1234567890", CTR, "ecs",
+	  "34dc0b5e626f2c5c4c5170e34b10e765-1234567890", NULL, NOQ, 0, 0,
+	  "DataDog/dd-trace-go internal/container_test.go (ECS on Fargate: <32 hex>-<10 digits>)" },
+	{ "/ecs/34dc0b5e626f2c5c4c5170e34b10e765/34dc0b5e626f2c5c4c5170e34b10e765-1234567890", CTR, "ecs",
+	  "34dc0b5e626f2c5c4c5170e34b10e765-1234567890", NULL, NOQ, 0, 0,
+	  "elastic/apm-agent-nodejs container-info (awsEcsSource below a 32-hex task)" },
+	{ "/ecs/55091c13-b8cf-4801-b527-f4601742204d", UNK, NULL, NULL, NULL, NOQ, 0, 0,
+	  "an ECS task's own cgroup: neither the host nor a container" },
+	{ "/system.slice/garden.service/garden/6f265890-5165-7fab-6b52-18d1", CTR, "garden",
+	  "6f265890-5165-7fab-6b52-18d1", NULL, NOQ, 0, 0,
+	  "DataDog/dd-trace-go internal/container_test.go (Cloud Foundry garden, systemd controllers)" },
+	{ "/garden/6f265890-5165-7fab-6b52-18d1", CTR, "garden", "6f265890-5165-7fab-6b52-18d1", NULL,
+	  NOQ, 0, 0, "DataDog/dd-trace-go internal/container_test.go (garden, other controllers)" },
+	{ "/garden/Not_A_Handle", UNK, NULL, NULL, NULL, NOQ, 0, 1, "a garden handle that does not parse" },
+	{ "/kubepods/besteffort/pod74c13223-5a00-11e9-b385-42010a80018d/34dc0b5e-626f-2c5c-4c51-70e34b10e765",
+	  POD, NULL, "34dc0b5e-626f-2c5c-4c51-70e34b10e765", "74c13223-5a00-11e9-b385-42010a80018d", BES,
+	  0, 0, "elastic/apm-agent-nodejs container-info containerReg (a UUID-shaped container id in a pod)" },
+	{ "/uuid/34dc0b5e-626f-2c5c-4c51-70e34b10e765", UNK, NULL, NULL, NULL, NOQ, 0, 0,
+	  "DataDog/dd-trace-go internal/container_test.go (a UUID container outside any known layout)" },
+	{ "/machine.slice/machine-debian.scope", UNK, NULL, NULL, NULL, NOQ, 0, 0,
+	  "a systemd-nspawn container (machine.slice holds containers too): unknown, not host" },
+	{ "/system.slice/docker.service/sub", UNK, NULL, NULL, NULL, NOQ, 0, 0,
+	  "a sub-cgroup of a service that no host-only layout explains" },
+	{ "/my-batch-system/job-42", UNK, NULL, NULL, NULL, NOQ, 0, 0,
+	  "a path of a layout nobody documented: unknown, never host" },
 	/* ---- the host ---- */
 	{ "/", HOST, NULL, NULL, NULL, NOQ, 0, 0, "neuvector/neuvector TestHostProcess (every controller at /)" },
 	{ "/system.slice/system-serial\\x2dgetty.slice", HOST, NULL, NULL, NULL, NOQ, 0, 0,
@@ -190,8 +221,9 @@ static const struct row rows[] = {
 	  "open-telemetry/opentelemetry-ebpf-instrumentation statagg test outsideKubepods" },
 	{ "/system.slice/crio.service", HOST, NULL, NULL, NULL, NOQ, 0, 0,
 	  "open-telemetry/opentelemetry-ebpf-instrumentation statagg test outsideKubepods" },
-	{ "/podruntime/kubelet", HOST, NULL, NULL, NULL, NOQ, 0, 0,
-	  "coroot/coroot-node-agent cgroup/cgroup_test.go (Talos system services)" },
+	{ "/podruntime/kubelet", UNK, NULL, NULL, NULL, NOQ, 0, 0,
+	  "coroot/coroot-node-agent cgroup/cgroup_test.go (Talos system services: Talos runs them as "
+	  "containers of its own containerd, so unknown, not host)" },
 	{ "/init", HOST, NULL, NULL, NULL, NOQ, 0, 0, "coroot/coroot-node-agent cgroup_test.go (Talos)" },
 	{ "/init.scope", HOST, NULL, NULL, NULL, NOQ, 0, 0, "systemd's PID 1 scope (cgroup v2 hosts)" },
 	{ "/lxc.monitor/101", HOST, NULL, NULL, NULL, NOQ, 0, 0, "LXC 4 monitor process cgroup (host side)" },
@@ -229,7 +261,11 @@ static const struct row rows[] = {
 
 static void test_real_world_paths_parse_to_the_expected_identity(void **state)
 {
+	int bad = 0;
+
 	(void)state;
+	/* Every mismatching row is printed before the test fails. */
+#define ROW_FAIL(...) (print_error(__VA_ARGS__), print_error("\n"), bad++)
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		const struct row *r = &rows[i];
 		struct ig_cgroup_info info;
@@ -238,26 +274,29 @@ static void test_real_world_paths_parse_to_the_expected_identity(void **state)
 
 		snprintf(where, sizeof(where), "row %zu (%s): %s", i, r->source, r->path);
 		if (ret != 0)
-			fail_msg("%s: returned %d", where, ret);
+			ROW_FAIL("%s: returned %d", where, ret);
 		if (info.scope != r->scope)
-			fail_msg("%s: scope %d, want %d", where, info.scope, r->scope);
+			ROW_FAIL("%s: scope %d, want %d", where, info.scope, r->scope);
 		if ((r->runtime == NULL) != (info.runtime == NULL) ||
 		    (r->runtime && strcmp(r->runtime, info.runtime)))
-			fail_msg("%s: runtime %s, want %s", where,
+			ROW_FAIL("%s: runtime %s, want %s", where,
 				 info.runtime ? info.runtime : "-", r->runtime ? r->runtime : "-");
 		if (strcmp(info.container_id, r->container_id ? r->container_id : ""))
-			fail_msg("%s: container '%s', want '%s'", where, info.container_id,
+			ROW_FAIL("%s: container '%s', want '%s'", where, info.container_id,
 				 r->container_id ? r->container_id : "");
 		if (strcmp(info.pod_uid, r->pod_uid ? r->pod_uid : ""))
-			fail_msg("%s: pod '%s', want '%s'", where, info.pod_uid,
+			ROW_FAIL("%s: pod '%s', want '%s'", where, info.pod_uid,
 				 r->pod_uid ? r->pod_uid : "");
 		if (info.qos != r->qos)
-			fail_msg("%s: qos %d, want %d", where, info.qos, r->qos);
+			ROW_FAIL("%s: qos %d, want %d", where, info.qos, r->qos);
 		if (info.conmon != !!r->conmon)
-			fail_msg("%s: conmon %d, want %d", where, info.conmon, r->conmon);
+			ROW_FAIL("%s: conmon %d, want %d", where, info.conmon, r->conmon);
 		if (info.malformed != !!r->malformed)
-			fail_msg("%s: malformed %d, want %d", where, info.malformed, r->malformed);
+			ROW_FAIL("%s: malformed %d, want %d", where, info.malformed, r->malformed);
 	}
+#undef ROW_FAIL
+	if (bad)
+		fail_msg("%d row check(s) failed", bad);
 }
 
 static void test_host_is_never_guessed_for_unparseable_container_ids(void **state)

@@ -544,7 +544,10 @@ static void test_embedded_default_config_loads(void **state)
 	assert_int_equal(ig_conf_load(NULL, &c, &err), 0);
 	assert_string_equal(ig_err_str(&err), "");
 	assert_string_equal(c->source, "<default>");
+	/* The quick start's loopback plaintext, chosen explicitly. */
 	assert_string_equal(c->agent.aggregator, "tcp://127.0.0.1:7700");
+	assert_true(c->agent.plaintext);
+	assert_true(c->aggregator.plaintext);
 	assert_int_equal(c->agent.batch_max_records, 512);
 	assert_int_equal(c->agent.batch_max_age_ns, 200 * MS);
 	assert_int_equal(c->agent.queue_max_batches, 4096);
@@ -578,7 +581,11 @@ static void test_absent_sections_take_production_defaults(void **state)
 	assert_string_equal(c->source, "c.yaml");
 	assert_string_equal(c->agent.node_name, "worker-3");
 	assert_string_equal(c->agent.agent_id, "worker-3");
-	assert_string_equal(c->agent.aggregator, "tcp://127.0.0.1:7700");
+	assert_string_equal(c->agent.aggregator, "tls+tcp://127.0.0.1:7700");
+	assert_string_equal(c->agent.tls_dir, "/etc/ingrain/tls");
+	assert_false(c->agent.plaintext);
+	assert_string_equal(c->aggregator.listen, "tls+tcp://127.0.0.1:7700");
+	assert_int_equal(c->aggregator.max_agents, 8192);
 	assert_int_equal(c->agent.reconnect_min_ns, 100 * MS);
 	assert_int_equal(c->agent.reconnect_max_ns, 5 * SEC);
 	assert_int_equal(c->agent.ringbuf_bytes, 8ULL << 20);
@@ -695,7 +702,9 @@ static void test_fixture_typos_are_all_reported_with_positions(void **state)
 	ig_err_init(&err);
 	assert_int_equal(ig_conf_load(p, &c, &err), -EINVAL);
 	assert_null(c);
-	assert_int_equal(err.n, 5);
+	/* The sixth: probes.files.pipelines names 'live', which the misspelt
+	 * section leaves undefined. */
+	assert_int_equal(err.n, 6);
 	snprintf(want, sizeof(want),
 		 "%s:11:1: pipeline: unknown section (did you mean 'pipelines'?)", p);
 	assert_has(ig_err_str(&err), want);
@@ -827,10 +836,68 @@ static void test_kubernetes_enabled_is_an_enum(void **state)
 	ig_conf_free(c);
 }
 
+static void test_plaintext_needs_an_explicit_opt_in(void **state)
+{
+	const char *m = conf_bad("agent: {aggregator: \"tcp://a:1\"}\n");
+
+	assert_has(m, "c.yaml:1:21: agent.aggregator: 'tcp://a:1' is plaintext");
+	assert_has(conf_bad("aggregator: {listen: \"tcp://0.0.0.0:1\"}\n"),
+		   "aggregator.listen: 'tcp://0.0.0.0:1' is plaintext");
+	assert_has(conf_bad("agent: {aggregator: \"tls+tcp://a:1\", plaintext: true}\n"),
+		   "agent.plaintext: true, but agent.aggregator is a tls+ URL");
+	struct ig_conf *c = conf_ok("agent: {aggregator: \"tcp://a:1\", plaintext: true}\n");
+	assert_true(c->agent.plaintext);
+	ig_conf_free(c);
+}
+
+/* The wire carries node and agent_id as DNS names (and certificates as SANs):
+ * the option table refuses what the aggregator would refuse, with a position. */
+static void test_node_name_longer_than_a_dns_name_is_refused(void **state)
+{
+	char yaml[10000], name[9001];
+
+	memset(name, 'n', 9000);
+	name[9000] = '\0';
+	snprintf(yaml, sizeof(yaml), "agent:\n  node_name: %s\n", name);
+	assert_has(conf_bad(yaml), "c.yaml:2:14: agent.node_name: 9000 bytes long; at most 253");
+	name[253] = '\0';
+	snprintf(yaml, sizeof(yaml), "agent:\n  agent_id: %s\n", name);
+	struct ig_conf *c = conf_ok(yaml);
+	ig_conf_free(c);
+	name[253] = 'n';
+	name[254] = '\0';
+	snprintf(yaml, sizeof(yaml), "agent:\n  agent_id: %s\n", name);
+	assert_has(conf_bad(yaml), "agent.agent_id: 254 bytes long; at most 253");
+}
+
+/* A record carries at most IG_MAX_LABELS labels: a longer allowlist would
+ * make the encoder drop records. */
+static void test_label_allowlist_is_bounded_by_the_wire(void **state)
+{
+	assert_has(
+		conf_bad("kubernetes:\n  label_allowlist: [a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q]\n"),
+		"c.yaml:2:20: kubernetes.label_allowlist: at most 16 entries; got 17");
+	struct ig_conf *c =
+		conf_ok("kubernetes:\n  label_allowlist: [a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p]\n");
+	ig_conf_free(c);
+}
+
+/* The agent refuses a pipeline name the aggregator would refuse. */
+static void test_probe_pipeline_must_be_defined(void **state)
+{
+	assert_has(conf_bad("probes:\n  files: {pipelines: [live, lve2]}\npipelines:\n"
+			    "  live: {}\n  live2: {}\n"),
+		   "c.yaml:2:29: probes.files.pipelines[1]: unknown pipeline 'lve2' (did you "
+		   "mean 'live2'?); define it under 'pipelines:'");
+	assert_has(conf_bad("probes:\n  files: {pipelines: [a, a]}\npipelines: {a: {}}\n"),
+		   "probes.files.pipelines[1]: pipeline 'a' is listed twice");
+}
+
 static void test_monitor_dirs_are_normalised(void **state)
 {
 	struct ig_conf *c = conf_ok("probes:\n  files:\n    pipelines: [p]\n    monitor_dirs: "
-				    "[\"/etc/\", \"//var//log/\", \"/\", \"/./x/.\", \"///\"]\n");
+				    "[\"/etc/\", \"//var//log/\", \"/\", \"/./x/.\", \"///\"]\n"
+				    "pipelines: {p: {}}\n");
 	const struct ig_files_conf *f = c->probes[IG_PROBE_FILES];
 
 	assert_int_equal(f->monitor_dirs.n, 5);
@@ -845,7 +912,7 @@ static void test_monitor_dirs_are_normalised(void **state)
 
 static void test_monitor_dirs_default_is_everything(void **state)
 {
-	struct ig_conf *c = conf_ok("probes:\n  files: {pipelines: [p]}\n");
+	struct ig_conf *c = conf_ok("probes:\n  files: {pipelines: [p]}\npipelines: {p: {}}\n");
 	const struct ig_files_conf *f = c->probes[IG_PROBE_FILES];
 
 	assert_int_equal(f->monitor_dirs.n, 1);
@@ -885,7 +952,8 @@ static void test_monitor_dirs_limits(void **state)
 	long_dir[0] = '/';
 	long_dir[255] = '/';
 	long_dir[256] = '\0';
-	snprintf(yaml, sizeof(yaml), "probes: {files: {pipelines: [p], monitor_dirs: [%s]}}\n",
+	snprintf(yaml, sizeof(yaml),
+		 "probes: {files: {pipelines: [p], monitor_dirs: [%s]}}\npipelines: {p: {}}\n",
 		 long_dir);
 	struct ig_conf *c = conf_ok(yaml);
 	assert_int_equal(strlen(((struct ig_files_conf *)c->probes[0])->monitor_dirs.v[0]), 255);
@@ -1042,6 +1110,10 @@ int main(void)
 		cmocka_unit_test(test_aggregator_and_kubernetes_checks),
 		cmocka_unit_test(test_empty_state_dir_and_control_mean_off),
 		cmocka_unit_test(test_kubernetes_enabled_is_an_enum),
+		cmocka_unit_test(test_plaintext_needs_an_explicit_opt_in),
+		cmocka_unit_test(test_node_name_longer_than_a_dns_name_is_refused),
+		cmocka_unit_test(test_probe_pipeline_must_be_defined),
+		cmocka_unit_test(test_label_allowlist_is_bounded_by_the_wire),
 		cmocka_unit_test(test_monitor_dirs_are_normalised),
 		cmocka_unit_test(test_monitor_dirs_default_is_everything),
 		cmocka_unit_test(test_monitor_dirs_bad_entries_are_rejected),

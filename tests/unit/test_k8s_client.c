@@ -740,7 +740,7 @@ static void test_client_reconnects_after_a_watch_cut_mid_object(void **state)
 	(void)state;
 	fixture_start(f, "T1", "T1", "ca.crt");
 	WAIT_UNTIL(kstats(f->c).state == IG_API_CONNECTED, 10000);
-	usleep(200000); /* let the watch open */
+	WAIT_UNTIL(standin_stat(&f->s, "open_watches") >= 1, 10000); /* the watch is open */
 	restarts = kstats(f->c).watch_restarts;
 	standin_cmd(&f->s, "{\"op\":\"drop\"}");
 	WAIT_UNTIL(kstats(f->c).watch_restarts > restarts, 10000);

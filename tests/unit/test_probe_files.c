@@ -1154,10 +1154,10 @@ static void test_bad_monitor_dirs_are_rejected_with_advice(void **state)
 static void test_resolve_option_is_read_and_checked_by_the_loader(void **state)
 {
 	static const char ok[] = "probes:\n  files:\n    monitor_dirs: [/etc]\n"
-				 "    resolve: real_path\n    pipelines: [p]\n";
-	static const char dflt[] = "probes:\n  files:\n    pipelines: [p]\n";
+				 "    resolve: real_path\n    pipelines: [p]\npipelines: {p: {}}\n";
+	static const char dflt[] = "probes:\n  files:\n    pipelines: [p]\npipelines: {p: {}}\n";
 	static const char typo[] = "probes:\n  files:\n    resolve: realpath\n"
-				   "    pipelines: [p]\n";
+				   "    pipelines: [p]\npipelines: {p: {}}\n";
 	struct ig_conf *c = NULL;
 	struct ig_err err;
 

@@ -67,7 +67,21 @@ app.kubernetes.io/part-of: ingrain
 
 {{/* nng URL the agents dial: the aggregator Service's cluster DNS name. */}}
 {{- define "ingrain.aggregatorURL" -}}
-{{- printf "tcp://%s.%s.svc:%d" (include "ingrain.aggregator.fullname" .) .Release.Namespace (int .Values.aggregator.ports.agents) -}}
+{{- printf "%s://%s.%s.svc:%d" (ternary "tls+tcp" "tcp" .Values.tls.enabled) (include "ingrain.aggregator.fullname" .) .Release.Namespace (int .Values.aggregator.ports.agents) -}}
+{{- end -}}
+
+{{/* The TLS Secrets (templates/tls.yaml or cert-manager's Certificates). */}}
+{{- define "ingrain.tls.aggregatorSecret" -}}
+{{- printf "%s-aggregator-tls" (include "ingrain.fullname" . | trunc 48 | trimSuffix "-") -}}
+{{- end -}}
+{{- define "ingrain.tls.agentSecret" -}}
+{{- printf "%s-agent-tls" (include "ingrain.fullname" . | trunc 48 | trimSuffix "-") -}}
+{{- end -}}
+{{/* The names the aggregator's certificate carries: its Service's DNS names. */}}
+{{- define "ingrain.tls.aggregatorNames" -}}
+{{- $svc := include "ingrain.aggregator.fullname" . -}}
+{{- $ns := .Release.Namespace -}}
+{{- list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns) | toJson -}}
 {{- end -}}
 
 {{/*
@@ -81,13 +95,33 @@ YAML 1.1 turned a bare on/off into a boolean.
 {{- if not $agent.aggregator -}}
 {{- $_ := set $agent "aggregator" (include "ingrain.aggregatorURL" .) -}}
 {{- end -}}
+{{- if .Values.tls.enabled -}}
+{{- if not (hasKey $agent "tls_dir") -}}
+{{- $_ := set $agent "tls_dir" .Values.tls.mountPath -}}
+{{- end -}}
+{{- if not (hasKey $agent "tls_shared_identity") -}}
+{{- $_ := set $agent "tls_shared_identity" true -}}
+{{- end -}}
+{{- else if not (hasKey $agent "plaintext") -}}
+{{- $_ := set $agent "plaintext" true -}}
+{{- end -}}
 {{- if and .Values.agent.metrics.enabled (not $agent.metrics_listen) -}}
 {{- $_ := set $agent "metrics_listen" (printf "0.0.0.0:%d" (int .Values.agent.metrics.port)) -}}
 {{- end -}}
 {{- $_ := set $cfg "agent" $agent -}}
 {{- $aggr := default dict $cfg.aggregator -}}
 {{- if not $aggr.listen -}}
-{{- $_ := set $aggr "listen" (printf "tcp://0.0.0.0:%d" (int .Values.aggregator.ports.agents)) -}}
+{{- $_ := set $aggr "listen" (printf "%s://0.0.0.0:%d" (ternary "tls+tcp" "tcp" .Values.tls.enabled) (int .Values.aggregator.ports.agents)) -}}
+{{- end -}}
+{{- if .Values.tls.enabled -}}
+{{- if not (hasKey $aggr "tls_dir") -}}
+{{- $_ := set $aggr "tls_dir" .Values.tls.mountPath -}}
+{{- end -}}
+{{- if not (hasKey $aggr "tls_shared_names") -}}
+{{- $_ := set $aggr "tls_shared_names" (list "ingrain-agent") -}}
+{{- end -}}
+{{- else if not (hasKey $aggr "plaintext") -}}
+{{- $_ := set $aggr "plaintext" true -}}
 {{- end -}}
 {{- if not $aggr.metrics_listen -}}
 {{- $_ := set $aggr "metrics_listen" (printf "0.0.0.0:%d" (int .Values.aggregator.ports.http)) -}}
