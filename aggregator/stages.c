@@ -15,10 +15,16 @@ extern const struct ig_stage_ops ig_stage_whitelist;
 extern const struct ig_stage_ops ig_stage_regex;
 extern const struct ig_stage_ops ig_stage_filter;
 extern const struct ig_stage_ops ig_stage_rollup;
+extern const struct ig_stage_ops ig_stage_sample;
 
 const struct ig_stage_ops *const ig_stage_table[] = {
-	&ig_stage_add_tags, &ig_stage_whitelist, &ig_stage_regex,
-	&ig_stage_filter,   &ig_stage_rollup,	 NULL,
+	&ig_stage_add_tags,
+	&ig_stage_whitelist,
+	&ig_stage_regex,
+	&ig_stage_filter,
+	&ig_stage_rollup,
+	&ig_stage_sample,
+	NULL,
 };
 
 const struct ig_stage_ops *ig_stage_find(const char *type)

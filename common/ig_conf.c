@@ -284,6 +284,38 @@ static const struct ig_opt file_io_opts[] = {
 };
 #undef I
 
+#define D(f) offsetof(struct ig_dns_conf, f)
+static const struct ig_opt dns_opts[] = {
+	{ "enabled", IG_OPT_BOOL, "true", D(c.enabled), "Run this probe.", .flags = 0 },
+	{ "pipelines", IG_OPT_STRLIST, "[]", D(c.pipelines),
+	  "Pipelines (names under pipelines:) its records feed.", .flags = 0 },
+	{ "capture_bytes", IG_OPT_SIZE, "4KiB", D(capture_bytes),
+	  "Payload bytes sent to user space per TCP flow direction and per UDP datagram; bytes "
+	  "past it are not parsed (counted).",
+	  .min = 512, .max = 65536 },
+	{ "timeout", IG_OPT_DURATION, "5s", D(timeout_ns),
+	  "A query with no answer after this long is reported as dns.timeout.",
+	  .min = (int64_t)(10 * MS), .max = (int64_t)(600 * SEC) },
+	{ "max_pending", IG_OPT_UINT, "16384", D(max_pending),
+	  "Queries waiting for their answer; beyond it the oldest is dropped (counted as lost).",
+	  .min = 16, .max = 1048576 },
+	{ "max_flows", IG_OPT_UINT, "4096", D(max_flows),
+	  "TCP flow directions held for reassembly; beyond it the least recently used is "
+	  "evicted (counted).",
+	  .min = 16, .max = 1048576 },
+	{ "server_side", IG_OPT_BOOL, "true", D(server_side),
+	  "Also report exchanges answered by servers on this node (role: server). Learning the "
+	  "process of a server's accepted TCP sockets (and of sockets older than the agent) "
+	  "takes a program on every socket send/recv of the node; false removes it.",
+	  .flags = 0 },
+	{ "malformed_records", IG_OPT_BOOL, "true", D(malformed_records),
+	  "Report messages that cannot be decoded as dns.malformed records (at most 100 per "
+	  "second; all are counted).",
+	  .flags = 0 },
+	{ 0 }
+};
+#undef D
+
 const struct ig_probe_desc ig_probe_descs[IG_PROBE__COUNT] = {
 	[IG_PROBE_FILES] = { "files",
 			     "File opens (openat/openat2): who opened what, and the result.",
@@ -300,6 +332,10 @@ const struct ig_probe_desc ig_probe_descs[IG_PROBE__COUNT] = {
 			       "File read/write bytes per process and path, counted in the kernel.",
 			       file_io_opts, sizeof(struct ig_file_io_conf),
 			       offsetof(struct ig_file_io_conf, c) },
+	[IG_PROBE_DNS] = { "dns",
+			   "DNS queries and answers on any port, UDP and TCP, IPv4 and IPv6, per "
+			   "process and pod.",
+			   dns_opts, sizeof(struct ig_dns_conf), offsetof(struct ig_dns_conf, c) },
 };
 
 static const char *const sections[] = { "agent",  "kubernetes", "aggregator",
@@ -565,11 +601,16 @@ static int load_probes(struct ig_conf *c, const struct ig_ynode *probes, struct 
 					   "%s: probes.%.100s: unknown probe kind (did you mean "
 					   "'%s'?)",
 					   pos, key->scalar, g);
-			else
-				ig_err_add(
-					err,
-					"%s: probes.%.100s: unknown probe kind (known: files, tcp, traffic, file_io)",
-					pos, key->scalar);
+			else {
+				char known[256];
+				size_t o = 0;
+				known[0] = 0;
+				for (int j = 0; j < IG_PROBE__COUNT && o < sizeof(known); j++)
+					o += (size_t)snprintf(known + o, sizeof(known) - o, "%s%s",
+							      j ? ", " : "", names[j]);
+				ig_err_add(err, "%s: probes.%.100s: unknown probe kind (known: %s)",
+					   pos, key->scalar, known);
+			}
 			rc = -EINVAL;
 			continue;
 		}

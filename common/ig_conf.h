@@ -116,6 +116,17 @@ struct ig_file_io_conf {
 	uint64_t max_entries;
 };
 
+/* DNS exchanges on any port, from the payload capture layer (docs/capture.md). */
+struct ig_dns_conf {
+	struct ig_probe_common c;
+	uint64_t capture_bytes; /* TCP: per flow direction; UDP: per datagram */
+	uint64_t timeout_ns; /* a query unanswered this long becomes dns.timeout */
+	uint64_t max_pending; /* queries waiting for their answer */
+	uint64_t max_flows; /* TCP flow directions held for reassembly */
+	bool server_side; /* also report exchanges answered by local servers */
+	bool malformed_records; /* report undecodable messages as dns.malformed */
+};
+
 /* Probe kinds known to the configuration. The order is the order of
  * enum ig_probe_kind. */
 enum ig_probe_kind {
@@ -123,6 +134,7 @@ enum ig_probe_kind {
 	IG_PROBE_TCP,
 	IG_PROBE_TRAFFIC,
 	IG_PROBE_FILE_IO,
+	IG_PROBE_DNS,
 	IG_PROBE__COUNT
 };
 

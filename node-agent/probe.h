@@ -52,5 +52,6 @@ extern const struct ig_probe_ops ig_probe_files_ops;
 extern const struct ig_probe_ops ig_probe_tcp_ops;
 extern const struct ig_probe_ops ig_probe_traffic_ops;
 extern const struct ig_probe_ops ig_probe_file_io_ops;
+extern const struct ig_probe_ops ig_probe_dns_ops;
 
 #endif

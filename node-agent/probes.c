@@ -4,5 +4,6 @@
 #include "probe.h"
 
 const struct ig_probe_ops *const ig_probe_table[] = {
-	&ig_probe_files_ops, &ig_probe_tcp_ops, &ig_probe_traffic_ops, &ig_probe_file_io_ops, NULL,
+	&ig_probe_files_ops,   &ig_probe_tcp_ops, &ig_probe_traffic_ops,
+	&ig_probe_file_io_ops, &ig_probe_dns_ops, NULL,
 };

@@ -44,10 +44,14 @@ build_pkgs=(
 #   iproute2 util-linux procps psmisc  namespaces, cgroups, process control
 #   unzip                  helm/kubectl from their npm package
 #   debootstrap            scripts/fresh-check.sh (the fresh-machine guard)
+#   dnsmasq-base unbound bind9-dnsutils tshark tcpdump   dns/tls probe tests: servers, dig,
+#                          the pcap and its independent decoder (the oracle)
+#   iptables               dns e2e test: a DNAT'ed "Service" address
 test_pkgs=(
 	libcmocka-dev libclang-rt-14-dev clang-format git python3 python3-yaml
 	python3-botocore python3-boto3 curl jq sqlite3 openssl ca-certificates
 	libbpf-tools bpftrace iproute2 util-linux procps psmisc unzip iperf3 debootstrap
+	dnsmasq-base unbound bind9-dnsutils tshark tcpdump iptables
 )
 # Node.js may already come from another repository whose nodejs conflicts with
 # Debian's npm: only ask apt for them when they are not there at all.

@@ -2,7 +2,8 @@
 # Quick start: install what the two binaries need, build them, and run an
 # aggregator and an agent on this node with the embedded default configuration
 # (ingrain-agent --print-default-config). Live records (which process, in which
-# pod, opened what under /etc) print in this terminal until Ctrl-C.
+# pod, opened what under /etc; which DNS names it asked for on any port, what
+# came back, how fast) print in this terminal until Ctrl-C.
 #
 #   sudo bash scripts/quickstart.sh           install, build, run
 #   sudo bash scripts/quickstart.sh --help    this text
@@ -99,8 +100,8 @@ for _ in $(seq 100); do
 	sleep 0.1
 done
 step 3/3 "running ($(since "$t_start") since the start of the quick start); Ctrl-C to stop"
-echo "ingrain: try in another terminal: cat /etc/hostname; sudo cat /etc/shadow"
-echo "ingrain: file opens under /etc follow:"
+echo "ingrain: try in another terminal: cat /etc/hostname; sudo cat /etc/shadow; getent hosts deb.debian.org"
+echo "ingrain: file opens under /etc and DNS exchanges follow:"
 wait "$agg" || true
 echo "ingrain: the aggregator exited; see $logs/aggregator.log" >&2
 stop 1

@@ -39,9 +39,11 @@ write_config() { # FILE ENDPOINT BUCKET [EXTRA]
 	cat >"$1" <<YAML
 agent:
   aggregator: tcp://127.0.0.1:$port
+  plaintext: true
   batch_max_age: 50ms
 aggregator:
   listen: tcp://127.0.0.1:$port
+  plaintext: true
   state_dir: $IG_TMP/state
   control: ""
 probes:

@@ -985,7 +985,8 @@ static void test_unknown_probe_kind_suggests(void **state)
 		"c.yaml:2:3: probes.file: unknown probe kind (did you mean 'files'?)\n");
 	assert_string_equal(
 		conf_bad("probes:\n  network: {}\n"),
-		"c.yaml:2:3: probes.network: unknown probe kind (known: files, tcp, traffic, file_io)\n");
+		"c.yaml:2:3: probes.network: unknown probe kind (known: files, tcp, traffic, file_io, "
+		"dns)\n");
 	assert_has(conf_bad("probes:\n  files: {pipelines: [p], montor_dirs: [/]}\n"),
 		   "probes.files.montor_dirs: unknown key (did you mean 'monitor_dirs'?)");
 }

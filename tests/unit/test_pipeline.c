@@ -405,7 +405,7 @@ static void test_unknown_stage_type_lists_valid_types(void **state)
 	assert_string_equal(
 		build_fails(c, &err),
 		"test.yaml:3:21: pipelines.p.stages[0].type: unknown stage type "
-		"'zzzzzzzz' (valid types: add_tags, whitelist, regex, filter, rollup)\n");
+		"'zzzzzzzz' (valid types: add_tags, whitelist, regex, filter, rollup, sample)\n");
 	ig_conf_free(c);
 }
 
@@ -421,11 +421,11 @@ static void test_stage_without_type_says_what_to_add(void **state)
 	const char *msg = build_fails(c, &err);
 
 	assert_contains(msg, "test.yaml:3:14: pipelines.p.stages[0]: missing 'type'; add 'type: "
-			     "<add_tags, whitelist, regex, filter, rollup>'\n");
+			     "<add_tags, whitelist, regex, filter, rollup, sample>'\n");
 	assert_contains(
 		msg,
 		"test.yaml:3:30: pipelines.p.stages[1]: expected a mapping with a "
-		"'type:' key (one of add_tags, whitelist, regex, filter, rollup); got a scalar\n");
+		"'type:' key (one of add_tags, whitelist, regex, filter, rollup, sample); got a scalar\n");
 	ig_conf_free(c);
 }
 
