@@ -76,15 +76,11 @@ static const struct ig_opt console_opts[] = {
 
 /* ---- buffer ---- */
 
-static bool reserve(struct console *c, size_t extra)
+static bool grow_buf(struct console *c, size_t extra)
 {
 	size_t want = c->len + extra, ncap;
 	char *nb;
 
-	if (c->oom)
-		return false;
-	if (want <= c->cap)
-		return true;
 	ncap = c->cap ? c->cap : CONSOLE_FLUSH_AT * 2;
 	while (ncap < want)
 		ncap *= 2;
@@ -97,7 +93,17 @@ static bool reserve(struct console *c, size_t extra)
 	return true;
 }
 
-static void put(struct console *c, const char *s, size_t n)
+/* Inline: a line is ~50 calls of put/putch, nearly all with room. */
+static inline bool reserve(struct console *c, size_t extra)
+{
+	if (c->oom)
+		return false;
+	if (c->len + extra <= c->cap)
+		return true;
+	return grow_buf(c, extra);
+}
+
+static inline void put(struct console *c, const char *s, size_t n)
 {
 	if (!reserve(c, n))
 		return;
@@ -105,14 +111,15 @@ static void put(struct console *c, const char *s, size_t n)
 	c->len += n;
 }
 
-static void puts_(struct console *c, const char *s)
+static inline void puts_(struct console *c, const char *s)
 {
 	put(c, s, strlen(s));
 }
 
-static void putch(struct console *c, char ch)
+static inline void putch(struct console *c, char ch)
 {
-	put(c, &ch, 1);
+	if (reserve(c, 1))
+		c->buf[c->len++] = ch;
 }
 
 static void write_out(struct console *c)
@@ -158,25 +165,31 @@ static const char *fmt_double(double v, char *buf, size_t len)
 	return buf;
 }
 
-static bool text_needs_quotes(const char *s)
+/* Whether s needs quoting (or, as a key, replacing); *len = its length
+ * when it does not. */
+static bool text_needs_quotes_len(const char *s, size_t *len)
 {
+	const char *p = s;
+
 	if (!*s)
 		return true;
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
+	for (; *p; p++) {
+		unsigned char ch = (unsigned char)*p;
 
 		if (ch <= ' ' || ch == '"' || ch == '=' || ch == '\\' || ch == 0x7f)
 			return true;
 	}
+	*len = (size_t)(p - s);
 	return false;
 }
 
 static void put_text_value(struct console *c, const char *s)
 {
 	char esc[8];
+	size_t len;
 
-	if (!text_needs_quotes(s)) {
-		puts_(c, s);
+	if (!text_needs_quotes_len(s, &len)) {
+		put(c, s, len);
 		return;
 	}
 	putch(c, '"');
@@ -209,6 +222,12 @@ static void put_text_key(struct console *c, const char *s)
 		putch(c, '_');
 		return;
 	}
+	size_t len;
+
+	if (!text_needs_quotes_len(s, &len)) { /* the usual case: copied as it is */
+		put(c, s, len);
+		return;
+	}
 	for (; *s; s++) {
 		unsigned char ch = (unsigned char)*s;
 
@@ -218,12 +237,41 @@ static void put_text_key(struct console *c, const char *s)
 	}
 }
 
+enum { K_OTHER, K_NS, K_POD, K_CTR };
+
+/* Which of the keys format_text puts first a tag key is: the first byte
+ * decides for nearly every key, so one pass classifies all tags. */
+static int text_key_class(const char *k)
+{
+	switch (k[0]) {
+	case 'n':
+		return !strcmp(k, "namespace") ? K_NS : K_OTHER;
+	case 'p':
+		return !strcmp(k, "pod") ? K_POD : K_OTHER;
+	case 'c':
+		return !strcmp(k, "container") ? K_CTR : K_OTHER;
+	}
+	return K_OTHER;
+}
+
 static void format_text(struct console *c, const struct ig_metric *m)
 {
-	const char *ns = ig_metric_tag(m, "namespace"), *pod = ig_metric_tag(m, "pod");
-	const char *ctr = ig_metric_tag(m, "container");
-	bool nspod = ns && pod;
+	const char *ns = NULL, *pod = NULL, *ctr = NULL;
+	uint8_t cls[IG_MAX_TAGS];
+	bool nspod;
 	char ts[40], num[40];
+
+	/* As ig_metric_tag: the first tag of each key. */
+	for (uint32_t i = 0; i < m->ntags && i < IG_MAX_TAGS; i++) {
+		cls[i] = (uint8_t)text_key_class(m->tags[i].key);
+		if (cls[i] == K_NS && !ns)
+			ns = m->tags[i].val;
+		else if (cls[i] == K_POD && !pod)
+			pod = m->tags[i].val;
+		else if (cls[i] == K_CTR && !ctr)
+			ctr = m->tags[i].val;
+	}
+	nspod = ns && pod;
 
 	puts_(c, ig_fmt_rfc3339(m->ts_ns ? m->ts_ns : ig_wall_ns(), ts, sizeof(ts)));
 	putch(c, ' ');
@@ -249,11 +297,10 @@ static void format_text(struct console *c, const struct ig_metric *m)
 		puts_(c, " container=");
 		put_text_value(c, ctr);
 	}
-	for (uint32_t i = 0; i < m->ntags; i++) {
+	for (uint32_t i = 0; i < m->ntags && i < IG_MAX_TAGS; i++) {
 		const struct ig_tag *t = &m->tags[i];
 
-		if ((nspod && (!strcmp(t->key, "namespace") || !strcmp(t->key, "pod"))) ||
-		    (ctr && !strcmp(t->key, "container")))
+		if ((nspod && (cls[i] == K_NS || cls[i] == K_POD)) || (ctr && cls[i] == K_CTR))
 			continue;
 		putch(c, ' ');
 		put_text_key(c, t->key);

@@ -18,6 +18,7 @@
 #ifndef IG_STAGE_H
 #define IG_STAGE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,6 +45,12 @@ struct ig_stage_ops {
 	void (*flush)(void *state, const struct ig_emit *out); /* may be NULL */
 	void (*adopt)(void *new_state, void *old_state); /* may be NULL */
 	void (*free)(void *state);
+	/* May be NULL. A stage whose process() only removes tags by key (a
+	 * whitelist) says here which keys it keeps; when it is a pipeline's
+	 * first stage, the engine builds the metric with only those tags
+	 * (ig_metric_from_record_sel) instead of calling process(): the same
+	 * metric, without building what would be removed. */
+	bool (*keeps_key)(const void *state, const char *key);
 };
 
 /* NULL-terminated table of every stage type (stages.c). */

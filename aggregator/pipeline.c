@@ -71,6 +71,9 @@ struct backend_inst {
 };
 
 struct pipeline {
+	/* first stage selects tags by key: built with sel (see ig_graph_process) */
+	bool sel_checked, has_sel;
+	struct ig_metric_sel sel;
 	char *name;
 	char *def; /* the definition without positions, for ig_graph_adopt */
 	struct ig_graph *g;
@@ -890,7 +893,28 @@ void ig_graph_process(struct ig_graph *g, const struct ig_record *r)
 		return;
 	}
 	for (size_t i = 0; i < rt->n; i++) {
-		if (ig_metric_from_record(g->m, r) == -ENOSPC) {
+		struct pipeline *p = rt->p[i];
+		size_t first = 0;
+		int rv;
+
+		if (!p->sel_checked) {
+			p->sel_checked = true;
+			if (p->nstages && p->stages[0].ops->keeps_key && p->stages[0].state) {
+				ig_metric_sel_init(&p->sel, p->stages[0].ops->keeps_key,
+						   p->stages[0].state);
+				p->has_sel = true;
+			}
+		}
+		if (p->has_sel) {
+			/* the first stage's work, done while building */
+			rv = ig_metric_from_record_sel(g->m, r, &p->sel);
+			p->stages[0].in++;
+			p->stages[0].out++;
+			first = 1;
+		} else {
+			rv = ig_metric_from_record(g->m, r);
+		}
+		if (rv == -ENOSPC) {
 			uint64_t sup = 0;
 
 			g->truncated++;
@@ -900,7 +924,7 @@ void ig_graph_process(struct ig_graph *g, const struct ig_record *r)
 					r->kind ? r->kind : "?", r->probe, IG_MAX_TAGS,
 					(unsigned long long)g->truncated, (unsigned long long)sup);
 		}
-		run(rt->p[i], 0, g->m);
+		run(p, first, g->m);
 	}
 }
 

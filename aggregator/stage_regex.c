@@ -27,8 +27,15 @@
  * into the metric's arena (IG_METRIC_ARENA bytes); when it does not fit, the
  * value stays unchanged and the stage logs it (rate-limited).
  *
- * Cost per metric and rule: one tag lookup, and one JIT match on the value;
- * pcre2_substitute only runs on values that match.
+ * Cost per metric and rule: one tag lookup, then a lookup of the value in
+ * the rule's memo: values repeat heavily (process names, paths, pod volume
+ * paths), so each rule remembers, per distinct value, whether it matched and
+ * what it was rewritten to, and runs the JIT match (and pcre2_substitute on
+ * a match) only for values it has not seen. The memo is bounded: MEMO_SLOTS
+ * entries at most half full and MEMO_ARENA bytes of strings per rule; when
+ * either is used up it is emptied and refills with the values seen next.
+ * Probing is bounded too (MEMO_PROBE), so values crafted to collide only
+ * cost the uncached path. A memo is per stage instance (one thread).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -36,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ig_hash.h"
 #include "ig_log.h"
 #include "ig_stage.h"
 #include "ig_time.h"
@@ -53,7 +61,31 @@ struct regex_conf {
 	const struct ig_ynode *rules;
 };
 
+#define MEMO_SLOTS 16384u
+#define MEMO_ARENA (1u << 20)
+#define MEMO_PROBE 8
+#define MEMO_NOMATCH UINT32_MAX
+
+/* A remembered value: its rewrite at out_off (MEMO_NOMATCH: it did not
+ * match, or did not fit, and stays as it is). Offsets into the rule's arena;
+ * used = 0 marks a free slot. */
+struct memo_ent {
+	uint32_t hash; /* the low half is the slot; this is the high half */
+	uint32_t in_off, out_off;
+	uint16_t in_len, out_len; /* values up to MEMO_ARENA / 64 bytes */
+	bool used, out_is_num;
+};
+
+struct memo {
+	struct memo_ent *slot;
+	uint32_t nused;
+	char *arena;
+	uint32_t arena_used;
+	uint64_t hits, misses, resets;
+};
+
 struct rule {
+	struct memo memo;
 	char *key;
 	bool is_name;
 	bool global;
@@ -120,6 +152,8 @@ static void regex_free(void *state)
 		free(st->rules[i].key);
 		free(st->rules[i].replace);
 		pcre2_match_data_free(st->rules[i].md);
+		free(st->rules[i].memo.slot);
+		free(st->rules[i].memo.arena);
 		pcre2_code_free(st->rules[i].re);
 	}
 	free(st->rules);
@@ -396,6 +430,82 @@ static bool is_number(const char *s)
 	return !*end;
 }
 
+/* Allocated on first use: about 1.3 MiB per rule. */
+static bool memo_alloc(struct memo *mo)
+{
+	mo->slot = calloc(MEMO_SLOTS, sizeof(*mo->slot));
+	mo->arena = malloc(MEMO_ARENA);
+	if (!mo->slot || !mo->arena) {
+		free(mo->slot);
+		free(mo->arena);
+		mo->slot = NULL;
+		mo->arena = NULL;
+		return false;
+	}
+	return true;
+}
+
+static void memo_reset(struct memo *mo)
+{
+	memset(mo->slot, 0, MEMO_SLOTS * sizeof(*mo->slot));
+	mo->nused = 0;
+	mo->arena_used = 0;
+	mo->resets++;
+}
+
+/* The entry for subj, or the free slot it would go in (*found false), or
+ * NULL when its probe sequence is full. */
+static struct memo_ent *memo_find(struct memo *mo, const char *subj, size_t len, uint64_t h,
+				  bool *found)
+{
+	for (uint32_t k = 0; k < MEMO_PROBE; k++) {
+		struct memo_ent *e = &mo->slot[((uint32_t)h + k) & (MEMO_SLOTS - 1)];
+
+		if (!e->used) {
+			*found = false;
+			return e;
+		}
+		if (e->hash == (uint32_t)(h >> 32) && e->in_len == len &&
+		    !memcmp(mo->arena + e->in_off, subj, len)) {
+			*found = true;
+			return e;
+		}
+	}
+	*found = false;
+	return NULL;
+}
+
+/* Runs rule r on subj: 1 = rewritten (into st->scratch, *outlen bytes),
+ * 0 = no match, -1 = the rewrite failed (too long for the scratch). */
+static int rewrite(struct regex_stage *st, struct rule *r, const char *subj, size_t len,
+		   PCRE2_SIZE *outlen)
+{
+	int rc = r->jit ? pcre2_jit_match(r->re, (PCRE2_SPTR)subj, len, 0, 0, r->md, NULL) :
+			  pcre2_match(r->re, (PCRE2_SPTR)subj, len, 0, 0, r->md, NULL);
+
+	if (rc < 0)
+		return 0; /* no match (or a match limit hit: leave it) */
+	*outlen = IG_METRIC_ARENA;
+	rc = pcre2_substitute(r->re, (PCRE2_SPTR)subj, len, 0,
+			      PCRE2_SUBSTITUTE_MATCHED | PCRE2_SUBSTITUTE_UNSET_EMPTY |
+				      (r->global ? PCRE2_SUBSTITUTE_GLOBAL : 0),
+			      r->md, NULL, (PCRE2_SPTR)r->replace, PCRE2_ZERO_TERMINATED,
+			      (PCRE2_UCHAR *)st->scratch, outlen);
+	return rc >= 0 ? 1 : -1;
+}
+
+static void too_long(struct regex_stage *st, const struct rule *r, size_t outlen)
+{
+	uint64_t sup = 0;
+
+	st->too_long++;
+	if (ig_ratelimit_ok(&st->rl, &sup))
+		ig_warn("regex stage: a rewritten value does not fit the metric; the value was left unchanged",
+			"key=%s bytes=%zu limit=%d unchanged_total=%llu suppressed=%llu", r->key,
+			outlen, IG_METRIC_ARENA, (unsigned long long)st->too_long,
+			(unsigned long long)sup);
+}
+
 static enum ig_stage_result regex_process(void *state, struct ig_metric *m,
 					  const struct ig_emit *out)
 {
@@ -403,9 +513,13 @@ static enum ig_stage_result regex_process(void *state, struct ig_metric *m,
 
 	for (uint32_t i = 0; i < st->n; i++) {
 		struct rule *r = &st->rules[i];
-		const char *subj = NULL, *v;
-		PCRE2_SIZE outlen = IG_METRIC_ARENA;
+		struct memo *mo = &r->memo;
+		const char *subj = NULL, *v, *res;
+		PCRE2_SIZE outlen = 0;
 		uint32_t t = 0;
+		struct memo_ent *e;
+		bool found, is_num;
+		uint64_t h;
 		int rc;
 
 		if (r->is_name) {
@@ -421,32 +535,81 @@ static enum ig_stage_result regex_process(void *state, struct ig_metric *m,
 			continue;
 		size_t len = strlen(subj);
 
-		rc = r->jit ? pcre2_jit_match(r->re, (PCRE2_SPTR)subj, len, 0, 0, r->md, NULL) :
-			      pcre2_match(r->re, (PCRE2_SPTR)subj, len, 0, 0, r->md, NULL);
-		if (rc < 0)
-			continue; /* no match (or a match limit hit: leave it) */
-		rc = pcre2_substitute(r->re, (PCRE2_SPTR)subj, len, 0,
-				      PCRE2_SUBSTITUTE_MATCHED | PCRE2_SUBSTITUTE_UNSET_EMPTY |
-					      (r->global ? PCRE2_SUBSTITUTE_GLOBAL : 0),
-				      r->md, NULL, (PCRE2_SPTR)r->replace, PCRE2_ZERO_TERMINATED,
-				      (PCRE2_UCHAR *)st->scratch, &outlen);
-		v = rc >= 0 ? ig_metric_strndup(m, st->scratch, outlen) : NULL;
-		if (!v) {
-			uint64_t sup = 0;
-
-			st->too_long++;
-			if (ig_ratelimit_ok(&st->rl, &sup))
-				ig_warn("regex stage: a rewritten value does not fit the metric; the value was left unchanged",
-					"key=%s bytes=%zu limit=%d unchanged_total=%llu suppressed=%llu",
-					r->key, (size_t)outlen, IG_METRIC_ARENA,
-					(unsigned long long)st->too_long, (unsigned long long)sup);
+		h = ig_hash_bytes(subj, len, 0);
+		if (!mo->slot && !memo_alloc(mo))
+			e = NULL, found = false; /* no memory: uncached */
+		else
+			e = memo_find(mo, subj, len, h, &found);
+		if (found) {
+			mo->hits++;
+			if (e->out_off == MEMO_NOMATCH)
+				continue;
+			res = mo->arena + e->out_off;
+			outlen = e->out_len;
+			is_num = e->out_is_num;
+		} else {
+			mo->misses++;
+			rc = rewrite(st, r, subj, len, &outlen);
+			if (rc < 0) {
+				too_long(st, r, (size_t)outlen);
+				continue; /* not remembered: the warning counts each */
+			}
+			res = rc ? st->scratch : NULL;
+			is_num = res && is_number(res);
+			/* Remember it, emptying the memo when it is full. */
+			size_t need = len + 1 + (res ? outlen + 1 : 0);
+			if (mo->slot && need <= MEMO_ARENA / 64) {
+				if (2 * (mo->nused + 1) > MEMO_SLOTS ||
+				    need > MEMO_ARENA - mo->arena_used) {
+					memo_reset(mo);
+					e = memo_find(mo, subj, len, h, &found);
+				}
+				if (e) {
+					e->used = true;
+					e->hash = (uint32_t)(h >> 32);
+					e->in_off = mo->arena_used;
+					e->in_len = (uint16_t)len;
+					memcpy(mo->arena + mo->arena_used, subj, len + 1);
+					mo->arena_used += (uint32_t)len + 1;
+					e->out_off = MEMO_NOMATCH;
+					if (res) {
+						e->out_off = mo->arena_used;
+						e->out_len = (uint16_t)outlen;
+						memcpy(mo->arena + mo->arena_used, res, outlen);
+						mo->arena[mo->arena_used + outlen] = '\0';
+						mo->arena_used += (uint32_t)outlen + 1;
+						res = mo->arena + e->out_off;
+					}
+					e->out_is_num = is_num;
+					mo->nused++;
+				}
+			}
+			if (!res)
+				continue;
+		}
+		/* A remembered rewrite is used in place: the memo changes only
+		 * when this rule runs again, i.e. on a later metric (this one
+		 * has gone through the stages and backends by then, and stages
+		 * that keep metrics copy their strings). A fresh rewrite that
+		 * could not be remembered is copied into the metric. */
+		if (res == st->scratch) {
+			v = ig_metric_strndup(m, res, outlen);
+			if (!v) {
+				too_long(st, r, (size_t)outlen);
+				continue;
+			}
+		} else if (outlen >= sizeof(m->arena) - m->arena_used) {
+			/* as if copied: the same outcome as a fresh rewrite */
+			too_long(st, r, (size_t)outlen);
 			continue;
+		} else {
+			v = res;
 		}
 		if (r->is_name) {
 			m->name = v;
 		} else {
 			m->tags[t].val = v;
-			if (m->tags[t].type == IG_TAG_NUM && !is_number(v))
+			if (m->tags[t].type == IG_TAG_NUM && !is_num)
 				m->tags[t].type = IG_TAG_STR;
 		}
 	}

@@ -13,6 +13,8 @@
  *
  * The keys are copied at init; process() compacts the metric's tag array
  * in place, comparing each tag key with the (short) list: no allocation.
+ * As a pipeline's first stage it does not even run: the engine asks
+ * keeps_key() and builds the metric with only the kept tags.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -147,6 +149,13 @@ static enum ig_stage_result whitelist_process(void *state, struct ig_metric *m,
 	return IG_STAGE_PASS;
 }
 
+static bool whitelist_keeps_key(const void *state, const char *key)
+{
+	const struct whitelist *st = state;
+
+	return listed(st, key) != st->deny;
+}
+
 const struct ig_stage_ops ig_stage_whitelist = {
 	.type = "whitelist",
 	.summary =
@@ -156,4 +165,5 @@ const struct ig_stage_ops ig_stage_whitelist = {
 	.init = whitelist_init,
 	.process = whitelist_process,
 	.free = whitelist_free,
+	.keeps_key = whitelist_keeps_key,
 };

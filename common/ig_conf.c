@@ -79,6 +79,11 @@ static const struct ig_opt agent_opts[] = {
 	  "dialed by name as written, and so is a tls+tcp:// URL (its certificate names the "
 	  "name). 0: resolve once.",
 	  .min = 0, .max = (int64_t)(3600 * SEC) },
+	{ "wire_version", IG_OPT_UINT, "2", A(wire_version),
+	  "Envelope format sent to the aggregator (docs/wire-format.md): 2, or 1 while "
+	  "aggregators older than this agent still run (they speak only 1). Aggregators of this "
+	  "version accept both.",
+	  .min = 1, .max = 2 },
 	{ "batch_max_records", IG_OPT_UINT, "512", A(batch_max_records),
 	  "Records per envelope sent to the aggregator.", .min = 1, .max = 65536 },
 	{ "batch_max_age", IG_OPT_DURATION, "200ms", A(batch_max_age_ns),

@@ -32,6 +32,7 @@ struct ig_agent_conf {
 	char *tls_server_name; /* name the aggregator's certificate carries; "" = URL host */
 	bool plaintext; /* explicit opt-in to tcp:// without TLS */
 	bool tls_shared_identity; /* one certificate for all agents (the chart's default) */
+	uint64_t wire_version; /* envelope version sent: 1 or 2 */
 	uint64_t batch_max_records;
 	uint64_t batch_max_age_ns;
 	uint64_t queue_max_batches;

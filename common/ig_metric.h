@@ -13,6 +13,7 @@
 #ifndef IG_METRIC_H
 #define IG_METRIC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -66,6 +67,26 @@ void ig_metric_del_tag(struct ig_metric *m, uint32_t i);
  * tags did not all fit (IG_MAX_TAGS or the arena): the metric then holds the
  * tags before the first that did not. */
 int ig_metric_from_record(struct ig_metric *m, const struct ig_record *r);
+/* A selection of tags by key, for ig_metric_from_record_sel: keep(ctx, key)
+ * says whether a tag with that key is wanted. ig_metric_sel_init asks it
+ * once about each fixed key ig_metric_from_record uses (node ... cgroup_id)
+ * and keeps the answers as a mask; labels ("label_<k>") and body fields are
+ * asked per record. */
+struct ig_metric_sel {
+	bool (*keep)(const void *ctx, const char *key);
+	const void *ctx;
+	uint32_t fixed; /* bit per fixed key, in ig_metric_from_record's order */
+};
+void ig_metric_sel_init(struct ig_metric_sel *sel, bool (*keep)(const void *ctx, const char *key),
+			const void *ctx);
+/* The same metric as ig_metric_from_record followed by removing every tag
+ * whose key sel does not keep (order kept), without building the tags that
+ * are removed: a whitelist as the first stage costs nothing per dropped tag.
+ * When the full build would not fit (IG_MAX_TAGS or the arena), it does the
+ * full build and then removes, so the result is the same in that case too;
+ * the return value is ig_metric_from_record's. */
+int ig_metric_from_record_sel(struct ig_metric *m, const struct ig_record *r,
+			      const struct ig_metric_sel *sel);
 /* Copies src into dst, re-homing every string (name, set_member, tag keys
  * and values) into dst's arena; rec is copied as is. -ENOSPC when they do
  * not fit (dst then holds the tags that did). dst == src does nothing. */

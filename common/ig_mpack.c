@@ -4,6 +4,7 @@
 #include "ig_mpack.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 void ig_mp_init(struct ig_mp *m, const void *buf, size_t len)
@@ -281,5 +282,34 @@ bool ig_mp_uint_val(const struct ig_mp_val *v, uint64_t max, uint64_t *out)
 	if (x > max)
 		return false;
 	*out = x;
+	return true;
+}
+
+void ig_mpw_init(struct ig_mpw *w)
+{
+	memset(w, 0, sizeof(*w));
+}
+
+void ig_mpw_free(struct ig_mpw *w)
+{
+	free(w->buf);
+	memset(w, 0, sizeof(*w));
+}
+
+bool ig_mpw_grow(struct ig_mpw *w, size_t n)
+{
+	size_t cap = w->cap ? w->cap : 4096;
+	uint8_t *nb;
+
+	while (cap - w->len < n) {
+		if (cap > SIZE_MAX / 2)
+			return false;
+		cap *= 2;
+	}
+	nb = realloc(w->buf, cap);
+	if (!nb)
+		return false;
+	w->buf = nb;
+	w->cap = cap;
 	return true;
 }

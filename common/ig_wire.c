@@ -23,6 +23,7 @@
 
 #include "ig_mpack.h"
 #include "ig_wire_schema.h"
+#include "ig_wire_v2.h"
 
 void ig_wire_limits_default(struct ig_wire_limits *l)
 {
@@ -31,45 +32,71 @@ void ig_wire_limits_default(struct ig_wire_limits *l)
 	l->max_str = IG_WIRE_DEFAULT_MAX_STR;
 }
 
+/* Version 1 is encoded here, version 2 by ig_wire_enc2.c. */
 struct ig_wire_enc {
-	msgpack_sbuffer sb; /* the packed records, without the array header */
+	unsigned version;
+	struct ig_wire_enc2 *v2;
+	msgpack_sbuffer sb; /* v1: the packed records, without the array header */
 	msgpack_packer pk;
 	uint32_t n;
 };
 
-struct ig_wire_enc *ig_wire_enc_new(void)
+struct ig_wire_enc *ig_wire_enc_new_version(unsigned version)
 {
-	struct ig_wire_enc *e = calloc(1, sizeof(*e));
+	struct ig_wire_enc *e;
 
+	if (version == 0)
+		version = IG_WIRE_VERSION;
+	if (version < IG_WIRE_VERSION_MIN || version > IG_WIRE_VERSION)
+		return NULL;
+	e = calloc(1, sizeof(*e));
 	if (!e)
 		return NULL;
+	e->version = version;
+	if (version == 2 && !(e->v2 = ig_wire_enc2_new())) {
+		free(e);
+		return NULL;
+	}
 	msgpack_sbuffer_init(&e->sb);
 	msgpack_packer_init(&e->pk, &e->sb, msgpack_sbuffer_write);
 	return e;
+}
+
+struct ig_wire_enc *ig_wire_enc_new(void)
+{
+	return ig_wire_enc_new_version(IG_WIRE_VERSION);
+}
+
+unsigned ig_wire_enc_version(const struct ig_wire_enc *e)
+{
+	return e->version;
 }
 
 void ig_wire_enc_free(struct ig_wire_enc *e)
 {
 	if (!e)
 		return;
+	ig_wire_enc2_free(e->v2);
 	msgpack_sbuffer_destroy(&e->sb);
 	free(e);
 }
 
 void ig_wire_enc_reset(struct ig_wire_enc *e)
 {
+	if (e->v2)
+		ig_wire_enc2_reset(e->v2);
 	msgpack_sbuffer_clear(&e->sb); /* keeps the allocation for the next batch */
 	e->n = 0;
 }
 
 uint32_t ig_wire_enc_count(const struct ig_wire_enc *e)
 {
-	return e->n;
+	return e->v2 ? ig_wire_enc2_count(e->v2) : e->n;
 }
 
 size_t ig_wire_enc_bytes(const struct ig_wire_enc *e)
 {
-	return e->sb.size;
+	return e->v2 ? ig_wire_enc2_bytes(e->v2) : e->sb.size;
 }
 
 static int pk_str(msgpack_packer *pk, const char *s)
@@ -208,8 +235,11 @@ int ig_wire_enc_add(struct ig_wire_enc *e, const struct ig_record *r)
 	msgpack_packer *pk = &e->pk;
 	size_t mark = e->sb.size;
 	bool id = has_identity(&r->id);
-	int rv = check_record(r);
+	int rv;
 
+	if (e->v2)
+		return ig_wire_enc2_add(e->v2, r);
+	rv = check_record(r);
 	if (rv < 0)
 		return rv;
 	rv = msgpack_pack_map(pk, 11 + id);
@@ -255,6 +285,8 @@ int ig_wire_enc_finish(struct ig_wire_enc *e, const struct ig_envelope_hdr *hdr,
 	int rv = 0;
 	char *out;
 
+	if (e->v2)
+		return ig_wire_enc2_finish(e->v2, hdr, buf, len);
 	*buf = NULL;
 	*len = 0;
 	if (hdr->nlost > IG_WIRE_MAX_LOST)
@@ -268,7 +300,7 @@ int ig_wire_enc_finish(struct ig_wire_enc *e, const struct ig_envelope_hdr *hdr,
 	/* v first: a decoder learns the version before anything else. A
 	 * non-zero hdr->v is kept so tests can build other versions. */
 	rv |= PK_KEY(&pk, "v");
-	rv |= msgpack_pack_uint32(&pk, hdr->v ? hdr->v : IG_WIRE_VERSION);
+	rv |= msgpack_pack_uint32(&pk, hdr->v ? hdr->v : 1);
 	rv |= PK_KEY(&pk, "agent_id");
 	rv |= pk_str(&pk, hdr->agent_id);
 	rv |= PK_KEY(&pk, "node");
@@ -322,7 +354,7 @@ int ig_wire_ack_encode(uint64_t seq, enum ig_ack_status st, const char *errmsg, 
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	rv |= msgpack_pack_map(&pk, 4);
 	rv |= PK_KEY(&pk, "v");
-	rv |= msgpack_pack_uint32(&pk, IG_WIRE_VERSION);
+	rv |= msgpack_pack_uint32(&pk, IG_WIRE_ACK_VERSION);
 	rv |= PK_KEY(&pk, "seq");
 	rv |= msgpack_pack_uint64(&pk, seq);
 	rv |= PK_KEY(&pk, "st");
@@ -401,7 +433,7 @@ static int ack_parse(const void *buf, size_t len, uint64_t *seq, enum ig_ack_sta
 	if (ig_mp_left(&mp) != 0 ||
 	    (seen & (ACK_V | ACK_SEQ | ACK_ST)) != (ACK_V | ACK_SEQ | ACK_ST))
 		return -EBADMSG;
-	if (ver != IG_WIRE_VERSION || status > IG_ACK_REJECTED)
+	if (ver != IG_WIRE_ACK_VERSION || status > IG_ACK_REJECTED)
 		return -EBADMSG;
 	if (seq)
 		*seq = s;

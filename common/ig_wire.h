@@ -24,7 +24,16 @@
 #include "ig_err.h"
 #include "ig_record.h"
 
-#define IG_WIRE_VERSION 1
+/* The envelope version this code writes by default, and the oldest it
+ * still reads (rolling upgrades: docs/wire-format.md, "Versioning"). Acks
+ * keep their own version, 1, which every agent speaks. */
+#define IG_WIRE_VERSION 2
+#define IG_WIRE_VERSION_MIN 1
+#define IG_WIRE_ACK_VERSION 1
+/* v2: strings in one envelope's string table, identities in its identity
+ * table (each also bounded by max_msg_bytes, since an entry takes at least
+ * one byte). */
+#define IG_WIRE_MAX_STRINGS (1u << 20)
 #define IG_WIRE_MAX_LOST 16
 /* Containers nested in an envelope, the envelope map included (the schema
  * itself needs 5: envelope, records, record, id, lbl). */
@@ -66,7 +75,13 @@ void ig_wire_limits_default(struct ig_wire_limits *l);
 
 /* --- encoding (agent) --- */
 struct ig_wire_enc;
+/* An encoder of IG_WIRE_VERSION envelopes. */
 struct ig_wire_enc *ig_wire_enc_new(void);
+/* An encoder of envelopes of version `version` (1 or 2; 0 = IG_WIRE_VERSION),
+ * e.g. for agents that must talk to aggregators not yet upgraded. NULL on
+ * allocation failure or an unknown version. */
+struct ig_wire_enc *ig_wire_enc_new_version(unsigned version);
+unsigned ig_wire_enc_version(const struct ig_wire_enc *e);
 void ig_wire_enc_free(struct ig_wire_enc *e);
 /* Starts a new batch (forgets the previous one's records). */
 void ig_wire_enc_reset(struct ig_wire_enc *e);
@@ -80,7 +95,8 @@ int ig_wire_enc_add(struct ig_wire_enc *e, const struct ig_record *r);
 uint32_t ig_wire_enc_count(const struct ig_wire_enc *e);
 size_t ig_wire_enc_bytes(const struct ig_wire_enc *e);
 /* Builds the envelope (hdr->nrecords is taken from the encoder; hdr->v 0
- * means IG_WIRE_VERSION) into a newly malloc'd buffer that the caller frees.
+ * means the encoder's version; another value is written as is, for tests)
+ * into a newly malloc'd buffer that the caller frees.
  * The batch is kept (enc_reset starts the next). 0, -EINVAL (nlost >
  * IG_WIRE_MAX_LOST or a NULL cause) or -ENOMEM. */
 int ig_wire_enc_finish(struct ig_wire_enc *e, const struct ig_envelope_hdr *hdr, void **buf,
@@ -94,7 +110,8 @@ int ig_wire_peek_seq(const void *buf, size_t len, uint64_t *seq);
 /* limits NULL, or a member 0: the default. NULL on allocation failure. */
 struct ig_wire_dec *ig_wire_dec_new(const struct ig_wire_limits *limits);
 void ig_wire_dec_free(struct ig_wire_dec *d);
-/* Parses and validates a whole envelope (buf is copied: the caller may free
+/* Parses and validates a whole envelope of any version from
+ * IG_WIRE_VERSION_MIN to IG_WIRE_VERSION (hdr->v says which) (buf is copied: the caller may free
  * it at once). On success fills *hdr (strings live until the next decode or
  * free) and prepares record iteration. -EBADMSG with messages in err (which
  * field, what was wrong) otherwise; hdr->seq is then still set when it could
@@ -102,7 +119,9 @@ void ig_wire_dec_free(struct ig_wire_dec *d);
 int ig_wire_decode(struct ig_wire_dec *d, const void *buf, size_t len, struct ig_envelope_hdr *hdr,
 		   struct ig_err *err);
 /* Fills r with the next record (r->node = hdr node). 1 = a record, 0 = no
- * more. Cannot fail after a successful ig_wire_decode. */
+ * more. Cannot fail after a successful ig_wire_decode. The record's strings
+ * are valid until the next ig_wire_decode or ig_wire_dec_free: in r's arena
+ * (version 1) or in the decoder's string table (version 2). */
 int ig_wire_next(struct ig_wire_dec *d, struct ig_record *r);
 
 /* --- acks --- */

@@ -28,22 +28,8 @@
 #include <string.h>
 
 #include "ig_mpack.h"
+#include "ig_wire_dec_int.h"
 #include "ig_wire_schema.h"
-
-/* Type errors reported before giving up on an envelope. */
-#define MAX_ERRORS 20
-
-struct ig_wire_dec {
-	struct ig_wire_limits lim;
-	uint8_t *buf; /* private copy of the envelope */
-	size_t cap;
-	char *pool; /* NUL-terminated header strings (agent_id, node, causes) */
-	size_t pool_cap, pool_used;
-	const char *node;
-	struct ig_mp it; /* at the next record */
-	uint32_t left; /* records not yet returned */
-	struct ig_err tmp;
-};
 
 struct ig_wire_dec *ig_wire_dec_new(const struct ig_wire_limits *limits)
 {
@@ -74,28 +60,12 @@ void ig_wire_dec_free(struct ig_wire_dec *d)
 		return;
 	free(d->buf);
 	free(d->pool);
+	wd2_free(d);
 	free(d);
 }
 
 /* ------------------------------------------------------------------ */
 /* First pass: validation.                                             */
-
-enum want { W_STR, W_U32, W_U64, W_MAP, W_ARRAY, W_FIELD };
-
-/* Where the walk is, for messages: records[rec].sect.key */
-struct vctx {
-	struct ig_wire_dec *d;
-	struct ig_mp mp;
-	struct ig_err *err;
-	int nerr;
-	bool version_bad;
-	uint64_t version;
-	int64_t rec; /* -1 outside records */
-	const char *sect;
-	const char *key;
-	uint32_t klen;
-	size_t need; /* arena bytes of the current record */
-};
 
 /* A key from the input, printable and short. */
 static void key_text(char *out, size_t outlen, const char *k, uint32_t len)
@@ -118,7 +88,8 @@ static void where(const struct vctx *c, char *out, size_t outlen)
 
 	out[0] = '\0';
 	if (c->rec >= 0)
-		n += snprintf(out, outlen, "records[%lld]", (long long)c->rec);
+		n += snprintf(out, outlen, "%s[%lld]", c->recs_name ? c->recs_name : "records",
+			      (long long)c->rec);
 	if (c->sect)
 		n += snprintf(out + n, outlen - (size_t)n, "%s%s", n ? "." : "", c->sect);
 	if (c->key && c->klen) {
@@ -129,8 +100,8 @@ static void where(const struct vctx *c, char *out, size_t outlen)
 		snprintf(out, outlen, "envelope");
 }
 
-static void verr(struct vctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void verr(struct vctx *c, const char *fmt, ...)
+void wd_verr(struct vctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void wd_verr(struct vctx *c, const char *fmt, ...)
 {
 	char at[160], msg[512];
 	va_list ap;
@@ -144,7 +115,7 @@ static void verr(struct vctx *c, const char *fmt, ...)
 }
 
 /* A type error: reported; walking stops once there are too many. */
-static int type_err(struct vctx *c)
+int wd_type_err(struct vctx *c)
 {
 	if (c->nerr < MAX_ERRORS)
 		return 0;
@@ -152,30 +123,31 @@ static int type_err(struct vctx *c)
 	return -EBADMSG;
 }
 
-static int structural(struct vctx *c, int rv)
+int wd_structural(struct vctx *c, int rv)
 {
 	if (rv == -ENODATA)
-		verr(c,
-		     "the envelope ends inside this value (at byte %zu of %zu): truncated "
-		     "message",
-		     ig_mp_pos(&c->mp), ig_mp_pos(&c->mp) + ig_mp_left(&c->mp));
+		wd_verr(c,
+			"the envelope ends inside this value (at byte %zu of %zu): truncated "
+			"message",
+			ig_mp_pos(&c->mp), ig_mp_pos(&c->mp) + ig_mp_left(&c->mp));
 	else if (rv == -ELOOP)
-		verr(c, "values nested deeper than %d levels", IG_WIRE_MAX_DEPTH);
+		wd_verr(c, "values nested deeper than %d levels", IG_WIRE_MAX_DEPTH);
 	else
-		verr(c, "invalid msgpack (byte 0x%02x at offset %zu)", *c->mp.p, ig_mp_pos(&c->mp));
+		wd_verr(c, "invalid msgpack (byte 0x%02x at offset %zu)", *c->mp.p,
+			ig_mp_pos(&c->mp));
 	return -EBADMSG;
 }
 
-static int rd(struct vctx *c, struct ig_mp_val *v)
+int wd_rd(struct vctx *c, struct ig_mp_val *v)
 {
 	int rv = ig_mp_read(&c->mp, v);
 
-	return rv < 0 ? structural(c, rv) : 0;
+	return rv < 0 ? wd_structural(c, rv) : 0;
 }
 
 /* Skips the elements of a container whose header was just read. depth: of
  * that container. */
-static int skip_body(struct vctx *c, const struct ig_mp_val *v, unsigned depth)
+int wd_skip_body(struct vctx *c, const struct ig_mp_val *v, unsigned depth)
 {
 	uint64_t n;
 	int rv;
@@ -183,22 +155,22 @@ static int skip_body(struct vctx *c, const struct ig_mp_val *v, unsigned depth)
 	if (v->type != IG_MP_ARRAY && v->type != IG_MP_MAP)
 		return 0;
 	if (depth > IG_WIRE_MAX_DEPTH)
-		return structural(c, -ELOOP);
+		return wd_structural(c, -ELOOP);
 	n = v->type == IG_MP_MAP ? 2 * (uint64_t)v->n : v->n;
 	for (uint64_t i = 0; i < n; i++) {
 		rv = ig_mp_skip(&c->mp, IG_WIRE_MAX_DEPTH - depth);
 		if (rv < 0)
-			return structural(c, rv);
+			return wd_structural(c, rv);
 	}
 	return 0;
 }
 
 /* Skips one value nested in a container at depth `depth`. */
-static int skip_value(struct vctx *c, unsigned depth)
+int wd_skip_value(struct vctx *c, unsigned depth)
 {
 	int rv = ig_mp_skip(&c->mp, IG_WIRE_MAX_DEPTH - depth);
 
-	return rv < 0 ? structural(c, rv) : 0;
+	return rv < 0 ? wd_structural(c, rv) : 0;
 }
 
 static const char *want_name(enum want w)
@@ -220,7 +192,7 @@ static const char *want_name(enum want w)
 	return "?";
 }
 
-static void describe(const struct ig_mp_val *v, char *out, size_t len)
+void wd_describe(const struct ig_mp_val *v, char *out, size_t len)
 {
 	if (v->type == IG_MP_INT)
 		snprintf(out, len, "%lld", (long long)v->i);
@@ -230,15 +202,15 @@ static void describe(const struct ig_mp_val *v, char *out, size_t len)
 		snprintf(out, len, "%s", ig_mp_type_name(v->type));
 }
 
-static bool str_ok(struct vctx *c, const struct ig_mp_val *v)
+bool wd_str_ok(struct vctx *c, const struct ig_mp_val *v)
 {
 	if (v->s.len > c->d->lim.max_str) {
-		verr(c, "string of %u bytes is longer than the limit of %u", v->s.len,
-		     c->d->lim.max_str);
+		wd_verr(c, "string of %u bytes is longer than the limit of %u", v->s.len,
+			c->d->lim.max_str);
 		return false;
 	}
 	if (memchr(v->s.ptr, '\0', v->s.len)) {
-		verr(c, "string contains a NUL byte");
+		wd_verr(c, "string contains a NUL byte");
 		return false;
 	}
 	return true;
@@ -247,12 +219,12 @@ static bool str_ok(struct vctx *c, const struct ig_mp_val *v)
 /* Reads the value of the current key (nested at `depth`: that of its map).
  * 1 = it is what was wanted (v filled; a string is also within limits and
  * NUL-free), 0 = it was not (reported and skipped), < 0 = stop. */
-static int want(struct vctx *c, enum want w, struct ig_mp_val *v, unsigned depth)
+int wd_want(struct vctx *c, enum want w, struct ig_mp_val *v, unsigned depth)
 {
 	char got[32];
 	uint64_t x;
 	bool ok;
-	int rv = rd(c, v);
+	int rv = wd_rd(c, v);
 
 	if (rv < 0)
 		return rv;
@@ -279,19 +251,19 @@ static int want(struct vctx *c, enum want w, struct ig_mp_val *v, unsigned depth
 		ok = false;
 	}
 	if (!ok) {
-		describe(v, got, sizeof(got));
-		verr(c, "expected %s, got %s", want_name(w), got);
-		rv = skip_body(c, v, depth + 1);
-		return rv < 0 ? rv : type_err(c);
+		wd_describe(v, got, sizeof(got));
+		wd_verr(c, "expected %s, got %s", want_name(w), got);
+		rv = wd_skip_body(c, v, depth + 1);
+		return rv < 0 ? rv : wd_type_err(c);
 	}
-	if (v->type == IG_MP_STR && !str_ok(c, v))
-		return type_err(c);
+	if (v->type == IG_MP_STR && !wd_str_ok(c, v))
+		return wd_type_err(c);
 	if (v->type == IG_MP_STR)
 		c->need += v->s.len + 1;
 	return 1;
 }
 
-static bool key_is(const struct ig_mp_val *k, const char *name)
+bool wd_key_is(const struct ig_mp_val *k, const char *name)
 {
 	uint32_t i;
 
@@ -302,7 +274,7 @@ static bool key_is(const struct ig_mp_val *k, const char *name)
 	return name[i] == '\0';
 }
 
-static bool same_str(const struct ig_mp_val *a, const struct ig_mp_val *b)
+bool wd_same_str(const struct ig_mp_val *a, const struct ig_mp_val *b)
 {
 	return a->s.len == b->s.len && !memcmp(a->s.ptr, b->s.ptr, a->s.len);
 }
@@ -333,49 +305,49 @@ static int next_key(struct vctx *c, struct kmap *km, unsigned depth)
 	int rv;
 
 	c->key = NULL;
-	rv = rd(c, &k);
+	rv = wd_rd(c, &k);
 	if (rv < 0)
 		return rv;
 	if (k.type != IG_MP_STR) {
 		char got[32];
-		describe(&k, got, sizeof(got));
-		verr(c, "a key is %s, expected a string", got);
-		rv = skip_body(c, &k, depth + 1);
-		rv = rv < 0 ? rv : skip_value(c, depth);
-		return rv < 0 ? rv : (type_err(c) < 0 ? -EBADMSG : -1);
+		wd_describe(&k, got, sizeof(got));
+		wd_verr(c, "a key is %s, expected a string", got);
+		rv = wd_skip_body(c, &k, depth + 1);
+		rv = rv < 0 ? rv : wd_skip_value(c, depth);
+		return rv < 0 ? rv : (wd_type_err(c) < 0 ? -EBADMSG : -1);
 	}
 	c->key = k.s.ptr;
 	c->klen = k.s.len;
 	for (int i = 0; i < km->nnames; i++) {
-		if (!key_is(&k, km->names[i]))
+		if (!wd_key_is(&k, km->names[i]))
 			continue;
 		if (km->seen & (1u << i)) {
-			verr(c, "duplicate key");
-			rv = skip_value(c, depth);
-			return rv < 0 ? rv : (type_err(c) < 0 ? -EBADMSG : -1);
+			wd_verr(c, "duplicate key");
+			rv = wd_skip_value(c, depth);
+			return rv < 0 ? rv : (wd_type_err(c) < 0 ? -EBADMSG : -1);
 		}
 		km->seen |= 1u << i;
 		return i;
 	}
 	/* Unknown: skipped for forward compatibility, but bounded, unique, and
 	 * a string like any other. */
-	if (!str_ok(c, &k)) {
-		rv = skip_value(c, depth);
-		return rv < 0 ? rv : (type_err(c) < 0 ? -EBADMSG : -1);
+	if (!wd_str_ok(c, &k)) {
+		rv = wd_skip_value(c, depth);
+		return rv < 0 ? rv : (wd_type_err(c) < 0 ? -EBADMSG : -1);
 	}
 	for (uint32_t i = 0; i < km->nunknown; i++) {
-		if (same_str(&k, &km->unknown[i])) {
-			verr(c, "duplicate key");
-			rv = skip_value(c, depth);
-			return rv < 0 ? rv : (type_err(c) < 0 ? -EBADMSG : -1);
+		if (wd_same_str(&k, &km->unknown[i])) {
+			wd_verr(c, "duplicate key");
+			rv = wd_skip_value(c, depth);
+			return rv < 0 ? rv : (wd_type_err(c) < 0 ? -EBADMSG : -1);
 		}
 	}
 	if (km->nunknown >= IG_WIRE_MAX_UNKNOWN) {
-		verr(c, "more than %d unknown keys in one map", IG_WIRE_MAX_UNKNOWN);
+		wd_verr(c, "more than %d unknown keys in one map", IG_WIRE_MAX_UNKNOWN);
 		return -EBADMSG;
 	}
 	km->unknown[km->nunknown++] = k;
-	rv = skip_value(c, depth);
+	rv = wd_skip_value(c, depth);
 	return rv < 0 ? rv : -1;
 }
 
@@ -384,8 +356,8 @@ static int missing(struct vctx *c, const struct kmap *km, uint32_t required)
 	c->key = NULL;
 	for (int i = 0; i < km->nnames; i++) {
 		if ((required & (1u << i)) && !(km->seen & (1u << i))) {
-			verr(c, "missing required key \"%s\"", km->names[i]);
-			if (type_err(c) < 0)
+			wd_verr(c, "missing required key \"%s\"", km->names[i]);
+			if (wd_type_err(c) < 0)
 				return -EBADMSG;
 		}
 	}
@@ -403,24 +375,24 @@ static int check_dict(struct vctx *c, const struct ig_mp_val *map, uint32_t max,
 
 	c->key = NULL;
 	if (map->n > max) {
-		verr(c, "%u entries, more than the limit of %u", map->n, max);
-		rv = skip_body(c, map, depth);
-		return rv < 0 ? rv : type_err(c);
+		wd_verr(c, "%u entries, more than the limit of %u", map->n, max);
+		rv = wd_skip_body(c, map, depth);
+		return rv < 0 ? rv : wd_type_err(c);
 	}
 	for (uint32_t i = 0; i < map->n; i++) {
 		c->key = NULL;
-		rv = rd(c, &k);
+		rv = wd_rd(c, &k);
 		if (rv < 0)
 			return rv;
 		keys[i].s.len = 0;
 		keys[i].s.ptr = NULL;
 		if (k.type != IG_MP_STR) {
 			char got[32];
-			describe(&k, got, sizeof(got));
-			verr(c, "a key is %s, expected a string", got);
-			rv = skip_body(c, &k, depth + 1);
-			rv = rv < 0 ? rv : skip_value(c, depth);
-			rv = rv < 0 ? rv : type_err(c);
+			wd_describe(&k, got, sizeof(got));
+			wd_verr(c, "a key is %s, expected a string", got);
+			rv = wd_skip_body(c, &k, depth + 1);
+			rv = rv < 0 ? rv : wd_skip_value(c, depth);
+			rv = rv < 0 ? rv : wd_type_err(c);
 			if (rv < 0)
 				return rv;
 			continue;
@@ -429,23 +401,23 @@ static int check_dict(struct vctx *c, const struct ig_mp_val *map, uint32_t max,
 		c->klen = k.s.len;
 		keys[i] = k;
 		if (!k.s.len && !empty_ok) {
-			verr(c, "empty key");
-			if (type_err(c) < 0)
+			wd_verr(c, "empty key");
+			if (wd_type_err(c) < 0)
 				return -EBADMSG;
-		} else if (!str_ok(c, &k)) {
-			if (type_err(c) < 0)
+		} else if (!wd_str_ok(c, &k)) {
+			if (wd_type_err(c) < 0)
 				return -EBADMSG;
 		}
 		for (uint32_t j = 0; j < i; j++) {
-			if (keys[j].s.ptr && same_str(&k, &keys[j])) {
-				verr(c, "duplicate key");
-				if (type_err(c) < 0)
+			if (keys[j].s.ptr && wd_same_str(&k, &keys[j])) {
+				wd_verr(c, "duplicate key");
+				if (wd_type_err(c) < 0)
 					return -EBADMSG;
 				break;
 			}
 		}
 		c->need += k.s.len + 1;
-		rv = want(c, vw, &v, depth);
+		rv = wd_want(c, vw, &v, depth);
 		if (rv < 0)
 			return rv;
 	}
@@ -465,7 +437,7 @@ static int check_identity(struct vctx *c, unsigned depth)
 	int rv, i;
 
 	kmap_init(&km, id_keys, IG_WIRE_ID_NSTR + 1);
-	rv = want(c, W_MAP, &m, depth - 1);
+	rv = wd_want(c, W_MAP, &m, depth - 1);
 	if (rv <= 0)
 		return rv;
 	c->sect = "id";
@@ -477,9 +449,9 @@ static int check_identity(struct vctx *c, unsigned depth)
 		if (i < 0)
 			continue;
 		if (i < IG_WIRE_ID_NSTR) {
-			rv = want(c, W_STR, &v, depth);
+			rv = wd_want(c, W_STR, &v, depth);
 		} else {
-			rv = want(c, W_MAP, &v, depth);
+			rv = wd_want(c, W_MAP, &v, depth);
 			if (rv > 0) {
 				c->sect = "id.lbl";
 				rv = check_dict(c, &v, IG_MAX_LABELS, W_STR, depth + 1, false);
@@ -506,7 +478,7 @@ static int check_record(struct vctx *c, unsigned depth)
 	kmap_init(&km, rec_keys, R_N);
 	c->key = NULL;
 	c->need = 0;
-	rv = want(c, W_MAP, &m, depth - 1);
+	rv = wd_want(c, W_MAP, &m, depth - 1);
 	if (rv <= 0)
 		return rv;
 	for (uint32_t n = 0; n < m.n; n++) {
@@ -517,25 +489,25 @@ static int check_record(struct vctx *c, unsigned depth)
 			continue;
 		switch (i) {
 		case R_K:
-			rv = want(c, W_STR, &v, depth);
+			rv = wd_want(c, W_STR, &v, depth);
 			if (rv > 0 && v.s.len == 0) {
-				verr(c, "empty record kind");
-				rv = type_err(c);
+				wd_verr(c, "empty record kind");
+				rv = wd_type_err(c);
 			}
 			break;
 		case R_P:
 		case R_COMM:
-			rv = want(c, W_STR, &v, depth);
+			rv = wd_want(c, W_STR, &v, depth);
 			break;
 		case R_TS:
 		case R_CG:
-			rv = want(c, W_U64, &v, depth);
+			rv = wd_want(c, W_U64, &v, depth);
 			break;
 		case R_ID:
 			rv = check_identity(c, depth + 1);
 			break;
 		case R_F:
-			rv = want(c, W_MAP, &v, depth);
+			rv = wd_want(c, W_MAP, &v, depth);
 			if (rv > 0) {
 				c->sect = "f";
 				rv = check_dict(c, &v, IG_MAX_FIELDS, W_FIELD, depth + 1, false);
@@ -543,7 +515,7 @@ static int check_record(struct vctx *c, unsigned depth)
 			}
 			break;
 		default:
-			rv = want(c, W_U32, &v, depth);
+			rv = wd_want(c, W_U32, &v, depth);
 		}
 		if (rv < 0)
 			return rv;
@@ -552,16 +524,35 @@ static int check_record(struct vctx *c, unsigned depth)
 	if (rv < 0)
 		return rv;
 	if (c->need > IG_RECORD_ARENA) {
-		verr(c, "its strings need %zu bytes, more than a record holds (%d)", c->need,
-		     IG_RECORD_ARENA);
-		return type_err(c);
+		wd_verr(c, "its strings need %zu bytes, more than a record holds (%d)", c->need,
+			IG_RECORD_ARENA);
+		return wd_type_err(c);
 	}
 	return 0;
 }
 
-enum { E_V, E_AGENT, E_NODE, E_BOOT, E_SEQ, E_SENT, E_LOST, E_RECORDS, E_N };
-static const char *const env_keys[E_N] = { "v",	  "agent_id", "node", "boot_id",
-					   "seq", "sent_ns",  "lost", "records" };
+/* E_T0.. are version 2 keys: in a version 1 envelope they are unknown keys
+ * (skipped), and in a version 2 envelope "records" is. */
+enum {
+	E_V,
+	E_AGENT,
+	E_NODE,
+	E_BOOT,
+	E_SEQ,
+	E_SENT,
+	E_LOST,
+	E_RECORDS,
+	E_T0,
+	E_STR,
+	E_IDS,
+	E_REC,
+	E_N
+};
+static const char *const env_keys[E_N] = { "v",	   "agent_id", "node", "boot_id", "seq", "sent_ns",
+					   "lost", "records",  "t0",   "str",	  "ids", "rec" };
+#define E_V1_KEYS ((1u << (E_RECORDS + 1)) - 1)
+#define E_V2_KEYS \
+	(((1u << (E_LOST + 1)) - 1) | (1u << E_T0) | (1u << E_STR) | (1u << E_IDS) | (1u << E_REC))
 
 static const char *pool_str(struct ig_wire_dec *d, const struct ig_mp_val *v)
 {
@@ -581,20 +572,20 @@ static int check_lost(struct vctx *c, struct ig_envelope_hdr *h)
 	struct ig_mp_val m, k, v;
 	int rv;
 
-	rv = want(c, W_MAP, &m, 1);
+	rv = wd_want(c, W_MAP, &m, 1);
 	if (rv <= 0)
 		return rv;
 	c->sect = "lost";
 	if (m.n > IG_WIRE_MAX_LOST) {
 		c->key = NULL;
-		verr(c, "%u entries, more than the limit of %d", m.n, IG_WIRE_MAX_LOST);
+		wd_verr(c, "%u entries, more than the limit of %d", m.n, IG_WIRE_MAX_LOST);
 		return -EBADMSG;
 	}
 	for (uint32_t i = 0; i < m.n; i++) {
 		bool keep;
 
 		c->key = NULL;
-		rv = want(c, W_STR, &k, 2);
+		rv = wd_want(c, W_STR, &k, 2);
 		if (rv < 0)
 			return rv;
 		keep = rv > 0;
@@ -607,12 +598,12 @@ static int check_lost(struct vctx *c, struct ig_envelope_hdr *h)
 					keep = false;
 			}
 			if (!keep) {
-				verr(c, "duplicate key");
-				if (type_err(c) < 0)
+				wd_verr(c, "duplicate key");
+				if (wd_type_err(c) < 0)
 					return -EBADMSG;
 			}
 		}
-		rv = want(c, W_U64, &v, 2);
+		rv = wd_want(c, W_U64, &v, 2);
 		if (rv < 0)
 			return rv;
 		if (keep && rv > 0) {
@@ -633,14 +624,14 @@ static int check_records(struct vctx *c, struct ig_envelope_hdr *h, size_t *firs
 	struct ig_mp_val a;
 	int rv;
 
-	rv = want(c, W_ARRAY, &a, 1);
+	rv = wd_want(c, W_ARRAY, &a, 1);
 	if (rv <= 0)
 		return rv;
 	if (a.n > c->d->lim.max_records) {
-		verr(c,
-		     "%u records, more than the limit of %u (lower the agent's "
-		     "agent.batch_max_records)",
-		     a.n, c->d->lim.max_records);
+		wd_verr(c,
+			"%u records, more than the limit of %u (lower the agent's "
+			"agent.batch_max_records)",
+			a.n, c->d->lim.max_records);
 		return -EBADMSG;
 	}
 	*first = ig_mp_pos(&c->mp);
@@ -656,18 +647,30 @@ static int check_records(struct vctx *c, struct ig_envelope_hdr *h, size_t *firs
 	return 0;
 }
 
+static uint32_t bit(int i)
+{
+	return 1u << i;
+}
+
+static void verr_first_v(struct vctx *c)
+{
+	c->key = NULL;
+	wd_verr(c, "a version 2 envelope starts with its \"v\" key");
+}
+
 static int check_envelope(struct vctx *c, struct ig_envelope_hdr *h, size_t *first)
 {
 	struct kmap km;
 	struct ig_mp_val m, v;
+	bool v2 = false;
 	int rv, i;
 
 	kmap_init(&km, env_keys, E_N);
-	rv = rd(c, &m);
+	rv = wd_rd(c, &m);
 	if (rv < 0)
 		return rv;
 	if (m.type != IG_MP_MAP) {
-		verr(c, "expected a map, got %s", ig_mp_type_name(m.type));
+		wd_verr(c, "expected a map, got %s", ig_mp_type_name(m.type));
 		return -EBADMSG;
 	}
 	for (uint32_t n = 0; n < m.n; n++) {
@@ -676,23 +679,59 @@ static int check_envelope(struct vctx *c, struct ig_envelope_hdr *h, size_t *fir
 			return i;
 		if (i < 0)
 			continue;
+		if (!(bit(i) & (v2 ? E_V2_KEYS : E_V1_KEYS))) {
+			/* A key of the other version: unknown in this one. */
+			rv = wd_skip_value(c, 1);
+			if (rv < 0)
+				return rv;
+			continue;
+		}
 		switch (i) {
 		case E_V:
-			rv = want(c, W_U32, &v, 1);
-			if (rv > 0 && v.u != IG_WIRE_VERSION) {
+			rv = wd_want(c, W_U32, &v, 1);
+			if (rv > 0 && (v.u < IG_WIRE_VERSION_MIN || v.u > IG_WIRE_VERSION)) {
 				c->version_bad = true;
 				c->version = v.u;
 				return -EBADMSG;
 			}
-			if (rv > 0)
+			if (rv > 0 && v.u == 2 && n != 0) {
+				verr_first_v(c);
+				return -EBADMSG;
+			}
+			if (rv > 0) {
 				h->v = (uint32_t)v.u;
+				v2 = v.u == 2;
+				c->recs_name = v2 ? "rec" : "records";
+			}
+			break;
+		case E_T0:
+			rv = wd_want(c, W_U64, &v, 1);
+			if (rv > 0)
+				c->d->t0 = v.u;
+			break;
+		case E_STR:
+			rv = wd2_check_str(c);
+			break;
+		case E_IDS:
+			if (!(km.seen & bit(E_STR))) {
+				wd_verr(c, "\"str\" must come before \"ids\"");
+				return -EBADMSG;
+			}
+			rv = wd2_check_ids(c);
+			break;
+		case E_REC:
+			if (!(km.seen & bit(E_STR)) || !(km.seen & bit(E_IDS))) {
+				wd_verr(c, "\"str\" and \"ids\" must come before \"rec\"");
+				return -EBADMSG;
+			}
+			rv = wd2_check_rec(c, h, first);
 			break;
 		case E_AGENT:
 		case E_NODE:
-			rv = want(c, W_STR, &v, 1);
+			rv = wd_want(c, W_STR, &v, 1);
 			if (rv > 0 && i == E_AGENT && v.s.len == 0) {
-				verr(c, "empty agent_id");
-				rv = type_err(c);
+				wd_verr(c, "empty agent_id");
+				rv = wd_type_err(c);
 			} else if (rv > 0) {
 				const char *s = pool_str(c->d, &v);
 				if (i == E_AGENT)
@@ -704,7 +743,7 @@ static int check_envelope(struct vctx *c, struct ig_envelope_hdr *h, size_t *fir
 		case E_BOOT:
 		case E_SEQ:
 		case E_SENT:
-			rv = want(c, W_U64, &v, 1);
+			rv = wd_want(c, W_U64, &v, 1);
 			if (rv > 0 && i == E_BOOT)
 				h->boot_id = v.u;
 			else if (rv > 0 && i == E_SEQ)
@@ -722,13 +761,13 @@ static int check_envelope(struct vctx *c, struct ig_envelope_hdr *h, size_t *fir
 		if (rv < 0)
 			return rv;
 	}
-	rv = missing(c, &km, (1u << E_N) - 1);
+	rv = missing(c, &km, v2 ? E_V2_KEYS : E_V1_KEYS);
 	if (rv < 0)
 		return rv;
 	c->key = NULL;
 	if (ig_mp_left(&c->mp)) {
-		verr(c, "%zu bytes after the envelope: a message holds exactly one envelope",
-		     ig_mp_left(&c->mp));
+		wd_verr(c, "%zu bytes after the envelope: a message holds exactly one envelope",
+			ig_mp_left(&c->mp));
 		return -EBADMSG;
 	}
 	return c->nerr ? -EBADMSG : 0;
@@ -761,6 +800,10 @@ int ig_wire_decode(struct ig_wire_dec *d, const void *buf, size_t len, struct ig
 	d->left = 0;
 	d->node = NULL;
 	d->pool_used = 0;
+	d->version = 0;
+	d->t0 = 0;
+	d->nstr = d->nids = d->nv2lbl = 0;
+	d->spool_used = 0;
 	if (!buf || len == 0) {
 		ig_err_add(err, "envelope: empty message");
 		return -EBADMSG;
@@ -789,14 +832,16 @@ int ig_wire_decode(struct ig_wire_dec *d, const void *buf, size_t len, struct ig
 	if (c.version_bad) {
 		ig_err_add(err,
 			   "v: wire version %llu is not supported (this aggregator speaks "
-			   "version %d); run agents and aggregators of matching versions",
-			   (unsigned long long)c.version, IG_WIRE_VERSION);
+			   "versions %d to %d); upgrade the aggregators before the agents, or "
+			   "set the agents' agent.wire_version to one of these",
+			   (unsigned long long)c.version, IG_WIRE_VERSION_MIN, IG_WIRE_VERSION);
 		return -EBADMSG;
 	}
 	if (rv < 0) {
 		copy_errors(err, &d->tmp);
 		return -EBADMSG;
 	}
+	d->version = hdr->v;
 	d->node = hdr->node;
 	d->left = hdr->nrecords;
 	ig_mp_init(&d->it, d->buf, len);
@@ -816,7 +861,7 @@ static const char *copy_str(struct ig_record *r, const struct ig_mp_val *v)
 static int index_of(const char *const *names, int n, const struct ig_mp_val *k)
 {
 	for (int i = 0; i < n; i++)
-		if (key_is(k, names[i]))
+		if (wd_key_is(k, names[i]))
 			return i;
 	return -1;
 }
@@ -974,7 +1019,7 @@ int ig_wire_next(struct ig_wire_dec *d, struct ig_record *r)
 		return 0;
 	ig_record_reset(r);
 	r->node = d->node;
-	if (read_record(&d->it, r) < 0) {
+	if ((d->version == 2 ? wd2_read_record(d, r) : read_record(&d->it, r)) < 0) {
 		d->left = 0;
 		return 0;
 	}

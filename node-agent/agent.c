@@ -130,7 +130,7 @@ static void seal_batch(struct ig_agent *a)
 		return;
 	ig_sender_stats(a->sender, &ss);
 	lost_totals(a, &rb, &other);
-	h.v = IG_WIRE_VERSION;
+	h.v = 0; /* the encoder's version */
 	h.agent_id = a->conf->agent.agent_id;
 	h.node = a->conf->agent.node_name;
 	h.boot_id = a->boot_id;
@@ -335,6 +335,10 @@ static void reload(struct ig_agent *a)
 		ig_warn("agent.tls_dir, tls_server_name or plaintext changed; restart the agent to "
 			"apply it (the files in tls_dir themselves are re-read when they change)",
 			"old_dir=%s new_dir=%s", a->conf->agent.tls_dir, nc->agent.tls_dir);
+	if (nc->agent.wire_version != a->conf->agent.wire_version)
+		ig_warn("agent.wire_version changed; restart the agent to apply it",
+			"old=%llu new=%llu", (unsigned long long)a->conf->agent.wire_version,
+			(unsigned long long)nc->agent.wire_version);
 	drain_probes(a);
 	seal_batch(a);
 	close_probes(a);
@@ -419,7 +423,7 @@ int ig_agent_new(struct ig_agent **out, struct ig_conf *conf, const char *config
 	a->rl_encode = (struct ig_ratelimit)IG_RATELIMIT_INIT(10 * IG_NSEC_PER_SEC);
 	if (getrandom(&a->boot_id, sizeof(a->boot_id), 0) != sizeof(a->boot_id))
 		a->boot_id = ig_wall_ns() ^ ((uint64_t)getpid() << 32);
-	a->enc = ig_wire_enc_new();
+	a->enc = ig_wire_enc_new_version((unsigned)a->conf->agent.wire_version);
 	a->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (!a->enc || a->epfd < 0) {
 		rv = -ENOMEM;

@@ -4,14 +4,16 @@
  * bytes; when the full decoder accepts an envelope the peeked seq must agree.
  *
  * Beyond "no crash, no leak, no overread" it checks a round-trip property:
- * every envelope the decoder accepts is made of records the encoder also
- * accepts, and re-encoding them gives an envelope that decodes to the same
- * records. A disagreement between the two sides aborts.
+ * every envelope the decoder accepts (version 1 or 2) is made of records the
+ * encoders of both versions also accept, and re-encoding them with each
+ * gives an envelope that decodes to the same records. A disagreement
+ * between any two sides aborts.
  *
- * Seeds: tests/fuzz/corpus/fuzz_wire/ (valid envelopes of several shapes,
- * truncated ones, acks).
+ * Seeds: tests/fuzz/corpus/fuzz_wire/ (valid v1 and v2 envelopes of several
+ * shapes, truncated ones, out-of-range indexes, acks).
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,10 +21,14 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void check(int cond)
+#define check(c) check_at((c), __LINE__)
+/* Aborts naming the line, so a crash reproducer tells which property broke. */
+static void check_at(int cond, int line)
 {
-	if (!cond)
+	if (!cond) {
+		fprintf(stderr, "fuzz_wire: check at line %d failed\n", line);
 		abort();
+	}
 }
 
 static int same_str(const char *a, const char *b)
@@ -54,54 +60,76 @@ static void same_record(const struct ig_record *a, const struct ig_record *b)
 	}
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* Re-encodes what d decoded from data with encoder e, decodes that with d2
+ * and checks both give the same envelope and records. */
+static void roundtrip(struct ig_wire_dec *d, struct ig_wire_dec *d2, struct ig_wire_enc *e,
+		      const uint8_t *data, size_t size)
 {
 	static struct ig_record r, r2;
-	static struct ig_wire_dec *d, *d2;
-	static struct ig_wire_enc *e;
 	struct ig_envelope_hdr h, h2;
+	struct ig_err err;
+	void *buf = NULL;
+	size_t len = 0;
+	uint32_t n = 0;
+
+	ig_wire_enc_reset(e);
+	ig_err_init(&err);
+	check(ig_wire_decode(d, data, size, &h, &err) == 0);
+	while (ig_wire_next(d, &r) == 1) {
+		check(r.arena_used <= sizeof(r.arena));
+		check(ig_wire_enc_add(e, &r) == 0);
+		n++;
+	}
+	check(n == h.nrecords);
+	h.v = 0; /* the encoder's own version */
+	check(ig_wire_enc_finish(e, &h, &buf, &len) == 0);
+	ig_err_init(&err);
+	check(ig_wire_decode(d2, buf, len, &h2, &err) == 0);
+	check(h2.v == ig_wire_enc_version(e));
+	check(h2.nrecords == h.nrecords && h2.seq == h.seq && h2.nlost == h.nlost &&
+	      h2.boot_id == h.boot_id && h2.sent_ns == h.sent_ns);
+	check(same_str(h2.agent_id, h.agent_id) && same_str(h2.node, h.node));
+	for (uint32_t i = 0; i < h.nlost; i++)
+		check(same_str(h.lost[i].cause, h2.lost[i].cause) &&
+		      h.lost[i].count == h2.lost[i].count);
+	/* Pair the records up again. */
+	check(ig_wire_decode(d, data, size, &h, &err) == 0);
+	while (ig_wire_next(d, &r) == 1) {
+		check(ig_wire_next(d2, &r2) == 1);
+		same_record(&r, &r2);
+	}
+	check(ig_wire_next(d2, &r2) == 0);
+	free(buf);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static struct ig_record r;
+	static struct ig_wire_dec *d, *d2;
+	static struct ig_wire_enc *e1, *e2;
+	struct ig_envelope_hdr h;
 	struct ig_err err;
 	uint64_t seq;
 	enum ig_ack_status st;
 	char msg[64];
-	void *buf = NULL;
-	size_t len = 0;
 
-	if (!e) { /* once per process: the fuzzer runs millions of inputs */
+	if (!e1) { /* once per process: the fuzzer runs millions of inputs */
 		d = ig_wire_dec_new(NULL);
 		d2 = ig_wire_dec_new(NULL);
-		e = ig_wire_enc_new();
-		if (!d || !d2 || !e)
+		e1 = ig_wire_enc_new_version(1);
+		e2 = ig_wire_enc_new_version(2);
+		if (!d || !d2 || !e1 || !e2)
 			abort();
 	}
-	ig_wire_enc_reset(e);
 	ig_wire_ack_decode(data, size, &seq, &st, msg, sizeof(msg));
 	uint64_t peeked = 0;
 	int prv = ig_wire_peek_seq(data, size, &peeked);
 
 	ig_err_init(&err);
 	if (ig_wire_decode(d, data, size, &h, &err) == 0) {
-		uint32_t n = 0;
 		check(prv == 0 && peeked == h.seq);
-		while (ig_wire_next(d, &r) == 1) {
-			check(r.arena_used <= sizeof(r.arena));
-			check(ig_wire_enc_add(e, &r) == 0);
-			n++;
-		}
-		check(n == h.nrecords);
-		check(ig_wire_enc_finish(e, &h, &buf, &len) == 0);
-		ig_err_init(&err);
-		check(ig_wire_decode(d2, buf, len, &h2, &err) == 0);
-		check(h2.nrecords == h.nrecords && h2.seq == h.seq && h2.nlost == h.nlost);
-		check(same_str(h2.agent_id, h.agent_id) && same_str(h2.node, h.node));
-		/* Pair the records up again. */
-		check(ig_wire_decode(d, data, size, &h, &err) == 0);
-		while (ig_wire_next(d, &r) == 1) {
-			check(ig_wire_next(d2, &r2) == 1);
-			same_record(&r, &r2);
-		}
-		check(ig_wire_next(d2, &r2) == 0);
-		free(buf);
+		roundtrip(d, d2, e1, data, size);
+		roundtrip(d, d2, e2, data, size);
 	} else {
 		check(ig_wire_next(d, &r) == 0);
 	}

@@ -30,7 +30,7 @@ ig_check "rejections say why" grep -q "st=rejected err=.\+" "$IG_TMP/random.txt"
 
 # 2. specific hostile inputs
 printf '' >"$IG_TMP/empty.bin"
-printf '\x81\xa1v\x02' >"$IG_TMP/badversion.bin"          # {v: 2}
+printf '\x81\xa1v\x03' >"$IG_TMP/badversion.bin"          # {v: 3}
 head -c 65536 /dev/urandom >"$IG_TMP/random64k.bin"
 printf '\xdd\xff\xff\xff\xff' >"$IG_TMP/hugearray.bin"     # array32 of 4G elements, no body
 "$IG_SEND" "$url" --raw "$IG_TMP/empty.bin" "$IG_TMP/badversion.bin" "$IG_TMP/random64k.bin" \

@@ -33,6 +33,9 @@
  * the largest). --valid and --agents end with a line
  * "acks ok=N duplicate=N rejected=N".
  *
+ * IG_SEND_WIRE_VERSION=1 sends version 1 envelopes (default: the current
+ * version).
+ *
  * Prints one line per reply: "ack kind=<k> seq=<n> st=<ok|duplicate|rejected> err=<text>"
  * and exits 0 when every request got a well-formed ack. Used by the
  * bad-input integration test and by bench/. */
@@ -70,6 +73,13 @@ static const char *st_name(enum ig_ack_status st)
 }
 
 static const char *cur_kind = "raw";
+
+static struct ig_wire_enc *enc_new(void)
+{
+	const char *v = getenv("IG_SEND_WIRE_VERSION");
+
+	return ig_wire_enc_new_version(v ? (unsigned)atoi(v) : 0);
+}
 
 static int roundtrip(nng_socket s, const void *buf, size_t len, int quiet)
 {
@@ -131,7 +141,7 @@ static void *slurp(const char *path, size_t *len)
 
 static int build_valid(uint64_t seq, uint32_t nrec, const char *agent_id, void **buf, size_t *len)
 {
-	struct ig_wire_enc *e = ig_wire_enc_new();
+	struct ig_wire_enc *e = enc_new();
 	struct ig_record *r = malloc(sizeof(*r));
 	char path[256];
 	if (!e || !r)
@@ -152,7 +162,7 @@ static int build_valid(uint64_t seq, uint32_t nrec, const char *agent_id, void *
 		ig_record_add_int(r, "ret", 3);
 		ig_wire_enc_add(e, r);
 	}
-	struct ig_envelope_hdr h = { .v = IG_WIRE_VERSION,
+	struct ig_envelope_hdr h = { .v = 0, /* the encoder's */
 				     .agent_id = agent_id,
 				     .node = env_or("IG_SEND_NODE", "ig-send"),
 				     .boot_id =
@@ -250,7 +260,7 @@ static int jsonl_record(struct ig_record *r, struct json_object *o)
 static int send_jsonl(nng_socket s, const char *path, const char *aid, int per_env)
 {
 	FILE *f = fopen(path, "r");
-	struct ig_wire_enc *e = ig_wire_enc_new();
+	struct ig_wire_enc *e = enc_new();
 	struct ig_record *r = malloc(sizeof(*r));
 	char line[65536];
 	uint64_t seq = 0, nrec = 0;
@@ -282,7 +292,7 @@ static int send_jsonl(nng_socket s, const char *path, const char *aid, int per_e
 		}
 		if (ig_wire_enc_count(e) && (eof || ig_wire_enc_count(e) >= (uint32_t)per_env)) {
 			struct ig_envelope_hdr h = {
-				.v = IG_WIRE_VERSION,
+				.v = 0, /* the encoder's */
 				.agent_id = aid,
 				.node = env_or("IG_SEND_NODE", "ig-send"),
 				.boot_id = strtoull(env_or("IG_SEND_BOOT_ID", "1234"), NULL, 16),

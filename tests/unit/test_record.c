@@ -15,6 +15,7 @@
 
 #include "ig_metric.h"
 #include "ig_record.h"
+#include "ig_wire_schema.h"
 
 static struct ig_record *rec_new(void)
 {
@@ -443,9 +444,107 @@ static void test_kind_names(void **state)
 	assert_string_equal(ig_metric_kind_name((enum ig_metric_kind)42), "unknown");
 }
 
+static uint64_t sel_rng = 88172645463325252ULL;
+
+static uint32_t sel_rnd(uint32_t n)
+{
+	sel_rng ^= sel_rng << 13;
+	sel_rng ^= sel_rng >> 7;
+	sel_rng ^= sel_rng << 17;
+	return (uint32_t)(sel_rng % n);
+}
+
+static bool keep_listed(const void *ctx, const char *key)
+{
+	for (const char *const *k = ctx; *k; k++)
+		if (!strcmp(*k, key))
+			return true;
+	return false;
+}
+
+static bool keep_unlisted(const void *ctx, const char *key)
+{
+	return !keep_listed(ctx, key);
+}
+
+/* ig_metric_from_record_sel = ig_metric_from_record, then removing the tags
+ * the selection does not keep: same tags, order, values, types and return
+ * value, on random records (absent members, labels, many fields, records
+ * that do not fit a metric) and selections (allow and deny lists). */
+static void test_selected_build_equals_build_then_remove(void **state)
+{
+	static const char *const lists[][8] = {
+		{ "namespace", "pod", "process", "path", NULL },
+		{ "pid", "label_app", "f3", "node", "cgroup_id", NULL },
+		{ "nothing", NULL },
+		{ "f0", "f1", "f2", "f3", "f4", "f5", "scope", NULL },
+	};
+	static const char *const vals[] = { "a", "", "prod", "/etc/passwd" };
+	struct ig_record *r = malloc(sizeof(*r));
+	struct ig_metric *a = malloc(sizeof(*a)), *b = malloc(sizeof(*b));
+	char keys[40][8];
+
+	for (int i = 0; i < 40; i++)
+		snprintf(keys[i], sizeof(keys[i]), "f%d", i);
+	for (int iter = 0; iter < 20000; iter++) {
+		struct ig_metric_sel sel;
+		const void *ctx = lists[sel_rnd(4)];
+		bool deny = sel_rnd(2);
+		int ra, rb;
+		uint32_t kept = 0;
+
+		ig_record_reset(r);
+		r->kind = "file.open";
+		r->node = sel_rnd(3) ? "node-1" : NULL;
+		r->comm = sel_rnd(4) ? "cat" : NULL;
+		r->pid = sel_rnd(100000);
+		r->cgroup_id = (uint64_t)sel_rnd(1000) << 40;
+		for (int k = 0; k < IG_WIRE_ID_NSTR; k++)
+			if (sel_rnd(2))
+				ig_wire_id_set(&r->id, k, vals[sel_rnd(4)]);
+		for (uint32_t k = sel_rnd(IG_MAX_LABELS + 1); k; k--) {
+			char lk[16];
+			snprintf(lk, sizeof(lk), "%s", k == 1 ? "app" : keys[k]);
+			ig_record_add_label(r, lk, vals[sel_rnd(4)]);
+		}
+		for (uint32_t k = 0, n = sel_rnd(IG_MAX_FIELDS + 1); k < n; k++) {
+			switch (sel_rnd(3)) {
+			case 0:
+				ig_record_add_str(r, keys[k], vals[k % 4], strlen(vals[k % 4]));
+				break;
+			case 1:
+				ig_record_add_int(r, keys[k], -(int64_t)sel_rnd(1000000));
+				break;
+			default:
+				ig_record_add_uint(r, keys[k], UINT64_MAX - sel_rnd(10));
+			}
+		}
+		ig_metric_sel_init(&sel, deny ? keep_unlisted : keep_listed, ctx);
+		ra = ig_metric_from_record(a, r);
+		for (uint32_t i = 0; i < a->ntags; i++)
+			if ((deny ? keep_unlisted : keep_listed)(ctx, a->tags[i].key))
+				a->tags[kept++] = a->tags[i];
+		a->ntags = kept;
+		rb = ig_metric_from_record_sel(b, r, &sel);
+		assert_int_equal(ra, rb);
+		assert_int_equal(a->ntags, b->ntags);
+		assert_ptr_equal(a->name, b->name);
+		assert_true(a->ts_ns == b->ts_ns && a->value == b->value && a->kind == b->kind);
+		for (uint32_t i = 0; i < a->ntags; i++) {
+			assert_string_equal(a->tags[i].key, b->tags[i].key);
+			assert_string_equal(a->tags[i].val, b->tags[i].val);
+			assert_int_equal(a->tags[i].type, b->tags[i].type);
+		}
+	}
+	free(r);
+	free(a);
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_selected_build_equals_build_then_remove),
 		cmocka_unit_test(test_reset_empties_a_used_record),
 		cmocka_unit_test(test_strndup_copies_exactly_len_bytes_and_terminates),
 		cmocka_unit_test(test_arena_exhaustion_returns_null_and_keeps_the_record),

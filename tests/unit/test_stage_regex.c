@@ -231,6 +231,40 @@ static const struct err_case errs[] = {
 	  "rules[1].pattern: unmatched closing parenthesis at offset 0\n" },
 };
 
+/* The memo of each rule (values seen before are not matched again) gives
+ * the same results as matching: for values seen again, for more distinct
+ * values than it holds (it empties and refills), for values that do not
+ * match, and when the same value comes back after a reset. */
+static void test_memo_gives_the_same_results_across_refills(void **state)
+{
+	struct ig_err err;
+	struct stage *s =
+		stage_open(&ig_stage_regex, RULE("path", "^/proc/[0-9]+/", "/proc/N/"), &err);
+	struct ig_metric m;
+
+	assert_non_null(s);
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < 20000; i++) {
+			char in[64], want[64];
+			int v = (i * 7919) % 9000; /* 9000 distinct values, revisited */
+
+			if (v % 3 == 0) {
+				snprintf(in, sizeof(in), "/etc/file-%d", v);
+				snprintf(want, sizeof(want), "%s", in);
+			} else {
+				snprintf(in, sizeof(in), "/proc/%d/status", v);
+				snprintf(want, sizeof(want), "/proc/N/status");
+			}
+			metric_set(&m, "file.open", "path", in, NULL);
+			assert_int_equal(s->ops->process(s->state, &m, NULL), IG_STAGE_PASS);
+			if (strcmp(ig_metric_tag(&m, "path"), want))
+				fail_msg("round %d value %d: got '%s', want '%s'", round, i,
+					 ig_metric_tag(&m, "path"), want);
+		}
+	}
+	stage_close(s);
+}
+
 static void test_configuration_mistakes_are_positioned(void **state)
 {
 	for (size_t i = 0; i < sizeof(errs) / sizeof(errs[0]); i++) {
@@ -279,6 +313,7 @@ int main(void)
 		cmocka_unit_test(test_name_key_rewrites_the_metric_name),
 		cmocka_unit_test(test_numeric_tag_stays_numeric_only_while_a_number),
 		cmocka_unit_test(test_full_arena_leaves_the_value_unchanged),
+		cmocka_unit_test(test_memo_gives_the_same_results_across_refills),
 		cmocka_unit_test(test_configuration_mistakes_are_positioned),
 		cmocka_unit_test(test_engine_scopes_pattern_errors_to_the_stage),
 	};
