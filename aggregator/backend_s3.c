@@ -15,6 +15,13 @@
  * Because the key is fixed before the first attempt, a retried upload
  * rewrites the same object: retries never create duplicates.
  *
+ * Acked means durable: the lines an envelope added to the open batch are
+ * appended to the batch's journal in the spool directory (spool.h) by sync(),
+ * before the aggregator acks the envelope. The object key is chosen when the
+ * batch opens and named in the journal, so after a crash the journal becomes
+ * the object it would have been, and a journal whose batch was already
+ * spooled is recognised by its key and not stored twice.
+ *
  * Failures: transport errors, 5xx, 429 and S3's transient codes are retried
  * with exponential backoff and jitter; auth errors (403, InvalidAccessKeyId,
  * SignatureDoesNotMatch, wrong region), a missing bucket or any other 4xx
@@ -187,7 +194,12 @@ struct s3 {
 	uint64_t raw_bytes, records;
 	uint64_t opened_mono_ns;
 	uint64_t first_ts_ns, hour; /* partition of the batch */
+	char *key; /* object key, chosen when the batch opens */
 	msgpack_sbuffer mp;
+	/* lines added since the last sync: the next journal frame */
+	char *jbuf;
+	size_t jlen, jcap;
+	uint64_t jrecords;
 
 	/* counters (aggregator thread) */
 	uint64_t received, dropped_local;
@@ -270,6 +282,25 @@ static int emit(struct s3 *s, const void *p, size_t n, int flush)
 	}
 }
 
+static char *object_key(struct s3 *s);
+
+static int jbuf_add(struct s3 *s, const void *p, size_t n)
+{
+	if (s->jlen + n > s->jcap) {
+		size_t cap = s->jcap ? s->jcap : 64 * 1024;
+		while (cap < s->jlen + n)
+			cap *= 2;
+		char *b = realloc(s->jbuf, cap);
+		if (!b)
+			return -ENOMEM;
+		s->jbuf = b;
+		s->jcap = cap;
+	}
+	memcpy(s->jbuf + s->jlen, p, n);
+	s->jlen += n;
+	return 0;
+}
+
 static int batch_open(struct s3 *s, uint64_t ts_ns)
 {
 	s->len = 0;
@@ -277,6 +308,9 @@ static int batch_open(struct s3 *s, uint64_t ts_ns)
 	s->opened_mono_ns = ig_mono_ns();
 	s->first_ts_ns = ts_ns;
 	s->hour = ts_ns / (3600 * IG_NSEC_PER_SEC);
+	free(s->key);
+	if (!(s->key = object_key(s)))
+		return -ENOMEM;
 	if (s->c.compression == COMP_GZIP) {
 		memset(&s->z, 0, sizeof(s->z));
 		if (deflateInit2(&s->z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
@@ -311,6 +345,9 @@ static void batch_close(struct s3 *s)
 	if (!s->open)
 		return;
 	s->open = false;
+	/* What was not journaled yet is in the batch itself now. */
+	s->jlen = 0;
+	s->jrecords = 0;
 	if (s->c.compression == COMP_GZIP) {
 		int rc = emit(s, "", 0, Z_FINISH);
 		deflateEnd(&s->z);
@@ -318,12 +355,16 @@ static void batch_close(struct s3 *s)
 			ig_error("s3: compression failed, batch dropped",
 				 "backend=%s records=%" PRIu64, s->name, s->records);
 			s->dropped_local += s->records;
+			ig_spool_journal_end(s->spool);
 			return;
 		}
 	}
-	if (!s->records)
+	if (!s->records) {
+		ig_spool_journal_end(s->spool);
 		return;
-	b.key = object_key(s);
+	}
+	b.key = s->key;
+	s->key = NULL;
 	b.records = s->records;
 	b.created_ns = ig_wall_ns();
 	b.data = s->buf;
@@ -338,6 +379,7 @@ static void batch_close(struct s3 *s)
 	ig_debug("s3: batch closed", "backend=%s key=%s records=%" PRIu64 " bytes=%zu", s->name,
 		 b.key, b.records, b.len);
 	ig_spool_push(s->spool, &b);
+	ig_spool_journal_end(s->spool);
 }
 
 /* json-c value -> msgpack (the msgpack format has the JSON schema). */
@@ -411,6 +453,8 @@ static int s3_write(void *state, const struct ig_metric *m)
 		}
 		line[len] = '\n'; /* replaces the NUL: emit() takes a length */
 		rc = emit(s, line, len + 1, Z_NO_FLUSH);
+		if (!rc)
+			rc = jbuf_add(s, line, len + 1);
 		s->raw_bytes += len + 1;
 		free(line);
 	} else {
@@ -425,6 +469,8 @@ static int s3_write(void *state, const struct ig_metric *m)
 		pack_json(&pk, o);
 		json_object_put(o);
 		rc = emit(s, s->mp.data, s->mp.size, Z_NO_FLUSH);
+		if (!rc)
+			rc = jbuf_add(s, s->mp.data, s->mp.size);
 		s->raw_bytes += s->mp.size;
 	}
 	if (rc) {
@@ -432,6 +478,7 @@ static int s3_write(void *state, const struct ig_metric *m)
 		return rc;
 	}
 	s->records++;
+	s->jrecords++;
 	if (s->raw_bytes >= s->c.batch_max_bytes || s->records >= s->c.batch_max_records)
 		batch_close(s);
 	return 0;
@@ -444,6 +491,59 @@ static void s3_tick(void *state, uint64_t now_ns)
 	(void)now_ns;
 	if (s->open && ig_mono_ns() - s->opened_mono_ns >= s->c.batch_max_age_ns)
 		batch_close(s);
+}
+
+/* Before the ack: the envelope's lines become durable in the journal. */
+static void s3_sync(void *state)
+{
+	struct s3 *s = state;
+
+	if (!s->open || !s->jrecords)
+		return;
+	ig_spool_journal_append(s->spool, s->key, s->jbuf, s->jlen, s->jrecords);
+	s->jlen = 0;
+	s->jrecords = 0;
+}
+
+/* A journal (raw lines or msgpack maps) back to a batch: compress it as the
+ * open batch would have been. Spool worker thread or init: reads only c. */
+static int s3_journal_to_batch(void *ctx, const char *key, const void *data, size_t len,
+			       uint64_t records, struct ig_batch *out)
+{
+	struct s3 *s = ctx;
+
+	(void)key;
+	memset(out, 0, sizeof(*out));
+	if (s->c.compression == COMP_NONE) {
+		if (!(out->data = malloc(len ? len : 1)))
+			return -ENOMEM;
+		memcpy(out->data, data, len);
+		out->len = len;
+	} else {
+		z_stream z = { 0 };
+		if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+			return -ENOMEM;
+		size_t cap = deflateBound(&z, (uLong)len) + 64;
+		unsigned char *b = malloc(cap);
+		if (!b) {
+			deflateEnd(&z);
+			return -ENOMEM;
+		}
+		z.next_in = (Bytef *)data;
+		z.avail_in = (uInt)len;
+		z.next_out = b;
+		z.avail_out = (uInt)cap;
+		int rc = deflate(&z, Z_FINISH);
+		out->len = cap - z.avail_out;
+		deflateEnd(&z);
+		if (rc != Z_STREAM_END) {
+			free(b);
+			return -EIO;
+		}
+		out->data = b;
+	}
+	out->records = records;
+	return 0;
 }
 
 static void s3_flush(void *state)
@@ -948,6 +1048,8 @@ static void s3_free(void *state)
 			"backend=%s records=%" PRIu64, s->name, s->records);
 	ig_http_free(s->http);
 	free(s->buf);
+	free(s->key);
+	free(s->jbuf);
 	msgpack_sbuffer_destroy(&s->mp);
 	free(s->cr.ak);
 	free(s->cr.sk);
@@ -1096,7 +1198,8 @@ static int s3_init(void **state, const void *conf, const char *name, struct ig_e
 				    .max_bytes = max_bytes,
 				    .backoff_min_ns = c->retry_min_ns,
 				    .backoff_max_ns = c->retry_max_ns,
-				    .fsync = c->spool_fsync };
+				    .fsync = c->spool_fsync,
+				    .journal_to_batch = s3_journal_to_batch };
 	rc = ig_spool_new(&sc, s3_deliver, s, &s->spool, err);
 	free(dir);
 	if (rc)
@@ -1123,6 +1226,7 @@ const struct ig_backend_ops ig_backend_s3 = {
 	.write = s3_write,
 	.tick = s3_tick,
 	.flush = s3_flush,
+	.sync = s3_sync,
 	.stats = s3_stats,
 	.free = s3_free,
 };

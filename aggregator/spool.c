@@ -8,6 +8,10 @@
  * next start). In memory the queue is a FIFO list; payloads of spooled
  * batches are read back from disk only when sent, so memory use does not
  * grow with the backlog.
+ *
+ * Journals ("<created_ns:020>-<8 hex>.journal", ig_wal.h frames: the key,
+ * then the records of each sync) hold the open batch of the backend; see
+ * spool.h for their life cycle.
  */
 #include "spool.h"
 
@@ -27,6 +31,7 @@
 
 #include "ig_log.h"
 #include "ig_time.h"
+#include "ig_wal.h"
 
 #define SPOOL_MAGIC "IGSPOOL1"
 #define SPOOL_HDR_MAX 4096
@@ -34,6 +39,7 @@
 struct entry {
 	struct entry *next;
 	char *file; /* basename in dir; NULL when only in memory */
+	char *journal; /* memory-held batch: the journal that keeps it durable */
 	char *key;
 	uint64_t records, created_ns;
 	void *data; /* memory-only batches */
@@ -57,6 +63,11 @@ struct ig_spool {
 	struct entry *head, *tail;
 	unsigned rng;
 	struct ig_spool_stats st;
+	/* the open batch's journal (aggregator thread; jfile read under mu) */
+	int jfd;
+	char *jfile, *jkey;
+	bool jkeep; /* a memory-held batch depends on it */
+	struct ig_ratelimit rl_journal;
 };
 
 void ig_batch_clear(struct ig_batch *b)
@@ -71,6 +82,7 @@ static void entry_free(struct entry *e)
 	if (!e)
 		return;
 	free(e->file);
+	free(e->journal);
 	free(e->key);
 	free(e->data);
 	free(e);
@@ -85,9 +97,16 @@ static char *path_of(const struct ig_spool *s, const char *file)
 	return p;
 }
 
-/* Caller holds mu. Unlinks the entry's file. */
+/* Caller holds mu. Unlinks the entry's file (and the journal of a
+ * memory-held batch). */
 static void unlink_entry(struct ig_spool *s, struct entry *e)
 {
+	if (e->journal) {
+		char *p = path_of(s, e->journal);
+		if (p)
+			unlink(p);
+		free(p);
+	}
 	if (e->file) {
 		char *p = path_of(s, e->file);
 		if (p && unlink(p) && errno != ENOENT)
@@ -114,6 +133,10 @@ static void list_remove(struct ig_spool *s, struct entry *e)
 	s->st.queued_batches--;
 	s->st.queued_bytes -= e->len;
 	s->st.queued_records -= e->records;
+	if (!e->file) {
+		s->st.memory_batches--;
+		s->st.memory_records -= e->records;
+	}
 }
 
 static void list_append(struct ig_spool *s, struct entry *e)
@@ -127,6 +150,10 @@ static void list_append(struct ig_spool *s, struct entry *e)
 	s->st.queued_batches++;
 	s->st.queued_bytes += e->len;
 	s->st.queued_records += e->records;
+	if (!e->file) {
+		s->st.memory_batches++;
+		s->st.memory_records += e->records;
+	}
 }
 
 /* Caller holds mu. Drops oldest non-inflight batches until the queue fits
@@ -392,6 +419,283 @@ static void recover(struct ig_spool *s)
 	pthread_mutex_unlock(&s->mu);
 }
 
+/* --- journals ------------------------------------------------------------ */
+
+struct jread {
+	char *key;
+	char *data;
+	size_t len, cap;
+	uint64_t records;
+};
+
+static int jread_frame(void *ctx, const void *p, size_t len, uint32_t aux)
+{
+	struct jread *j = ctx;
+
+	if (!j->key) {
+		if (!len || len > SPOOL_HDR_MAX || memchr(p, '\n', len) || memchr(p, '\0', len))
+			return -EINVAL;
+		j->key = strndup(p, len);
+		return j->key ? 0 : -ENOMEM;
+	}
+	if (j->len + len > j->cap) {
+		size_t cap = j->cap ? j->cap : 64 * 1024;
+		while (cap < j->len + len)
+			cap *= 2;
+		char *nd = realloc(j->data, cap);
+		if (!nd)
+			return -ENOMEM;
+		j->data = nd;
+		j->cap = cap;
+	}
+	memcpy(j->data + j->len, p, len);
+	j->len += len;
+	j->records += aux;
+	return 0;
+}
+
+static bool journal_in_use(struct ig_spool *s, const char *name)
+{
+	if (s->jfile && !strcmp(s->jfile, name))
+		return true;
+	for (struct entry *e = s->head; e; e = e->next)
+		if (e->journal && !strcmp(e->journal, name))
+			return true;
+	return false;
+}
+
+static bool key_queued(struct ig_spool *s, const char *key)
+{
+	for (struct entry *e = s->head; e; e = e->next)
+		if (!strcmp(e->key, key))
+			return true;
+	return false;
+}
+
+/* One journal an earlier instance left: back to a closed batch. */
+static void recover_journal(struct ig_spool *s, const char *name)
+{
+	char *path = path_of(s, name);
+	struct jread j = { 0 };
+	struct ig_wal_scan sc;
+	int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+
+	if (fd < 0) {
+		free(path);
+		return;
+	}
+	int rc = ig_wal_read(fd, 0, jread_frame, &j, &sc);
+	close(fd);
+	pthread_mutex_lock(&s->mu);
+	if (sc.bad_bytes && j.key) {
+		s->st.journal_lost_records += sc.bad_aux;
+		ig_warn("spool: journal ends in a torn or corrupt frame (a crash during its write; "
+			"those records had not been acknowledged), skipped",
+			"backend=%s file=%s bad_bytes=%" PRIu64 " records=%" PRIu64, s->name, path,
+			sc.bad_bytes, sc.bad_aux);
+	}
+	bool dup = j.key && key_queued(s, j.key);
+	pthread_mutex_unlock(&s->mu);
+	if (rc && rc != -EINVAL) {
+		ig_error("spool: cannot read journal; kept for the next start",
+			 "backend=%s file=%s err=\"%s\"", s->name, path, strerror(-rc));
+		goto out;
+	}
+	if (!j.key || !j.records || dup) {
+		if (dup)
+			ig_info("spool: journal of a batch already spooled removed",
+				"backend=%s key=%s", s->name, j.key);
+		unlink(path);
+		goto out;
+	}
+	struct ig_batch b = { 0 };
+	if ((rc = s->conf.journal_to_batch(s->ctx, j.key, j.data, j.len, j.records, &b))) {
+		ig_error("spool: cannot rebuild a batch from its journal; kept for the next start",
+			 "backend=%s file=%s err=\"%s\"", s->name, path, strerror(-rc));
+		goto out;
+	}
+	struct entry *e = calloc(1, sizeof(*e));
+	if (!e) {
+		ig_batch_clear(&b);
+		goto out;
+	}
+	e->key = j.key;
+	j.key = NULL;
+	e->records = b.records;
+	e->created_ns = ig_wall_ns();
+	e->len = b.len;
+	if (store(s, e, b.data) == 0) {
+		free(b.data);
+		unlink(path);
+	} else {
+		e->data = b.data; /* still durable as its journal */
+		e->journal = strdup(name);
+	}
+	free(b.key);
+	ig_info("spool: open batch of an earlier run recovered from its journal",
+		"backend=%s key=%s records=%" PRIu64, s->name, e->key, e->records);
+	pthread_mutex_lock(&s->mu);
+	s->st.recovered_journals++;
+	s->st.recovered_journal_records += e->records;
+	list_append(s, e);
+	enforce_bound(s, NULL);
+	pthread_mutex_unlock(&s->mu);
+out:
+	free(j.key);
+	free(j.data);
+	free(path);
+}
+
+static void recover_journals(struct ig_spool *s)
+{
+	DIR *d;
+	struct dirent *de;
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+
+	if (!s->conf.journal_to_batch || !(d = opendir(s->dir)))
+		return;
+	while ((de = readdir(d))) {
+		size_t l = strlen(de->d_name);
+		if (de->d_name[0] == '.' || l < 9 || strcmp(de->d_name + l - 8, ".journal"))
+			continue;
+		pthread_mutex_lock(&s->mu);
+		bool mine = journal_in_use(s, de->d_name);
+		pthread_mutex_unlock(&s->mu);
+		if (mine)
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 8;
+			char **nn = realloc(names, cap * sizeof(*names));
+			if (!nn)
+				break;
+			names = nn;
+		}
+		if (!(names[n] = strdup(de->d_name)))
+			break;
+		n++;
+	}
+	closedir(d);
+	if (n)
+		qsort(names, n, sizeof(*names), name_cmp);
+	for (size_t i = 0; i < n; i++) {
+		recover_journal(s, names[i]);
+		free(names[i]);
+	}
+	free(names);
+}
+
+static void journal_failed(struct ig_spool *s, int rc, uint64_t records)
+{
+	uint64_t sup = 0;
+
+	pthread_mutex_lock(&s->mu);
+	s->st.journal_errors++;
+	s->st.journal_unsynced_records += records;
+	uint64_t at_risk = s->st.journal_unsynced_records;
+	pthread_mutex_unlock(&s->mu);
+	if (ig_ratelimit_ok(&s->rl_journal, &sup))
+		ig_error("spool: cannot journal the open batch; acknowledged records are in memory "
+			 "only until the batch closes and a crash now would lose them",
+			 "backend=%s dir=%s err=\"%s\" records_at_risk=%" PRIu64
+			 " suppressed=%" PRIu64 " hint=\"check free space and permissions\"",
+			 s->name, s->dir, strerror(-rc), at_risk, sup);
+}
+
+int ig_spool_journal_append(struct ig_spool *s, const char *key, const void *data, size_t len,
+			    uint64_t records)
+{
+	int rc;
+
+	if (!s->dir || !s->conf.journal_to_batch || !records)
+		return 0;
+	if (s->jkey && strcmp(s->jkey, key))
+		ig_spool_journal_end(s);
+	if (s->jfd < 0) {
+		char name[64];
+		pthread_mutex_lock(&s->mu);
+		unsigned r = (unsigned)rand_r(&s->rng);
+		pthread_mutex_unlock(&s->mu);
+		snprintf(name, sizeof(name), "%020" PRIu64 "-%08x.journal", ig_wall_ns(), r);
+		char *path = path_of(s, name);
+		int fd = path ? open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC,
+				     0600) :
+				-1;
+		rc = fd < 0 ? -errno : ig_wal_append(fd, key, strlen(key), 0);
+		if (!rc && s->conf.fsync) {
+			/* The file's name must survive a power loss too. */
+			int dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			if (fdatasync(fd) || (dfd >= 0 && fsync(dfd)))
+				rc = -errno;
+			if (dfd >= 0)
+				close(dfd);
+		}
+		if (rc) {
+			if (fd >= 0) {
+				close(fd);
+				unlink(path);
+			}
+			free(path);
+			journal_failed(s, rc, records);
+			return rc;
+		}
+		free(path);
+		char *jf = strdup(name), *jk = strdup(key);
+		if (!jf || !jk) {
+			free(jf);
+			free(jk);
+			close(fd);
+			journal_failed(s, -ENOMEM, records);
+			return -ENOMEM;
+		}
+		pthread_mutex_lock(&s->mu);
+		s->jfile = jf;
+		pthread_mutex_unlock(&s->mu);
+		s->jkey = jk;
+		s->jfd = fd;
+		s->jkeep = false;
+	}
+	off_t end = lseek(s->jfd, 0, SEEK_END);
+	rc = ig_wal_append(s->jfd, data, len, (uint32_t)records);
+	if (!rc && s->conf.fsync && fdatasync(s->jfd))
+		rc = -errno;
+	if (rc) {
+		/* No torn frame may stay in front of the next ones. */
+		if (end >= 0 && ftruncate(s->jfd, end)) {
+			/* the scan at the next start stops there: counted then */
+		}
+		journal_failed(s, rc, records);
+		return rc;
+	}
+	pthread_mutex_lock(&s->mu);
+	s->st.journal_records += records;
+	pthread_mutex_unlock(&s->mu);
+	return 0;
+}
+
+void ig_spool_journal_end(struct ig_spool *s)
+{
+	if (s->jfd >= 0) {
+		close(s->jfd);
+		s->jfd = -1;
+		if (!s->jkeep) {
+			char *p = path_of(s, s->jfile);
+			if (p)
+				unlink(p);
+			free(p);
+		}
+	}
+	pthread_mutex_lock(&s->mu);
+	free(s->jfile);
+	s->jfile = NULL;
+	s->st.journal_records = 0;
+	s->st.journal_unsynced_records = 0;
+	pthread_mutex_unlock(&s->mu);
+	free(s->jkey);
+	s->jkey = NULL;
+	s->jkeep = false;
+}
+
 static uint64_t backoff(struct ig_spool *s, uint32_t attempts)
 {
 	uint64_t min = s->conf.backoff_min_ns, max = s->conf.backoff_max_ns, d = min;
@@ -505,6 +809,7 @@ static void *worker_main(void *arg)
 		}
 		s->locked = true;
 		recover(s);
+		recover_journals(s);
 	}
 	pthread_mutex_lock(&s->mu);
 	while (!s->stop) {
@@ -564,6 +869,8 @@ int ig_spool_new(const struct ig_spool_conf *conf, ig_deliver_fn fn, void *ctx,
 		return -ENOMEM;
 	s->conf = *conf;
 	s->lock_fd = -1;
+	s->jfd = -1;
+	s->rl_journal = (struct ig_ratelimit)IG_RATELIMIT_INIT(10 * IG_NSEC_PER_SEC);
 	s->fn = fn;
 	s->ctx = ctx;
 	s->name = strdup(conf->name ? conf->name : "spool");
@@ -608,6 +915,7 @@ int ig_spool_new(const struct ig_spool_conf *conf, ig_deliver_fn fn, void *ctx,
 		if (!flock(s->lock_fd, LOCK_EX | LOCK_NB)) {
 			s->locked = true;
 			recover(s);
+			recover_journals(s);
 		} else if (conf->manual) {
 			ig_err_add(
 				err,
@@ -658,6 +966,10 @@ int ig_spool_push(struct ig_spool *s, struct ig_batch *b)
 	if (!e->file) {
 		e->data = b->data;
 		b->data = NULL;
+		/* Its journal keeps it durable until it is delivered. */
+		if (s->jkey && !strcmp(s->jkey, e->key) && s->jfile &&
+		    (e->journal = strdup(s->jfile)))
+			s->jkeep = true;
 	}
 	ig_batch_clear(b);
 
@@ -735,10 +1047,14 @@ void ig_spool_free(struct ig_spool *s)
 		pthread_mutex_unlock(&s->mu);
 		pthread_join(s->worker, NULL);
 	}
+	if (s->jfd >= 0)
+		close(s->jfd); /* an open batch that was not flushed: recovered at the next start */
+	free(s->jfile);
+	free(s->jkey);
 	uint64_t lost_b = 0, lost_r = 0;
 	for (struct entry *e = s->head, *n; e; e = n) {
 		n = e->next;
-		if (!e->file) {
+		if (!e->file && !e->journal) {
 			lost_b++;
 			lost_r += e->records;
 		}
