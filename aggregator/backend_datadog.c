@@ -600,6 +600,7 @@ static void dd_flush(void *state)
 		ig_warn("datadog: payloads not yet delivered stay in the spool",
 			"backend=%s payloads=%" PRIu64 " metrics=%" PRIu64, d->name,
 			st.queued_batches, st.queued_records);
+		ig_spool_stop(d->spool); /* flush precedes free: stop waiting */
 	}
 }
 
@@ -677,6 +678,14 @@ static void dd_free(void *state)
 	free(d);
 }
 
+/* Worker thread: abandon a request in progress once the spool stops. */
+static bool dd_stopping(void *ctx)
+{
+	struct dd *d = ctx;
+	struct ig_spool *sp = __atomic_load_n(&d->spool, __ATOMIC_ACQUIRE);
+	return sp && ig_spool_stopping(sp);
+}
+
 static int dd_init(void **state, const void *conf, const char *name, struct ig_err *err)
 {
 	const struct dd_conf *c = conf;
@@ -742,7 +751,10 @@ static int dd_init(void **state, const void *conf, const char *name, struct ig_e
 				    .backoff_max_ns = c->retry_max_ns,
 				    .fsync = c->spool_fsync,
 				    .journal_to_batch = dd_journal_to_batch };
-	rc = ig_spool_new(&sc, dd_deliver, d, &d->spool, err);
+	ig_http_set_abort(d->http, dd_stopping, d);
+	struct ig_spool *sp = NULL;
+	rc = ig_spool_new(&sc, dd_deliver, d, &sp, err);
+	__atomic_store_n(&d->spool, sp, __ATOMIC_RELEASE);
 	free(dir);
 	if (rc)
 		goto fail;

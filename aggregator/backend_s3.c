@@ -557,10 +557,12 @@ static void s3_flush(void *state)
 		return;
 	int rc = ig_spool_drain(s->spool, s->c.shutdown_timeout_ns);
 	ig_spool_stats(s->spool, &st);
-	if (rc)
+	if (rc) {
 		ig_warn("s3: batches not yet delivered stay in the spool",
 			"backend=%s batches=%" PRIu64 " records=%" PRIu64, s->name,
 			st.queued_batches, st.queued_records);
+		ig_spool_stop(s->spool); /* flush precedes free: stop waiting for S3 */
+	}
 }
 
 static void s3_stats(void *state, struct ig_backend_stats *out)
@@ -1065,6 +1067,14 @@ static void s3_free(void *state)
 	free(s);
 }
 
+/* Worker thread: abandon a request in progress once the spool stops. */
+static bool s3_stopping(void *ctx)
+{
+	struct s3 *s = ctx;
+	struct ig_spool *sp = __atomic_load_n(&s->spool, __ATOMIC_ACQUIRE);
+	return sp && ig_spool_stopping(sp);
+}
+
 static bool valid_bucket(const char *b)
 {
 	size_t l = strlen(b);
@@ -1200,7 +1210,10 @@ static int s3_init(void **state, const void *conf, const char *name, struct ig_e
 				    .backoff_max_ns = c->retry_max_ns,
 				    .fsync = c->spool_fsync,
 				    .journal_to_batch = s3_journal_to_batch };
-	rc = ig_spool_new(&sc, s3_deliver, s, &s->spool, err);
+	ig_http_set_abort(s->http, s3_stopping, s);
+	struct ig_spool *sp = NULL;
+	rc = ig_spool_new(&sc, s3_deliver, s, &sp, err);
+	__atomic_store_n(&s->spool, sp, __ATOMIC_RELEASE);
 	free(dir);
 	if (rc)
 		goto fail;

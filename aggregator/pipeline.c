@@ -30,6 +30,7 @@
  * dropped, for ig_graph_describe. Nothing is allocated per record.
  */
 #include "ig_pipeline.h"
+#include "spool.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -97,6 +98,7 @@ struct ig_graph {
 	uint32_t slot_mask;
 	struct ig_metric *m; /* the per-record work buffer */
 	struct ig_graph_stats st;
+	bool flushed; /* nothing written since the last flush: free need not flush */
 	uint64_t truncated; /* records whose tags did not all fit a metric */
 	struct ig_ratelimit rl_truncated;
 };
@@ -761,7 +763,7 @@ static void destroy(struct ig_graph *g, bool flush)
 {
 	if (!g)
 		return;
-	if (flush)
+	if (flush && !g->flushed)
 		ig_graph_flush(g);
 	for (size_t i = 0; i < g->npipelines; i++) {
 		struct pipeline *p = &g->pipelines[i];
@@ -916,6 +918,7 @@ void ig_graph_process(struct ig_graph *g, const struct ig_record *r)
 {
 	const struct route *rt;
 
+	g->flushed = false;
 	if (!g || !r)
 		return;
 	g->st.records_in++;
@@ -961,7 +964,9 @@ void ig_graph_flush(struct ig_graph *g)
 	if (!g)
 		return;
 	/* Stages in order: what stage 0 flushes out is held by stage 1 until its
-	 * own flush. Then the backends send everything. */
+	 * own flush. Then the backends send everything, within one shared
+	 * shutdown_timeout (spool.h). */
+	ig_spool_flush_begin();
 	for (size_t i = 0; i < g->npipelines; i++) {
 		struct pipeline *p = &g->pipelines[i];
 
@@ -972,6 +977,8 @@ void ig_graph_flush(struct ig_graph *g)
 	for (size_t i = 0; i < g->nbackends; i++)
 		if (g->backends[i].state && g->backends[i].ops->flush)
 			g->backends[i].ops->flush(g->backends[i].state);
+	ig_spool_flush_end();
+	g->flushed = true;
 }
 
 void ig_graph_sync(struct ig_graph *g)

@@ -997,9 +997,36 @@ uint64_t ig_spool_next_due(struct ig_spool *s)
 	return due;
 }
 
+static uint64_t flush_started_ns; /* atomic; 0 = not flushing */
+
+void ig_spool_flush_begin(void)
+{
+	__atomic_store_n(&flush_started_ns, ig_mono_ns(), __ATOMIC_RELAXED);
+}
+
+void ig_spool_flush_end(void)
+{
+	__atomic_store_n(&flush_started_ns, 0, __ATOMIC_RELAXED);
+}
+
+void ig_spool_stop(struct ig_spool *s)
+{
+	pthread_mutex_lock(&s->mu);
+	__atomic_store_n(&s->stop, true, __ATOMIC_RELAXED);
+	pthread_cond_broadcast(&s->wake);
+	pthread_mutex_unlock(&s->mu);
+}
+
+bool ig_spool_stopping(void *spool)
+{
+	struct ig_spool *s = spool;
+	return __atomic_load_n(&s->stop, __ATOMIC_RELAXED);
+}
+
 int ig_spool_drain(struct ig_spool *s, uint64_t timeout_ns)
 {
-	uint64_t deadline = ig_mono_ns() + timeout_ns;
+	uint64_t start = __atomic_load_n(&flush_started_ns, __ATOMIC_RELAXED);
+	uint64_t deadline = (start ? start : ig_mono_ns()) + timeout_ns;
 	int rc;
 
 	pthread_mutex_lock(&s->mu);
@@ -1042,7 +1069,7 @@ void ig_spool_free(struct ig_spool *s)
 		return;
 	if (s->have_worker) {
 		pthread_mutex_lock(&s->mu);
-		s->stop = true;
+		__atomic_store_n(&s->stop, true, __ATOMIC_RELAXED);
 		pthread_cond_broadcast(&s->wake);
 		pthread_mutex_unlock(&s->mu);
 		pthread_join(s->worker, NULL);

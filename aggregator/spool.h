@@ -139,6 +139,19 @@ uint64_t ig_spool_next_due(struct ig_spool *s);
  * 0 when empty, -ETIMEDOUT or -EAGAIN (halted, or manual mode) otherwise. */
 int ig_spool_drain(struct ig_spool *s, uint64_t timeout_ns);
 void ig_spool_stats(struct ig_spool *s, struct ig_spool_stats *st);
+/* True once ig_spool_free has begun (an ig_http abort callback: the
+ * delivery in progress is abandoned, its batch stays spooled). */
+bool ig_spool_stopping(void *spool);
+/* Shutdown bound: between begin and end (ig_graph_flush), every
+ * ig_spool_drain counts its timeout from the moment of begin, so backends
+ * drained one after the other share one shutdown_timeout instead of adding
+ * theirs up. */
+void ig_spool_flush_begin(void);
+/* After a drain that timed out at shutdown: tells the worker to stop and
+ * abandon the delivery in progress now (ig_spool_free then joins it),
+ * so backends flushed one after the other abandon theirs in parallel. */
+void ig_spool_stop(struct ig_spool *s);
+void ig_spool_flush_end(void);
 /* Stops the worker after its current attempt and frees; spooled files stay. */
 void ig_spool_free(struct ig_spool *s);
 void ig_batch_clear(struct ig_batch *b);
