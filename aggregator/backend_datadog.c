@@ -615,6 +615,8 @@ static void dd_stats(void *state, struct ig_backend_stats *out)
 	out->dropped = d->dropped_local + st.dropped_records;
 	out->errors = st.failed_attempts;
 	out->queued = d->pending_metrics + st.queued_records;
+	out->memory_held = st.memory_records;
+	out->unjournaled = st.journal_unsynced_records;
 }
 
 /* Worker thread. */

@@ -576,6 +576,8 @@ static void s3_stats(void *state, struct ig_backend_stats *out)
 	out->dropped = s->dropped_local + st.dropped_records;
 	out->errors = st.failed_attempts;
 	out->queued = (s->open ? s->records : 0) + st.queued_records;
+	out->memory_held = st.memory_records;
+	out->unjournaled = st.journal_unsynced_records;
 }
 
 /* --- credentials (worker thread after init) ----------------------------- */

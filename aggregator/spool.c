@@ -689,7 +689,6 @@ void ig_spool_journal_end(struct ig_spool *s)
 	free(s->jfile);
 	s->jfile = NULL;
 	s->st.journal_records = 0;
-	s->st.journal_unsynced_records = 0;
 	pthread_mutex_unlock(&s->mu);
 	free(s->jkey);
 	s->jkey = NULL;

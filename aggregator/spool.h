@@ -103,7 +103,7 @@ struct ig_spool_stats {
 	uint64_t memory_batches, memory_records; /* held in memory: the disk refused them */
 	uint64_t journal_records; /* in the open journal (durable, batch not closed) */
 	uint64_t journal_errors; /* journal writes that failed (disk full...) */
-	uint64_t journal_unsynced_records; /* acked records a crash would lose now */
+	uint64_t journal_unsynced_records; /* total: acked without being journaled */
 	uint64_t recovered_journals, recovered_journal_records;
 	uint64_t journal_lost_records; /* torn/corrupt journal tails found at start */
 	bool halted;
