@@ -918,9 +918,9 @@ void ig_graph_process(struct ig_graph *g, const struct ig_record *r)
 {
 	const struct route *rt;
 
-	g->flushed = false;
 	if (!g || !r)
 		return;
+	g->flushed = false;
 	g->st.records_in++;
 	rt = route_find(g, r->probe);
 	if (!rt) {
