@@ -38,6 +38,8 @@ struct ig_agent_conf {
 	uint64_t wakeup_records; /* ring buffer consumer woken every N records */
 	uint64_t poll_interval_ns; /* ... or at least this often */
 	uint64_t shutdown_timeout_ns;
+	char *buffer_dir; /* disk form of the unacked queue; "" = memory only */
+	bool buffer_fsync;
 	bool mount_tracefs, mount_bpffs;
 	char *cgroup_root; /* "auto" or a path to the cgroup v2 hierarchy */
 	int log_level; /* enum ig_log_level */

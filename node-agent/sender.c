@@ -11,6 +11,7 @@
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/util/platform.h>
 
+#include "disk_buffer.h"
 #include "ig_log.h"
 #include "ig_time.h"
 #include "ig_wire.h"
@@ -22,6 +23,7 @@ struct batch {
 	size_t len;
 	uint32_t nrecords;
 	uint32_t attempts;
+	bool on_disk;
 };
 
 struct ig_sender {
@@ -38,8 +40,18 @@ struct ig_sender {
 	bool stop;
 	struct ig_sender_stats st;
 	int connected;
-	struct ig_ratelimit rl_timeout, rl_reject;
+	struct ig_ratelimit rl_timeout, rl_reject, rl_buffer;
+	struct ig_dbuf *dbuf; /* NULL = memory only */
 };
+
+/* Called with the lock held: the batch leaves the queue. */
+static void batch_done(struct ig_sender *s, struct batch *b)
+{
+	if (b->on_disk) {
+		ig_dbuf_pop(s->dbuf);
+		s->st.buffered_records -= b->nrecords;
+	}
+}
 
 static void batch_free(struct batch *b)
 {
@@ -73,6 +85,7 @@ static void pop_if_head(struct ig_sender *s, uint64_t seq)
 	s->nbatches--;
 	s->nbytes -= b->len;
 	s->nrecords -= b->nrecords;
+	batch_done(s, b);
 	batch_free(b);
 	if (!s->head)
 		pthread_cond_broadcast(&s->drained);
@@ -174,6 +187,40 @@ static void *sender_main(void *arg)
 	}
 }
 
+static void enqueue_locked(struct ig_sender *s, struct batch *b);
+
+struct replay_list {
+	struct batch *head, *tail;
+	uint64_t lost; /* records of envelopes we had no memory for */
+};
+
+/* Collected first, queued after the replay: a drop while queueing pops the
+ * disk buffer, which must know all its segments by then. */
+static void replayed(void *ctx, uint64_t seq, void *buf, size_t len, uint32_t nrecords)
+{
+	struct replay_list *l = ctx;
+	struct batch *b = calloc(1, sizeof(*b));
+
+	if (!b) {
+		free(buf);
+		b = calloc(1, sizeof(*b)); /* try once more for the placeholder */
+		if (!b) {
+			l->lost += nrecords;
+			return;
+		}
+		buf = NULL;
+		len = 0;
+	}
+	*b = (struct batch){
+		.seq = seq, .buf = buf, .len = len, .nrecords = nrecords, .on_disk = true
+	};
+	if (l->tail)
+		l->tail->next = b;
+	else
+		l->head = b;
+	l->tail = b;
+}
+
 int ig_sender_new(struct ig_sender **out, const struct ig_sender_opts *o, struct ig_err *err)
 {
 	struct ig_sender *s = calloc(1, sizeof(*s));
@@ -185,9 +232,37 @@ int ig_sender_new(struct ig_sender **out, const struct ig_sender_opts *o, struct
 	s->url = strdup(o->url);
 	s->rl_timeout = (struct ig_ratelimit)IG_RATELIMIT_INIT(10 * IG_NSEC_PER_SEC);
 	s->rl_reject = (struct ig_ratelimit)IG_RATELIMIT_INIT(10 * IG_NSEC_PER_SEC);
+	s->rl_buffer = (struct ig_ratelimit)IG_RATELIMIT_INIT(10 * IG_NSEC_PER_SEC);
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
 	pthread_cond_init(&s->drained, NULL);
+	if (o->buffer_dir && *o->buffer_dir) {
+		struct ig_dbuf_opts bo = { .dir = o->buffer_dir, .fsync = o->buffer_fsync };
+		if ((rv = ig_dbuf_open(&s->dbuf, &bo, err)) < 0) {
+			free(s->url);
+			free(s);
+			return rv;
+		}
+		struct replay_list l = { 0 };
+		ig_dbuf_replay(s->dbuf, replayed, &l, &s->st.lost_buffer_corrupt);
+		pthread_mutex_lock(&s->mu);
+		s->st.lost_buffer_corrupt += l.lost;
+		while (l.head) {
+			struct batch *b = l.head;
+			l.head = b->next;
+			s->st.buffered_records += b->nrecords;
+			s->st.replayed_records += b->nrecords;
+			if (!b->buf) { /* out of memory: counted, and done on disk */
+				s->st.buffered_records -= b->nrecords;
+				s->st.lost_buffer_corrupt += b->nrecords;
+				ig_dbuf_pop(s->dbuf);
+				batch_free(b);
+				continue;
+			}
+			enqueue_locked(s, b);
+		}
+		pthread_mutex_unlock(&s->mu);
+	}
 	if ((rv = nng_req0_open(&s->sock)) != 0) {
 		ig_err_add(err, "cannot open nng REQ socket: %s", nng_strerror(rv));
 		goto fail;
@@ -224,6 +299,12 @@ int ig_sender_new(struct ig_sender **out, const struct ig_sender_opts *o, struct
 	return 0;
 fail:
 	nng_close(s->sock);
+	while (s->head) {
+		struct batch *b = s->head;
+		s->head = b->next;
+		batch_free(b);
+	}
+	ig_dbuf_close(s->dbuf);
 	free(s->url);
 	free(s);
 	return -EINVAL;
@@ -244,6 +325,31 @@ void ig_sender_enqueue(struct ig_sender *s, uint64_t seq, void *buf, size_t len,
 	b->len = len;
 	b->nrecords = nrecords;
 	pthread_mutex_lock(&s->mu);
+	if (s->dbuf) {
+		int rc = ig_dbuf_append(s->dbuf, seq, buf, len, nrecords);
+		b->on_disk = rc == 0;
+		if (rc) {
+			uint64_t sup = 0;
+			s->st.buffer_errors++;
+			if (ig_ratelimit_ok(&s->rl_buffer, &sup))
+				ig_error(
+					"cannot write an envelope to the disk buffer; it is queued in "
+					"memory only (lost if the agent dies before it is acked)",
+					"err=\"%s\" buffer_errors=%llu suppressed=%llu",
+					strerror(-rc), (unsigned long long)s->st.buffer_errors,
+					(unsigned long long)sup);
+		} else {
+			s->st.buffered_records += nrecords;
+		}
+	}
+	enqueue_locked(s, b);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* Queues b after making room (dropping the oldest, counted). Lock held. */
+static void enqueue_locked(struct ig_sender *s, struct batch *b)
+{
+	size_t len = b->len;
 	/* Make room: drop the oldest envelopes, counting their records. */
 	while (s->head && (s->nbatches + 1 > s->o.queue_max_batches ||
 			   s->nbytes + len > s->o.queue_max_bytes)) {
@@ -255,6 +361,7 @@ void ig_sender_enqueue(struct ig_sender *s, uint64_t seq, void *buf, size_t len,
 		s->nbytes -= old->len;
 		s->nrecords -= old->nrecords;
 		s->st.lost_queue_overflow += old->nrecords;
+		batch_done(s, old);
 		batch_free(old);
 	}
 	if (s->tail)
@@ -264,9 +371,8 @@ void ig_sender_enqueue(struct ig_sender *s, uint64_t seq, void *buf, size_t len,
 	s->tail = b;
 	s->nbatches++;
 	s->nbytes += len;
-	s->nrecords += nrecords;
+	s->nrecords += b->nrecords;
 	pthread_cond_signal(&s->cv);
-	pthread_mutex_unlock(&s->mu);
 }
 
 uint64_t ig_sender_drain(struct ig_sender *s, uint64_t timeout_ns)
@@ -317,6 +423,7 @@ void ig_sender_free(struct ig_sender *s)
 		s->head = b->next;
 		batch_free(b);
 	}
+	ig_dbuf_close(s->dbuf); /* what was not acked stays on disk for the next start */
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);
 	pthread_cond_destroy(&s->drained);
