@@ -83,6 +83,10 @@ static const struct ig_opt agent_opts[] = {
 	  "fdatasync each envelope written to buffer_dir (survives power loss); false: written "
 	  "only, survives a crash of the agent, not of the machine.",
 	  .flags = 0 },
+	{ "drop_capabilities", IG_OPT_BOOL, "true", A(drop_capabilities),
+	  "Once the probes are attached, drop every capability (bounding and effective sets; "
+	  "the probes' load set stays permitted for reloads) and set no_new_privs.",
+	  .flags = 0 },
 	{ "mount_tracefs", IG_OPT_BOOL, "true", A(mount_tracefs),
 	  "Mount tracefs at /sys/kernel/tracing if it is not mounted.", .flags = 0 },
 	{ "mount_bpffs", IG_OPT_BOOL, "true", A(mount_bpffs),

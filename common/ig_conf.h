@@ -40,6 +40,7 @@ struct ig_agent_conf {
 	uint64_t shutdown_timeout_ns;
 	char *buffer_dir; /* disk form of the unacked queue; "" = memory only */
 	bool buffer_fsync;
+	bool drop_capabilities;
 	bool mount_tracefs, mount_bpffs;
 	char *cgroup_root; /* "auto" or a path to the cgroup v2 hierarchy */
 	int log_level; /* enum ig_log_level */

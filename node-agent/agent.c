@@ -18,6 +18,7 @@
 #include "ig_time.h"
 #include "ig_wire.h"
 #include "probe.h"
+#include "privs.h"
 #include "sender.h"
 #include "sysprep.h"
 
@@ -325,7 +326,9 @@ static void reload(struct ig_agent *a)
 	seal_batch(a);
 	close_probes(a);
 	ig_err_init(&err);
-	if (open_probes(a, nc, &err) < 0) {
+	ig_privs_raise();
+	int rv = ig_privs_check(nc, &err);
+	if (rv < 0 || open_probes(a, nc, &err) < 0) {
 		ig_error("reload failed to start probes; restoring the previous configuration",
 			 "errors=\"%s\"", ig_err_str(&err));
 		ig_conf_free(nc);
@@ -333,8 +336,10 @@ static void reload(struct ig_agent *a)
 		if (open_probes(a, a->conf, &err) < 0)
 			ig_error("previous probes failed to restart too", "errors=\"%s\"",
 				 ig_err_str(&err));
+		ig_privs_lower();
 		return;
 	}
+	ig_privs_lower();
 	/* Keep node identity and sender settings of the running instance. */
 	free(nc->agent.node_name);
 	nc->agent.node_name = strdup(a->conf->agent.node_name);
@@ -381,7 +386,8 @@ int ig_agent_new(struct ig_agent **out, struct ig_conf *conf, const char *config
 	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = 0 };
 	epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->sigfd, &ev);
 
-	if ((rv = ig_sysprep(&conf->agent, err)) < 0)
+	int prv = ig_privs_check(conf, err);
+	if ((rv = ig_sysprep(&conf->agent, err)) < 0 || (rv = prv) < 0)
 		goto fail;
 	/* Identity first: its initial cgroup walk means the first events already
 	 * find their containers. */
@@ -408,6 +414,10 @@ int ig_agent_new(struct ig_agent **out, struct ig_conf *conf, const char *config
 		publish_metrics(a);
 		ig_httpd_set_ready(a->httpd, true);
 	}
+	/* Everything that needs a capability is done: keep only what a reload
+	 * needs to load probes again, and only as permitted. */
+	if (conf->agent.drop_capabilities)
+		ig_privs_drop(conf);
 	*out = a;
 	return 0;
 fail:

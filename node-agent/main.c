@@ -34,7 +34,8 @@ static void usage(FILE *f)
 		"  -h, --help                 this help\n"
 		"\n"
 		"Signals: SIGTERM/SIGINT drain and exit; SIGHUP reloads the configuration file.\n"
-		"Needs root (or CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN for mounting tracefs/bpffs).\n");
+		"Needs CAP_BPF and CAP_PERFMON (+ CAP_NET_ADMIN for traffic's cgroup_skb method,\n"
+		"CAP_SYS_ADMIN to mount tracefs/bpffs); see docs/capabilities.md.\n");
 }
 
 int main(int argc, char **argv)

@@ -31,11 +31,11 @@ build_pkgs=(
 	build-essential cmake pkg-config clang llvm clang-format git
 	libbpf-dev libelf-dev zlib1g-dev bpftool
 	libnng-dev libmsgpack-dev libyaml-dev
-	libcurl4-openssl-dev libssl-dev libjson-c-dev libpcre2-dev
+	libcurl4-openssl-dev libssl-dev libjson-c-dev libpcre2-dev libcap-dev
 )
 test_pkgs=(
 	libcmocka-dev libclang-rt-14-dev python3 python3-botocore python3-boto3 jq sqlite3 openssl
-	libbpf-tools bpftrace iproute2 util-linux procps psmisc unzip iperf3
+	libbpf-tools bpftrace iproute2 util-linux procps psmisc unzip iperf3 libcap2-bin
 )
 # Node.js may already come from another repository whose nodejs conflicts with
 # Debian's npm: only ask apt for them when they are not there at all.
