@@ -74,10 +74,11 @@ static const struct ig_opt agent_opts[] = {
 	{ "shutdown_timeout", IG_OPT_DURATION, "5s", A(shutdown_timeout_ns),
 	  "On SIGTERM, how long to wait for queued envelopes to be acknowledged.", .min = 0,
 	  .max = (int64_t)(600 * SEC) },
-	{ "buffer_dir", IG_OPT_STR, "/var/lib/ingrain/agent/buffer", A(buffer_dir),
-	  "Directory of the unacknowledged queue on disk (write-ahead segments, bounded like the "
-	  "queue), replayed after a crash or restart; one agent per directory (a hostPath in "
-	  "Kubernetes). Empty: memory only.",
+	{ "buffer_dir", IG_OPT_STR, IG_AGENT_BUFFER_DIR_DEFAULT, A(buffer_dir),
+	  "Directory of the unacknowledged queue on disk (write-ahead segments; at most "
+	  "queue_max_bytes plus one 8 MiB segment), replayed after a crash or restart; one agent "
+	  "per directory (a hostPath in Kubernetes). Empty: memory only. The default, when "
+	  "unusable, only warns; a directory set here must work.",
 	  .flags = 0 },
 	{ "buffer_fsync", IG_OPT_BOOL, "true", A(buffer_fsync),
 	  "fdatasync each envelope written to buffer_dir (survives power loss); false: written "

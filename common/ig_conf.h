@@ -24,6 +24,8 @@
 #include "ig_err.h"
 #include "ig_yaml.h"
 
+#define IG_AGENT_BUFFER_DIR_DEFAULT "/var/lib/ingrain/agent/buffer"
+
 struct ig_agent_conf {
 	char *node_name; /* default: $NODE_NAME, else hostname */
 	char *agent_id; /* default: node name */

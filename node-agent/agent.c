@@ -402,6 +402,8 @@ int ig_agent_new(struct ig_agent **out, struct ig_conf *conf, const char *config
 		.reconnect_min_ns = conf->agent.reconnect_min_ns,
 		.reconnect_max_ns = conf->agent.reconnect_max_ns,
 		.buffer_dir = conf->agent.buffer_dir,
+		.buffer_dir_is_default =
+			!strcmp(conf->agent.buffer_dir, IG_AGENT_BUFFER_DIR_DEFAULT),
 		.buffer_fsync = conf->agent.buffer_fsync,
 	};
 	if ((rv = ig_sender_new(&a->sender, &so, err)) < 0)

@@ -238,11 +238,24 @@ int ig_sender_new(struct ig_sender **out, const struct ig_sender_opts *o, struct
 	pthread_cond_init(&s->drained, NULL);
 	if (o->buffer_dir && *o->buffer_dir) {
 		struct ig_dbuf_opts bo = { .dir = o->buffer_dir, .fsync = o->buffer_fsync };
-		if ((rv = ig_dbuf_open(&s->dbuf, &bo, err)) < 0) {
+		struct ig_err berr;
+		ig_err_init(&berr);
+		rv = ig_dbuf_open(&s->dbuf, &bo, &berr);
+		if (rv < 0 && !o->buffer_dir_is_default) {
+			ig_err_add(err, "%s", ig_err_str(&berr));
 			free(s->url);
 			free(s);
 			return rv;
 		}
+		/* The default directory may be absent from a deployment (a read-only
+		 * root without the hostPath): run, but say what that costs. */
+		if (rv < 0)
+			ig_warn("the default agent.buffer_dir is unusable: the unacknowledged queue "
+				"is kept in memory only and is lost if the agent dies; mount a "
+				"writable directory there (a hostPath) or set agent.buffer_dir",
+				"error=\"%s\"", ig_err_str(&berr));
+	}
+	if (s->dbuf) {
 		struct replay_list l = { 0 };
 		ig_dbuf_replay(s->dbuf, replayed, &l, &s->st.lost_buffer_corrupt);
 		pthread_mutex_lock(&s->mu);

@@ -42,6 +42,7 @@ struct ig_sender_opts {
 	uint64_t ack_timeout_ns;
 	uint64_t reconnect_min_ns, reconnect_max_ns;
 	const char *buffer_dir; /* NULL or "" = memory only */
+	bool buffer_dir_is_default; /* unusable default: warn, memory only */
 	bool buffer_fsync;
 };
 
