@@ -620,6 +620,7 @@ static void dd_stats(void *state, struct ig_backend_stats *out)
 	out->queued = d->pending_metrics + st.queued_records;
 	out->memory_held = st.memory_records;
 	out->unjournaled = st.journal_unsynced_records;
+	out->crash_lost = st.crash_lost_records;
 }
 
 /* Worker thread. */

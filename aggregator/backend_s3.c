@@ -578,6 +578,7 @@ static void s3_stats(void *state, struct ig_backend_stats *out)
 	out->queued = (s->open ? s->records : 0) + st.queued_records;
 	out->memory_held = st.memory_records;
 	out->unjournaled = st.journal_unsynced_records;
+	out->crash_lost = st.crash_lost_records;
 }
 
 /* --- credentials (worker thread after init) ----------------------------- */

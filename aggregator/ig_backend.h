@@ -26,6 +26,7 @@ struct ig_backend_stats {
 	 * records that could not be journaled either: a crash loses those. */
 	uint64_t memory_held;
 	uint64_t unjournaled;
+	uint64_t crash_lost; /* of those, found lost at start (the previous run died) */
 };
 
 struct ig_backend_ops {

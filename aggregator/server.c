@@ -303,6 +303,8 @@ static void prom_backend(void *ctx, const char *name, const char *type,
 		       (double)st->memory_held);
 	ig_prom_sample(p, "ingrain_backend_unjournaled_records_total", "backend", name,
 		       (double)st->unjournaled);
+	ig_prom_sample(p, "ingrain_backend_crash_lost_records_total", "backend", name,
+		       (double)st->crash_lost);
 }
 
 static void prom_agent(void *ctx, const struct ig_agent_info *ai)
@@ -379,6 +381,8 @@ static void publish_metrics(struct ig_server *s)
 	ig_prom_family(&p, "ingrain_backend_unjournaled_records_total", "counter",
 		       "Acked records that could not be journaled: a crash before their batch is "
 		       "stored loses them.");
+	ig_prom_family(&p, "ingrain_backend_crash_lost_records_total", "counter",
+		       "Unjournaled acked records the previous run lost (counted at start).");
 	ig_graph_foreach_backend(s->graph, prom_backend, &p);
 	ig_httpd_publish(s->httpd, p.buf ? p.buf : "", p.len);
 	ig_prom_free(&p);
@@ -402,6 +406,7 @@ static void json_backend(void *ctx, const char *name, const char *type,
 	json_object_object_add(o, "queued", ju64(st->queued));
 	json_object_object_add(o, "memory_held", ju64(st->memory_held));
 	json_object_object_add(o, "unjournaled", ju64(st->unjournaled));
+	json_object_object_add(o, "crash_lost", ju64(st->crash_lost));
 	json_object_array_add(ctx, o);
 }
 

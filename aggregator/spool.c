@@ -45,6 +45,7 @@ struct entry {
 	void *data; /* memory-only batches */
 	size_t len;
 	uint32_t attempts;
+	uint64_t at_risk; /* its records that were acked but never journaled */
 	uint64_t due_ns; /* monotonic */
 	bool inflight;
 };
@@ -68,7 +69,58 @@ struct ig_spool {
 	char *jfile, *jkey;
 	bool jkeep; /* a memory-held batch depends on it */
 	struct ig_ratelimit rl_journal;
+	/* Acked records durable nowhere (their journal writes failed), in the
+	 * open batch (j_unsynced) and in all (at_risk_total); mirrored in
+	 * <dir>/.at-risk so that the next start counts what a crash lost. */
+	uint64_t j_unsynced, at_risk_total;
+	int risk_fd;
 };
+
+#define RISK_FILE ".at-risk"
+
+/* Caller holds mu. The file is preallocated: rewriting it needs no new
+ * block on a full disk. Only the instance holding the lock writes it. */
+static void risk_persist(struct ig_spool *s)
+{
+	char buf[24];
+
+	if (s->risk_fd < 0 || !s->locked)
+		return;
+	snprintf(buf, sizeof(buf), "%020" PRIu64 "\n", s->at_risk_total);
+	if (pwrite(s->risk_fd, buf, 21, 0) != 21) {
+		/* nothing better to do: the journal error is already logged */
+	}
+}
+
+static void risk_release(struct ig_spool *s, uint64_t n)
+{
+	s->at_risk_total -= n < s->at_risk_total ? n : s->at_risk_total;
+	if (n)
+		risk_persist(s);
+}
+
+/* With the lock held, at start or adoption: what the previous instance
+ * left in .at-risk was lost with it. */
+static void risk_take_over(struct ig_spool *s)
+{
+	char buf[32] = "";
+
+	if (s->risk_fd < 0)
+		return;
+	ssize_t n = pread(s->risk_fd, buf, sizeof(buf) - 1, 0);
+	unsigned long long lost = n > 0 ? strtoull(buf, NULL, 10) : 0;
+	pthread_mutex_lock(&s->mu);
+	if (lost) {
+		s->st.crash_lost_records += lost;
+		ig_error(
+			"spool: acknowledged records were lost by the previous run: they could not "
+			"be journaled (disk full?) and the process ended before their batch was "
+			"stored",
+			"backend=%s records=%llu", s->name, lost);
+	}
+	risk_persist(s);
+	pthread_mutex_unlock(&s->mu);
+}
 
 void ig_batch_clear(struct ig_batch *b)
 {
@@ -177,6 +229,7 @@ static void enforce_bound(struct ig_spool *s, struct entry *keep)
 		}
 		list_remove(s, victim);
 		unlink_entry(s, victim);
+		risk_release(s, victim->at_risk);
 		s->st.dropped_batches++;
 		s->st.dropped_records += victim->records;
 		ig_warn("spool full: oldest batch dropped",
@@ -592,7 +645,10 @@ static void journal_failed(struct ig_spool *s, int rc, uint64_t records)
 	pthread_mutex_lock(&s->mu);
 	s->st.journal_errors++;
 	s->st.journal_unsynced_records += records;
-	uint64_t at_risk = s->st.journal_unsynced_records;
+	s->j_unsynced += records;
+	s->at_risk_total += records;
+	risk_persist(s);
+	uint64_t at_risk = s->at_risk_total;
 	pthread_mutex_unlock(&s->mu);
 	if (ig_ratelimit_ok(&s->rl_journal, &sup))
 		ig_error("spool: cannot journal the open batch; acknowledged records are in memory "
@@ -689,6 +745,9 @@ void ig_spool_journal_end(struct ig_spool *s)
 	free(s->jfile);
 	s->jfile = NULL;
 	s->st.journal_records = 0;
+	/* A batch discarded without a push: its records were counted dropped. */
+	risk_release(s, s->j_unsynced);
+	s->j_unsynced = 0;
 	pthread_mutex_unlock(&s->mu);
 	free(s->jkey);
 	s->jkey = NULL;
@@ -749,6 +808,7 @@ static int attempt(struct ig_spool *s, uint64_t now_ns)
 	case IG_DELIVER_OK:
 		list_remove(s, e);
 		unlink_entry(s, e);
+		risk_release(s, e->at_risk);
 		s->st.delivered_batches++;
 		s->st.delivered_records += e->records;
 		if (e->attempts > 1)
@@ -779,6 +839,7 @@ static int attempt(struct ig_spool *s, uint64_t now_ns)
 	case IG_DELIVER_DROP:
 		list_remove(s, e);
 		unlink_entry(s, e);
+		risk_release(s, e->at_risk);
 		s->st.dropped_batches++;
 		s->st.dropped_records += e->records;
 		ig_error("batch rejected by the destination and dropped",
@@ -806,9 +867,12 @@ static void *worker_main(void *arg)
 				return NULL;
 			usleep(20000);
 		}
+		pthread_mutex_lock(&s->mu);
 		s->locked = true;
+		pthread_mutex_unlock(&s->mu);
 		recover(s);
 		recover_journals(s);
+		risk_take_over(s);
 	}
 	pthread_mutex_lock(&s->mu);
 	while (!s->stop) {
@@ -869,6 +933,7 @@ int ig_spool_new(const struct ig_spool_conf *conf, ig_deliver_fn fn, void *ctx,
 	s->conf = *conf;
 	s->lock_fd = -1;
 	s->jfd = -1;
+	s->risk_fd = -1;
 	s->rl_journal = (struct ig_ratelimit)IG_RATELIMIT_INIT(10 * IG_NSEC_PER_SEC);
 	s->fn = fn;
 	s->ctx = ctx;
@@ -911,10 +976,15 @@ int ig_spool_new(const struct ig_spool_conf *conf, ig_deliver_fn fn, void *ctx,
 		 * they count as queued from the start. Otherwise (a reload
 		 * whose previous instance is still flushing) the worker
 		 * waits for it. */
+		char *risk = path_of(s, RISK_FILE);
+		if (risk && (s->risk_fd = open(risk, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) >= 0)
+			posix_fallocate(s->risk_fd, 0, 64);
+		free(risk);
 		if (!flock(s->lock_fd, LOCK_EX | LOCK_NB)) {
 			s->locked = true;
 			recover(s);
 			recover_journals(s);
+			risk_take_over(s);
 		} else if (conf->manual) {
 			ig_err_add(
 				err,
@@ -965,6 +1035,7 @@ int ig_spool_push(struct ig_spool *s, struct ig_batch *b)
 	if (!e->file) {
 		e->data = b->data;
 		b->data = NULL;
+		e->at_risk = s->j_unsynced; /* still at risk until delivered */
 		/* Its journal keeps it durable until it is delivered. */
 		if (s->jkey && !strcmp(s->jkey, e->key) && s->jfile &&
 		    (e->journal = strdup(s->jfile)))
@@ -973,6 +1044,11 @@ int ig_spool_push(struct ig_spool *s, struct ig_batch *b)
 	ig_batch_clear(b);
 
 	pthread_mutex_lock(&s->mu);
+	/* The open batch's unjournaled records are this batch's: durable now if
+	 * it was stored, else they follow it. */
+	if (e->file)
+		risk_release(s, s->j_unsynced);
+	s->j_unsynced = 0;
 	list_append(s, e);
 	enforce_bound(s, e);
 	pthread_cond_signal(&s->wake);
@@ -1091,6 +1167,8 @@ void ig_spool_free(struct ig_spool *s)
 			 "backend=%s batches=%" PRIu64 " records=%" PRIu64
 			 " hint=\"set spool_dir to keep them across restarts\"",
 			 s->name, lost_b, lost_r);
+	if (s->risk_fd >= 0)
+		close(s->risk_fd); /* what is still at risk stays counted in it */
 	if (s->lock_fd >= 0)
 		close(s->lock_fd); /* releases the flock */
 	pthread_mutex_destroy(&s->mu);

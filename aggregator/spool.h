@@ -106,6 +106,7 @@ struct ig_spool_stats {
 	uint64_t journal_unsynced_records; /* total: acked without being journaled */
 	uint64_t recovered_journals, recovered_journal_records;
 	uint64_t journal_lost_records; /* torn/corrupt journal tails found at start */
+	uint64_t crash_lost_records; /* acked, never journaled, lost by the previous run */
 	bool halted;
 };
 
