@@ -12,6 +12,21 @@
 #ifndef CAP_PERFMON
 #define CAP_PERFMON 38
 #endif
+
+/* LeakSanitizer suspends the process's threads with ptrace at exit, which
+ * fails once CAP_SYS_PTRACE is gone ("Running thread ... was not suspended.
+ * False leaks are possible."). Sanitizer builds (tests only) keep it when
+ * they have it; release builds never do. */
+#if defined(__SANITIZE_ADDRESS__)
+#define IG_KEEP_PTRACE 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define IG_KEEP_PTRACE 1
+#endif
+#endif
+#ifndef IG_KEEP_PTRACE
+#define IG_KEEP_PTRACE 0
+#endif
 #ifndef CAP_BPF
 #define CAP_BPF 39
 #endif
@@ -135,6 +150,12 @@ int ig_privs_drop(const struct ig_conf *conf)
 	}
 	if (nv)
 		cap_set_flag(keep, CAP_PERMITTED, nv, vals, CAP_SET);
+	if (IG_KEEP_PTRACE && has(cur, CAP_SYS_PTRACE, CAP_EFFECTIVE) && nv < 4) {
+		cap_value_t p = CAP_SYS_PTRACE;
+		cap_set_flag(keep, CAP_PERMITTED, 1, &p, CAP_SET);
+		cap_set_flag(keep, CAP_EFFECTIVE, 1, &p, CAP_SET);
+		vals[nv++] = p; /* and in the bounding set */
+	}
 	/* The bounding set first: dropping from it needs CAP_SETPCAP, which the
 	 * capset below gives up. */
 	if (CAP_IS_SUPPORTED(CAP_SETPCAP) && has(cur, CAP_SETPCAP, CAP_EFFECTIVE)) {
