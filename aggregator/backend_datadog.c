@@ -21,6 +21,13 @@
  * a clear error, keeping the payloads spooled; other 4xx (a payload Datadog
  * cannot parse) drop that payload, counted. Delivery is at least once: a
  * payload whose acknowledgement was lost is sent again, which counts twice.
+ *
+ * Acked means durable: each metric folded into the open interval is also
+ * appended, in sync() before the aggregator acks the envelope, to the
+ * interval's journal in the spool directory (spool.h) as one line
+ *   <kind> TAB <value> TAB <name> (US <tag>)* LF
+ * After a crash the journal is aggregated again into the payload the interval
+ * would have sent (timestamp: the interval's start, named in its key).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -123,6 +130,10 @@ struct dd {
 	uint64_t interval_start_mono, interval_start_wall;
 	uint64_t received, dropped_local, early_flushes;
 	uint64_t pending_metrics; /* metrics folded into the open interval */
+	char *ikey; /* "series-<interval start wall ns>-<rand>": payloads and journal */
+	char *jbuf; /* journal lines since the last sync */
+	size_t jlen, jcap;
+	uint64_t jrecords;
 };
 
 static uint64_t fnv1a(const char *s)
@@ -263,7 +274,7 @@ static void push_payload(struct dd *d, json_object *arr, uint64_t metrics)
 		return;
 	}
 	json_object_put(root);
-	b.key = strdup("series");
+	b.key = strdup(d->ikey ? d->ikey : "series");
 	b.records = metrics;
 	b.created_ns = ig_wall_ns();
 	if (!b.key) {
@@ -274,6 +285,17 @@ static void push_payload(struct dd *d, json_object *arr, uint64_t metrics)
 	ig_spool_push(d->spool, &b);
 }
 
+static size_t add_points(struct dd *d, json_object *arr, const struct series *e, uint64_t ts,
+			 uint64_t iv);
+
+static void new_interval_key(struct dd *d)
+{
+	free(d->ikey);
+	if (asprintf(&d->ikey, "series-%020" PRIu64 "-%08x", d->interval_start_wall,
+		     (unsigned)random()) < 0)
+		d->ikey = NULL;
+}
+
 /* Ends the interval: every series becomes points in one or more payloads. */
 static void close_interval(struct dd *d)
 {
@@ -282,7 +304,6 @@ static void close_interval(struct dd *d)
 	json_object *arr = NULL;
 	size_t approx = 0;
 	uint64_t metrics = 0;
-	char name[512];
 
 	if (!iv)
 		iv = 1;
@@ -292,8 +313,39 @@ static void close_interval(struct dd *d)
 			continue;
 		if (!arr)
 			arr = json_object_new_array();
-		json_object *o[3];
-		int n = 0;
+		approx += add_points(d, arr, e, ts, iv);
+		metrics += e->count;
+		series_clear(e);
+		if (approx >= DD_MAX_PAYLOAD) {
+			push_payload(d, arr, metrics);
+			arr = NULL;
+			approx = 0;
+			metrics = 0;
+		}
+	}
+	if (arr)
+		push_payload(d, arr, metrics);
+	d->used = 0;
+	d->pending_metrics = 0;
+	d->jlen = 0;
+	d->jrecords = 0;
+	ig_spool_journal_end(d->spool);
+	d->interval_start_mono = ig_mono_ns();
+	d->interval_start_wall = ig_wall_ns();
+	new_interval_key(d);
+}
+
+/* The series of one (name, tags) as points of the payload array; returns an
+ * estimate of the bytes added. */
+static size_t add_points(struct dd *d, json_object *arr, const struct series *e, uint64_t ts,
+			 uint64_t iv)
+{
+	json_object *o[3];
+	char name[512];
+	size_t approx = 0;
+	int n = 0;
+
+	{
 		switch (e->kind) {
 		case IG_M_COUNTER:
 			snprintf(name, sizeof(name), "%s%s", d->c.prefix, e->name);
@@ -319,23 +371,146 @@ static void close_interval(struct dd *d)
 		}
 		for (int k = 0; k < n; k++) {
 			json_object_array_add(arr, o[k]);
-			approx += 160 + strlen(e->key);
-		}
-		metrics += e->count;
-		series_clear(e);
-		if (approx >= DD_MAX_PAYLOAD) {
-			push_payload(d, arr, metrics);
-			arr = NULL;
-			approx = 0;
-			metrics = 0;
+			approx += 160 + strlen(e->name);
 		}
 	}
-	if (arr)
-		push_payload(d, arr, metrics);
-	d->used = 0;
-	d->pending_metrics = 0;
-	d->interval_start_mono = ig_mono_ns();
-	d->interval_start_wall = ig_wall_ns();
+	return approx;
+}
+
+/* One journal line for a metric folded into series e. */
+static void journal_add(struct dd *d, const struct series *e, double value)
+{
+	size_t need = strlen(e->name) + 40;
+
+	for (uint32_t i = 0; i < e->ntags; i++)
+		need += strlen(e->tags[i]) + 1;
+	if (d->jlen + need > d->jcap) {
+		size_t cap = d->jcap ? d->jcap : 16 * 1024;
+		while (cap < d->jlen + need)
+			cap *= 2;
+		char *b = realloc(d->jbuf, cap);
+		if (!b)
+			return; /* not journaled: sync counts nothing for it */
+		d->jbuf = b;
+		d->jcap = cap;
+	}
+	char *p = d->jbuf + d->jlen;
+	p += sprintf(p, "%d\t%.17g\t%s", (int)e->kind, value, e->name);
+	for (uint32_t i = 0; i < e->ntags; i++) {
+		*p++ = '\x1f';
+		p = stpcpy(p, e->tags[i]);
+	}
+	*p++ = '\n';
+	d->jlen = (size_t)(p - d->jbuf);
+	d->jrecords++;
+}
+
+struct jline {
+	const char *id; /* name US tags..., up to the LF */
+	size_t idlen, order;
+	int kind;
+	double value;
+};
+
+static int jline_cmp(const void *a, const void *b)
+{
+	const struct jline *x = a, *y = b;
+	size_t n = x->idlen < y->idlen ? x->idlen : y->idlen;
+	int c = memcmp(x->id, y->id, n);
+
+	if (c)
+		return c;
+	if (x->idlen != y->idlen)
+		return x->idlen < y->idlen ? -1 : 1;
+	if (x->kind != y->kind)
+		return x->kind - y->kind;
+	return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* A recovered journal back to one payload: the lines are sorted by series
+ * (stable: gauges keep their last value) and folded as dd_write would have.
+ * Runs at init or on the spool's worker: reads only the configuration. */
+static int dd_journal_to_batch(void *ctx, const char *key, const void *data, size_t len,
+			       uint64_t records, struct ig_batch *out)
+{
+	struct dd *d = ctx;
+	const char *p = data, *end = p + len;
+	/* A line is at least "0\t0\t\n": the frames' counts cannot claim more. */
+	if (records > len / 5 + 1)
+		records = len / 5 + 1;
+	struct jline *lines = calloc(records ? records : 1, sizeof(*lines));
+	size_t n = 0;
+	unsigned long long start_ns = 0;
+
+	(void)records;
+	memset(out, 0, sizeof(*out));
+	if (!lines)
+		return -ENOMEM;
+	sscanf(key, "series-%llu-", &start_ns);
+	while (p < end && n < records) {
+		const char *lf = memchr(p, '\n', (size_t)(end - p));
+		char *t1, *t2;
+		if (!lf)
+			break;
+		lines[n].kind = (int)strtol(p, &t1, 10);
+		if (*t1 != '\t')
+			break;
+		lines[n].value = strtod(t1 + 1, &t2);
+		if (*t2 != '\t')
+			break;
+		lines[n].id = t2 + 1;
+		lines[n].idlen = (size_t)(lf - (t2 + 1));
+		lines[n].order = n;
+		n++;
+		p = lf + 1;
+	}
+	qsort(lines, n, sizeof(*lines), jline_cmp);
+	uint64_t iv = d->c.flush_interval_ns / IG_NSEC_PER_SEC;
+	json_object *arr = json_object_new_array();
+	for (size_t i = 0; i < n;) {
+		size_t j = i;
+		struct series e = { .kind = (enum ig_metric_kind)lines[i].kind };
+		while (j < n && !jline_cmp(&(struct jline){ lines[i].id, lines[i].idlen, 0,
+							    lines[i].kind, 0 },
+					   &(struct jline){ lines[j].id, lines[j].idlen, 0,
+							    lines[j].kind, 0 })) {
+			struct ig_metric m = { .value = lines[j].value };
+			fold(&e, &m);
+			j++;
+		}
+		/* name US tag US tag ... */
+		char *id = strndup(lines[i].id, lines[i].idlen), *sv = NULL;
+		char *tok = id ? strtok_r(id, "\x1f", &sv) : NULL;
+		char *tags[128];
+		e.name = tok ? tok : (char *)"";
+		while (tok && (tok = strtok_r(NULL, "\x1f", &sv)) && e.ntags < 128)
+			tags[e.ntags++] = tok;
+		e.tags = tags;
+		add_points(d, arr, &e, start_ns / IG_NSEC_PER_SEC, iv ? iv : 1);
+		free(id);
+		i = j;
+	}
+	free(lines);
+	json_object *root = json_object_new_object();
+	json_object_object_add(root, "series", arr);
+	size_t jl;
+	const char *js = json_object_to_json_string_length(root, JSON_C_TO_STRING_PLAIN, &jl);
+	int rc = js ? gzip_buf(js, jl, &out->data, &out->len) : -ENOMEM;
+	json_object_put(root);
+	out->records = n;
+	return rc;
+}
+
+/* Before the ack: the envelope's metrics become durable in the journal. */
+static void dd_sync(void *state)
+{
+	struct dd *d = state;
+
+	if (!d->jrecords || !d->ikey)
+		return;
+	ig_spool_journal_append(d->spool, d->ikey, d->jbuf, d->jlen, d->jrecords);
+	d->jlen = 0;
+	d->jrecords = 0;
 }
 
 static int dd_write(void *state, const struct ig_metric *m)
@@ -358,6 +533,7 @@ static int dd_write(void *state, const struct ig_metric *m)
 		if (e->key && e->kind == m->kind) {
 			fold(e, m);
 			d->pending_metrics++;
+			journal_add(d, e, m->value);
 			free(key);
 			return 0;
 		}
@@ -387,6 +563,7 @@ static int dd_write(void *state, const struct ig_metric *m)
 			d->used++;
 			fold(e, m);
 			d->pending_metrics++;
+			journal_add(d, e, m->value);
 			return 0;
 		}
 		if (e->key) {
@@ -426,6 +603,7 @@ static void dd_flush(void *state)
 		ig_warn("datadog: payloads not yet delivered stay in the spool",
 			"backend=%s payloads=%" PRIu64 " metrics=%" PRIu64, d->name,
 			st.queued_batches, st.queued_records);
+		ig_spool_stop(d->spool); /* flush precedes free: stop waiting */
 	}
 }
 
@@ -440,6 +618,9 @@ static void dd_stats(void *state, struct ig_backend_stats *out)
 	out->dropped = d->dropped_local + st.dropped_records;
 	out->errors = st.failed_attempts;
 	out->queued = d->pending_metrics + st.queued_records;
+	out->memory_held = st.memory_records;
+	out->unjournaled = st.journal_unsynced_records;
+	out->crash_lost = st.crash_lost_records;
 }
 
 /* Worker thread. */
@@ -494,11 +675,21 @@ static void dd_free(void *state)
 	for (size_t i = 0; d->tab && i < d->cap; i++)
 		series_clear(&d->tab[i]);
 	free(d->tab);
+	free(d->ikey);
+	free(d->jbuf);
 	ig_http_free(d->http);
 	free(d->name);
 	free(d->api_key);
 	free(d->url);
 	free(d);
+}
+
+/* Worker thread: abandon a request in progress once the spool stops. */
+static bool dd_stopping(void *ctx)
+{
+	struct dd *d = ctx;
+	struct ig_spool *sp = __atomic_load_n(&d->spool, __ATOMIC_ACQUIRE);
+	return sp && ig_spool_stopping(sp);
 }
 
 static int dd_init(void **state, const void *conf, const char *name, struct ig_err *err)
@@ -564,13 +755,18 @@ static int dd_init(void **state, const void *conf, const char *name, struct ig_e
 				    .max_bytes = c->spool_max_bytes,
 				    .backoff_min_ns = c->retry_min_ns,
 				    .backoff_max_ns = c->retry_max_ns,
-				    .fsync = c->spool_fsync };
-	rc = ig_spool_new(&sc, dd_deliver, d, &d->spool, err);
+				    .fsync = c->spool_fsync,
+				    .journal_to_batch = dd_journal_to_batch };
+	ig_http_set_abort(d->http, dd_stopping, d);
+	struct ig_spool *sp = NULL;
+	rc = ig_spool_new(&sc, dd_deliver, d, &sp, err);
+	__atomic_store_n(&d->spool, sp, __ATOMIC_RELEASE);
 	free(dir);
 	if (rc)
 		goto fail;
 	d->interval_start_mono = ig_mono_ns();
 	d->interval_start_wall = ig_wall_ns();
+	new_interval_key(d);
 	ig_info("datadog backend ready", "backend=%s url=%s interval_ms=%" PRIu64, name, d->url,
 		(uint64_t)(c->flush_interval_ns / IG_NSEC_PER_MSEC));
 	*state = d;
@@ -589,6 +785,7 @@ const struct ig_backend_ops ig_backend_datadog = {
 	.write = dd_write,
 	.tick = dd_tick,
 	.flush = dd_flush,
+	.sync = dd_sync,
 	.stats = dd_stats,
 	.free = dd_free,
 };

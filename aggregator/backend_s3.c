@@ -19,6 +19,13 @@
  * `ingrainctl archive query` reads to skip objects (s3_reader.h gives it
  * this backend's settings, credentials and signer, without a spool).
  *
+ * Acked means durable: the lines an envelope added to the open batch are
+ * appended to the batch's journal in the spool directory (spool.h) by sync(),
+ * before the aggregator acks the envelope. The object key is chosen when the
+ * batch opens and named in the journal, so after a crash the journal becomes
+ * the object it would have been, and a journal whose batch was already
+ * spooled is recognised by its key and not stored twice.
+ *
  * Failures: transport errors, 5xx, 429 and S3's transient codes are retried
  * with exponential backoff and jitter; auth errors (403, InvalidAccessKeyId,
  * SignatureDoesNotMatch, wrong region), a missing bucket or any other 4xx
@@ -198,7 +205,12 @@ struct s3 {
 	uint64_t raw_bytes, records;
 	uint64_t opened_mono_ns;
 	uint64_t first_ts_ns, hour; /* partition of the batch */
+	char *key; /* object key, chosen when the batch opens */
 	msgpack_sbuffer mp;
+	/* lines added since the last sync: the next journal frame */
+	char *jbuf;
+	size_t jlen, jcap;
+	uint64_t jrecords;
 
 	/* counters (aggregator thread) */
 	uint64_t received, dropped_local;
@@ -282,6 +294,25 @@ static int emit(struct s3 *s, const void *p, size_t n, int flush)
 	}
 }
 
+static char *object_key(struct s3 *s);
+
+static int jbuf_add(struct s3 *s, const void *p, size_t n)
+{
+	if (s->jlen + n > s->jcap) {
+		size_t cap = s->jcap ? s->jcap : 64 * 1024;
+		while (cap < s->jlen + n)
+			cap *= 2;
+		char *b = realloc(s->jbuf, cap);
+		if (!b)
+			return -ENOMEM;
+		s->jbuf = b;
+		s->jcap = cap;
+	}
+	memcpy(s->jbuf + s->jlen, p, n);
+	s->jlen += n;
+	return 0;
+}
+
 static int batch_open(struct s3 *s, uint64_t ts_ns)
 {
 	s->len = 0;
@@ -289,6 +320,9 @@ static int batch_open(struct s3 *s, uint64_t ts_ns)
 	s->opened_mono_ns = ig_mono_ns();
 	s->first_ts_ns = ts_ns;
 	s->hour = ts_ns / (3600 * IG_NSEC_PER_SEC);
+	free(s->key);
+	if (!(s->key = object_key(s)))
+		return -ENOMEM;
 	if (s->idx)
 		ig_aindex_reset(s->idx);
 	if (s->c.compression == COMP_GZIP) {
@@ -346,6 +380,9 @@ static void batch_close(struct s3 *s)
 	if (!s->open)
 		return;
 	s->open = false;
+	/* What was not journaled yet is in the batch itself now. */
+	s->jlen = 0;
+	s->jrecords = 0;
 	if (s->c.compression == COMP_GZIP) {
 		int rc = emit(s, "", 0, Z_FINISH);
 		deflateEnd(&s->z);
@@ -353,12 +390,16 @@ static void batch_close(struct s3 *s)
 			ig_error("s3: compression failed, batch dropped",
 				 "backend=%s records=%" PRIu64, s->name, s->records);
 			s->dropped_local += s->records;
+			ig_spool_journal_end(s->spool);
 			return;
 		}
 	}
-	if (!s->records)
+	if (!s->records) {
+		ig_spool_journal_end(s->spool);
 		return;
-	b.key = object_key(s);
+	}
+	b.key = s->key;
+	s->key = NULL;
 	b.records = s->records;
 	b.created_ns = ig_wall_ns();
 	b.data = s->buf;
@@ -375,6 +416,10 @@ static void batch_close(struct s3 *s)
 	if (s->idx)
 		index_batch(s, &b, &ib);
 	ig_spool_push(s->spool, &b);
+	ig_spool_journal_end(s->spool);
+	/* The index is derived from the batch: pushed after the batch is safe in the
+	 * spool. A batch recovered from the journal after a crash has no index (the
+	 * query then scans that object). */
 	if (ib.key)
 		ig_spool_push(s->spool, &ib);
 }
@@ -452,6 +497,8 @@ static int s3_write(void *state, const struct ig_metric *m)
 			ig_aindex_add(s->idx, line, len);
 		line[len] = '\n'; /* replaces the NUL: emit() takes a length */
 		rc = emit(s, line, len + 1, Z_NO_FLUSH);
+		if (!rc)
+			rc = jbuf_add(s, line, len + 1);
 		s->raw_bytes += len + 1;
 		free(line);
 	} else {
@@ -466,6 +513,8 @@ static int s3_write(void *state, const struct ig_metric *m)
 		pack_json(&pk, o);
 		json_object_put(o);
 		rc = emit(s, s->mp.data, s->mp.size, Z_NO_FLUSH);
+		if (!rc)
+			rc = jbuf_add(s, s->mp.data, s->mp.size);
 		s->raw_bytes += s->mp.size;
 	}
 	if (rc) {
@@ -473,6 +522,7 @@ static int s3_write(void *state, const struct ig_metric *m)
 		return rc;
 	}
 	s->records++;
+	s->jrecords++;
 	if (s->raw_bytes >= s->c.batch_max_bytes || s->records >= s->c.batch_max_records)
 		batch_close(s);
 	return 0;
@@ -487,6 +537,59 @@ static void s3_tick(void *state, uint64_t now_ns)
 		batch_close(s);
 }
 
+/* Before the ack: the envelope's lines become durable in the journal. */
+static void s3_sync(void *state)
+{
+	struct s3 *s = state;
+
+	if (!s->open || !s->jrecords)
+		return;
+	ig_spool_journal_append(s->spool, s->key, s->jbuf, s->jlen, s->jrecords);
+	s->jlen = 0;
+	s->jrecords = 0;
+}
+
+/* A journal (raw lines or msgpack maps) back to a batch: compress it as the
+ * open batch would have been. Spool worker thread or init: reads only c. */
+static int s3_journal_to_batch(void *ctx, const char *key, const void *data, size_t len,
+			       uint64_t records, struct ig_batch *out)
+{
+	struct s3 *s = ctx;
+
+	(void)key;
+	memset(out, 0, sizeof(*out));
+	if (s->c.compression == COMP_NONE) {
+		if (!(out->data = malloc(len ? len : 1)))
+			return -ENOMEM;
+		memcpy(out->data, data, len);
+		out->len = len;
+	} else {
+		z_stream z = { 0 };
+		if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+			return -ENOMEM;
+		size_t cap = deflateBound(&z, (uLong)len) + 64;
+		unsigned char *b = malloc(cap);
+		if (!b) {
+			deflateEnd(&z);
+			return -ENOMEM;
+		}
+		z.next_in = (Bytef *)data;
+		z.avail_in = (uInt)len;
+		z.next_out = b;
+		z.avail_out = (uInt)cap;
+		int rc = deflate(&z, Z_FINISH);
+		out->len = cap - z.avail_out;
+		deflateEnd(&z);
+		if (rc != Z_STREAM_END) {
+			free(b);
+			return -EIO;
+		}
+		out->data = b;
+	}
+	out->records = records;
+	return 0;
+}
+
 static void s3_flush(void *state)
 {
 	struct s3 *s = state;
@@ -498,10 +601,12 @@ static void s3_flush(void *state)
 		return;
 	int rc = ig_spool_drain(s->spool, s->c.shutdown_timeout_ns);
 	ig_spool_stats(s->spool, &st);
-	if (rc)
+	if (rc) {
 		ig_warn("s3: batches not yet delivered stay in the spool",
 			"backend=%s batches=%" PRIu64 " records=%" PRIu64, s->name,
 			st.queued_batches, st.queued_records);
+		ig_spool_stop(s->spool); /* flush precedes free: stop waiting for S3 */
+	}
 }
 
 static void s3_stats(void *state, struct ig_backend_stats *out)
@@ -515,6 +620,9 @@ static void s3_stats(void *state, struct ig_backend_stats *out)
 	out->dropped = s->dropped_local + st.dropped_records;
 	out->errors = st.failed_attempts;
 	out->queued = (s->open ? s->records : 0) + st.queued_records;
+	out->memory_held = st.memory_records;
+	out->unjournaled = st.journal_unsynced_records;
+	out->crash_lost = st.crash_lost_records;
 }
 
 /* --- credentials (worker thread after init) ----------------------------- */
@@ -1013,6 +1121,8 @@ static void s3_free(void *state)
 	ig_http_free(s->http);
 	ig_aindex_builder_free(s->idx);
 	free(s->buf);
+	free(s->key);
+	free(s->jbuf);
 	msgpack_sbuffer_destroy(&s->mp);
 	free(s->cr.ak);
 	free(s->cr.sk);
@@ -1026,6 +1136,14 @@ static void s3_free(void *state)
 	free(s->base_path);
 	free(s->sts_url);
 	free(s);
+}
+
+/* Worker thread: abandon a request in progress once the spool stops. */
+static bool s3_stopping(void *ctx)
+{
+	struct s3 *s = ctx;
+	struct ig_spool *sp = __atomic_load_n(&s->spool, __ATOMIC_ACQUIRE);
+	return sp && ig_spool_stopping(sp);
 }
 
 static bool valid_bucket(const char *b)
@@ -1165,8 +1283,12 @@ static int s3_init(void **state, const void *conf, const char *name, struct ig_e
 				    .max_bytes = max_bytes,
 				    .backoff_min_ns = c->retry_min_ns,
 				    .backoff_max_ns = c->retry_max_ns,
-				    .fsync = c->spool_fsync };
-	rc = ig_spool_new(&sc, s3_deliver, s, &s->spool, err);
+				    .fsync = c->spool_fsync,
+				    .journal_to_batch = s3_journal_to_batch };
+	ig_http_set_abort(s->http, s3_stopping, s);
+	struct ig_spool *sp = NULL;
+	rc = ig_spool_new(&sc, s3_deliver, s, &sp, err);
+	__atomic_store_n(&s->spool, sp, __ATOMIC_RELEASE);
 	free(dir);
 	if (rc)
 		goto fail;
@@ -1192,6 +1314,7 @@ const struct ig_backend_ops ig_backend_s3 = {
 	.write = s3_write,
 	.tick = s3_tick,
 	.flush = s3_flush,
+	.sync = s3_sync,
 	.stats = s3_stats,
 	.free = s3_free,
 };

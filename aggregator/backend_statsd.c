@@ -25,10 +25,15 @@
  * in one datagram, because StatsD reads a signed gauge as a delta.
  *
  * The socket is UDP, non-blocking and connected (getaddrinfo at start, IPv4
- * or IPv6), so an ICMP "port unreachable" surfaces as ECONNREFUSED on a
- * later send: send errors count the datagram's lines as dropped, are logged
- * at most once a minute, and are never fatal. Stats count metrics received
- * and lines sent/dropped (one aggregated line stands for many metrics).
+ * or IPv6), so an ICMP "port unreachable" is seen: right after each send
+ * the socket's pending error (SO_ERROR) is read, and a datagram refused
+ * there, or by a refusal that arrives before the next send (a remote
+ * server's ICMP), counts as dropped; send errors are logged at most once a
+ * minute and are never fatal. Every count is in metrics (events), not lines:
+ * an aggregated line carries the number of metrics folded into it, so
+ * received = sent + dropped + queued holds at every moment. UDP has no
+ * acknowledgement: "sent" means the kernel took the datagram and no refusal
+ * came back for it (a server that is up but loses datagrams is not seen).
  * Nothing is allocated per metric once the table and key arena have grown.
  */
 #include <errno.h>
@@ -67,6 +72,7 @@ struct series {
 	uint32_t hash;
 	bool gauge;
 	double value;
+	uint64_t events; /* metrics folded into this line */
 };
 
 /* A bounded string builder: `over` records that something did not fit. */
@@ -95,6 +101,9 @@ struct statsd {
 	char *pkt;
 	size_t pkt_len;
 	uint32_t pkt_lines;
+	uint64_t pkt_events; /* metrics in the datagram being filled */
+	uint64_t table_events; /* metrics in the series table */
+	uint64_t last_events; /* metrics of the last datagram counted sent */
 	char *line; /* scratch: one rendered line */
 	size_t line_cap;
 	char *val; /* scratch: a value or set member */
@@ -215,39 +224,73 @@ static void render_key(const struct statsd *s, const struct ig_metric *m, const 
 
 /* ---- datagrams ---- */
 
+static int pending_error(struct statsd *s)
+{
+	int e = 0;
+	socklen_t l = sizeof(e);
+
+	if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &e, &l))
+		return 0;
+	return e;
+}
+
+static void send_failed(struct statsd *s, int e, uint64_t events)
+{
+	uint64_t sup = 0;
+
+	s->st.errors++;
+	s->st.dropped += events;
+	if (ig_ratelimit_ok(&s->rl_send, &sup))
+		ig_warn("statsd backend cannot send; metrics are dropped (is the StatsD server running at this address?)",
+			"backend=%s address=%s error=\"%s\" metrics=%llu dropped_total=%llu "
+			"suppressed=%llu",
+			s->name, s->address, strerror(e), (unsigned long long)events,
+			(unsigned long long)s->st.dropped, (unsigned long long)sup);
+}
+
+/* A refusal that arrived after the last datagram was counted sent (a remote
+ * server's ICMP): that datagram was not delivered after all. */
+static void late_refusal(struct statsd *s)
+{
+	int e = pending_error(s);
+
+	if (!e)
+		return;
+	if (s->last_events <= s->st.sent)
+		s->st.sent -= s->last_events;
+	send_failed(s, e, s->last_events);
+	s->last_events = 0;
+}
+
 static void send_pkt(struct statsd *s)
 {
 	ssize_t n;
 
 	if (!s->pkt_len)
 		return;
+	late_refusal(s);
 	do
 		n = send(s->fd, s->pkt, s->pkt_len, MSG_DONTWAIT | MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
-	if (n == (ssize_t)s->pkt_len) {
-		s->st.sent += s->pkt_lines;
+	int e = n == (ssize_t)s->pkt_len ? pending_error(s) : n < 0 ? errno : EMSGSIZE;
+	if (!e) {
+		s->st.sent += s->pkt_events;
+		s->last_events = s->pkt_events;
 	} else {
-		int e = n < 0 ? errno : EMSGSIZE;
-		uint64_t sup = 0;
-
-		s->st.errors++;
-		s->st.dropped += s->pkt_lines;
-		if (ig_ratelimit_ok(&s->rl_send, &sup))
-			ig_warn("statsd backend cannot send; metrics are dropped (is the StatsD server running at this address?)",
-				"backend=%s address=%s error=\"%s\" lines=%u errors_total=%llu suppressed=%llu",
-				s->name, s->address, strerror(e), s->pkt_lines,
-				(unsigned long long)s->st.errors, (unsigned long long)sup);
+		send_failed(s, e, s->pkt_events);
+		s->last_events = 0;
 	}
 	s->pkt_len = 0;
 	s->pkt_lines = 0;
+	s->pkt_events = 0;
 }
 
 /* line[0..len): (the start of) the offending line, for the log. */
-static void too_big(struct statsd *s, const char *line, size_t len)
+static void too_big(struct statsd *s, const char *line, size_t len, uint64_t events)
 {
 	uint64_t sup = 0;
 
-	s->st.dropped++;
+	s->st.dropped += events;
 	if (ig_ratelimit_ok(&s->rl_big, &sup))
 		ig_warn("statsd line longer than the mtu was dropped (shorten names or drop tags with a stage, or raise mtu)",
 			"backend=%s mtu=%zu line=\"%.*s...\" suppressed=%llu", s->name, s->mtu,
@@ -255,10 +298,10 @@ static void too_big(struct statsd *s, const char *line, size_t len)
 }
 
 /* Adds one line (it may hold "\n" itself: kept in one datagram). */
-static void pack(struct statsd *s, const char *line, size_t len)
+static void pack(struct statsd *s, const char *line, size_t len, uint64_t events)
 {
 	if (len > s->mtu) {
-		too_big(s, line, len);
+		too_big(s, line, len, events);
 		return;
 	}
 	if (s->pkt_len && s->pkt_len + 1 + len > s->mtu)
@@ -268,6 +311,7 @@ static void pack(struct statsd *s, const char *line, size_t len)
 	memcpy(s->pkt + s->pkt_len, line, len);
 	s->pkt_len += len;
 	s->pkt_lines++;
+	s->pkt_events += events;
 }
 
 /* ---- series table ---- */
@@ -342,7 +386,7 @@ static void flush_series(struct statsd *s)
 		vlen = strlen(num);
 		len = se->keylen + 1 + vlen + (neg_gauge ? se->keylen + 3 : 0);
 		if (len > s->mtu) {
-			too_big(s, se->key, se->keylen);
+			too_big(s, se->key, se->keylen, se->events);
 			continue;
 		}
 		if (neg_gauge) {
@@ -360,11 +404,12 @@ static void flush_series(struct statsd *s)
 		p += vlen;
 		memcpy(p, se->key + se->namelen, se->keylen - se->namelen);
 		p += se->keylen - se->namelen;
-		pack(s, s->val, (size_t)(p - s->val));
+		pack(s, s->val, (size_t)(p - s->val), se->events);
 	}
 	if (s->nser)
 		memset(s->slots, 0, (size_t)s->nslots * sizeof(*s->slots));
 	s->nser = 0;
+	s->table_events = 0;
 	arena_reset(s);
 }
 
@@ -385,6 +430,8 @@ static int aggregate(struct statsd *s, const char *key, size_t keylen, size_t na
 		se = &s->ser[s->slots[j] - 1];
 		if (se->hash == h && se->keylen == keylen && !memcmp(se->key, key, keylen)) {
 			se->value = gauge ? v : se->value + v;
+			se->events++;
+			s->table_events++;
 			return 0;
 		}
 	}
@@ -414,6 +461,8 @@ static int aggregate(struct statsd *s, const char *key, size_t keylen, size_t na
 	se->hash = h;
 	se->gauge = gauge;
 	se->value = v;
+	se->events = 1;
+	s->table_events++;
 	s->nser++;
 	/* Slots were cleared if flush_all ran: search the free slot again. */
 	for (j = h & (s->nslots - 1); s->slots[j]; j = (j + 1) & (s->nslots - 1))
@@ -460,7 +509,7 @@ static int statsd_write(void *state, const struct ig_metric *m)
 	}
 	render_key(s, m, type, &b, &namelen);
 	if (b.over) {
-		too_big(s, b.p, b.len);
+		too_big(s, b.p, b.len, 1);
 		return -EMSGSIZE;
 	}
 	if (m->kind == IG_M_COUNTER || m->kind == IG_M_GAUGE)
@@ -473,20 +522,20 @@ static int statsd_write(void *state, const struct ig_metric *m)
 	if (m->kind == IG_M_SET) {
 		sb_sanitized(&v, m->set_member && *m->set_member ? m->set_member : "_", false);
 		if (v.over) {
-			too_big(s, b.p, b.len);
+			too_big(s, b.p, b.len, 1);
 			return -EMSGSIZE;
 		}
 	} else {
 		sb_puts(&v, fmt_value(m->value, num, sizeof(num)));
 	}
 	if (b.len + 1 + v.len > s->mtu) {
-		too_big(s, b.p, b.len);
+		too_big(s, b.p, b.len, 1);
 		return -EMSGSIZE;
 	}
 	memmove(s->line + namelen + 1 + v.len, s->line + namelen, b.len - namelen);
 	s->line[namelen] = ':';
 	memcpy(s->line + namelen + 1, s->val, v.len);
-	pack(s, s->line, b.len + 1 + v.len);
+	pack(s, s->line, b.len + 1 + v.len, 1);
 	return 0;
 }
 
@@ -494,6 +543,7 @@ static void statsd_tick(void *state, uint64_t now_ns)
 {
 	struct statsd *s = state;
 
+	late_refusal(s);
 	if (now_ns - s->last_flush_ns < s->interval_ns)
 		return;
 	s->last_flush_ns = now_ns;
@@ -513,7 +563,7 @@ static void statsd_stats(void *state, struct ig_backend_stats *st)
 	struct statsd *s = state;
 
 	*st = s->st;
-	st->queued = s->nser + s->pkt_lines;
+	st->queued = s->table_events + s->pkt_events;
 }
 
 static void statsd_free(void *state)

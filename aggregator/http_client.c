@@ -17,7 +17,23 @@ struct ig_http {
 	struct ig_http_conf conf;
 	char *ca_file;
 	char *user_agent;
+	bool (*abort)(void *ctx);
+	void *abort_ctx;
 };
+
+void ig_http_set_abort(struct ig_http *h, bool (*abort)(void *ctx), void *ctx)
+{
+	h->abort = abort;
+	h->abort_ctx = ctx;
+}
+
+static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+	struct ig_http *h = ud;
+
+	(void)dt, (void)dn, (void)ut, (void)un;
+	return h->abort && h->abort(h->abort_ctx) ? 1 : 0;
+}
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 
@@ -102,6 +118,8 @@ static int errno_of(CURLcode c)
 		return -ECONNREFUSED;
 	case CURLE_OUT_OF_MEMORY:
 		return -ENOMEM;
+	case CURLE_ABORTED_BY_CALLBACK:
+		return -ECANCELED;
 	case CURLE_SEND_ERROR:
 	case CURLE_RECV_ERROR:
 	case CURLE_GOT_NOTHING:
@@ -146,6 +164,11 @@ int ig_http_request(struct ig_http *h, const char *method, const char *url,
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, resp);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (h->abort) {
+		curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+		curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+		curl_easy_setopt(c, CURLOPT_XFERINFODATA, h);
+	}
 	if (h->ca_file)
 		curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_file);
 	if (h->conf.insecure) {

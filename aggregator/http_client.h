@@ -49,6 +49,10 @@ int ig_http_request(struct ig_http *h, const char *method, const char *url,
 		    const char *const *headers, const void *body, size_t len,
 		    struct ig_http_resp *resp);
 void ig_http_resp_free(struct ig_http_resp *resp);
+/* A request in progress is abandoned (-ECANCELED) within about a second once
+ * abort(ctx) returns true: shutdown must not wait for a server that does not
+ * answer. */
+void ig_http_set_abort(struct ig_http *h, bool (*abort)(void *ctx), void *ctx);
 /* True for statuses worth retrying: 408, 425, 429 and 5xx. */
 bool ig_http_status_retryable(long status);
 

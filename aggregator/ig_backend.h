@@ -21,6 +21,12 @@ struct ig_backend_stats {
 	uint64_t dropped; /* metrics lost (counted, never silent) */
 	uint64_t errors; /* failed sends */
 	uint64_t queued; /* currently buffered */
+	/* Durable backends (S3, Datadog): records of batches the spool's disk
+	 * refused (full, read-only), held in memory, and the total of acked
+	 * records that could not be journaled either: a crash loses those. */
+	uint64_t memory_held;
+	uint64_t unjournaled;
+	uint64_t crash_lost; /* of those, found lost at start (the previous run died) */
 };
 
 struct ig_backend_ops {

@@ -31,6 +31,7 @@
  * dropped, for ig_graph_describe. Nothing is allocated per record.
  */
 #include "ig_pipeline.h"
+#include "spool.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -101,6 +102,7 @@ struct ig_graph {
 	uint32_t slot_mask;
 	struct ig_metric *m; /* the per-record work buffer */
 	struct ig_graph_stats st;
+	bool flushed; /* nothing written since the last flush: free need not flush */
 	uint64_t truncated; /* records whose tags did not all fit a metric */
 	struct ig_ratelimit rl_truncated;
 };
@@ -729,7 +731,7 @@ static void destroy(struct ig_graph *g, bool flush)
 {
 	if (!g)
 		return;
-	if (flush)
+	if (flush && !g->flushed)
 		ig_graph_flush(g);
 	for (size_t i = 0; i < g->npipelines; i++) {
 		struct pipeline *p = &g->pipelines[i];
@@ -886,6 +888,7 @@ void ig_graph_process(struct ig_graph *g, const struct ig_record *r)
 
 	if (!g || !r)
 		return;
+	g->flushed = false;
 	g->st.records_in++;
 	rt = route_find(g, r->probe);
 	if (!rt) {
@@ -950,7 +953,9 @@ void ig_graph_flush(struct ig_graph *g)
 	if (!g)
 		return;
 	/* Stages in order: what stage 0 flushes out is held by stage 1 until its
-	 * own flush. Then the backends send everything. */
+	 * own flush. Then the backends send everything, within one shared
+	 * shutdown_timeout (spool.h). */
+	ig_spool_flush_begin();
 	for (size_t i = 0; i < g->npipelines; i++) {
 		struct pipeline *p = &g->pipelines[i];
 
@@ -961,6 +966,8 @@ void ig_graph_flush(struct ig_graph *g)
 	for (size_t i = 0; i < g->nbackends; i++)
 		if (g->backends[i].state && g->backends[i].ops->flush)
 			g->backends[i].ops->flush(g->backends[i].state);
+	ig_spool_flush_end();
+	g->flushed = true;
 }
 
 void ig_graph_sync(struct ig_graph *g)

@@ -411,6 +411,12 @@ static void prom_backend(void *ctx, const char *name, const char *type,
 	ig_prom_sample(p, "ingrain_backend_dropped_total", "backend", name, (double)st->dropped);
 	ig_prom_sample(p, "ingrain_backend_errors_total", "backend", name, (double)st->errors);
 	ig_prom_sample(p, "ingrain_backend_queued", "backend", name, (double)st->queued);
+	ig_prom_sample(p, "ingrain_backend_memory_held_records", "backend", name,
+		       (double)st->memory_held);
+	ig_prom_sample(p, "ingrain_backend_unjournaled_records_total", "backend", name,
+		       (double)st->unjournaled);
+	ig_prom_sample(p, "ingrain_backend_crash_lost_records_total", "backend", name,
+		       (double)st->crash_lost);
 }
 
 /* Per-agent series for the first metrics_max_agents agents (hash order,
@@ -533,6 +539,13 @@ static void publish_metrics(struct ig_server *s)
 	ig_prom_family(&p, "ingrain_backend_dropped_total", "counter", "Metrics a backend lost.");
 	ig_prom_family(&p, "ingrain_backend_errors_total", "counter", "Failed sends.");
 	ig_prom_family(&p, "ingrain_backend_queued", "gauge", "Metrics buffered in a backend.");
+	ig_prom_family(&p, "ingrain_backend_memory_held_records", "gauge",
+		       "Records of batches the spool's disk refused (full?), held in memory.");
+	ig_prom_family(&p, "ingrain_backend_unjournaled_records_total", "counter",
+		       "Acked records that could not be journaled: a crash before their batch is "
+		       "stored loses them.");
+	ig_prom_family(&p, "ingrain_backend_crash_lost_records_total", "counter",
+		       "Unjournaled acked records the previous run lost (counted at start).");
 	ig_graph_foreach_backend(s->graph, prom_backend, &p);
 	ig_httpd_publish(s->httpd, p.buf ? p.buf : "", p.len);
 	ig_prom_free(&p);
@@ -554,6 +567,9 @@ static void json_backend(void *ctx, const char *name, const char *type,
 	json_object_object_add(o, "dropped", ju64(st->dropped));
 	json_object_object_add(o, "errors", ju64(st->errors));
 	json_object_object_add(o, "queued", ju64(st->queued));
+	json_object_object_add(o, "memory_held", ju64(st->memory_held));
+	json_object_object_add(o, "unjournaled", ju64(st->unjournaled));
+	json_object_object_add(o, "crash_lost", ju64(st->crash_lost));
 	json_object_array_add(ctx, o);
 }
 

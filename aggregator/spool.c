@@ -8,6 +8,10 @@
  * next start). In memory the queue is a FIFO list; payloads of spooled
  * batches are read back from disk only when sent, so memory use does not
  * grow with the backlog.
+ *
+ * Journals ("<created_ns:020>-<8 hex>.journal", ig_wal.h frames: the key,
+ * then the records of each sync) hold the open batch of the backend; see
+ * spool.h for their life cycle.
  */
 #include "spool.h"
 
@@ -27,6 +31,7 @@
 
 #include "ig_log.h"
 #include "ig_time.h"
+#include "ig_wal.h"
 
 #define SPOOL_MAGIC "IGSPOOL1"
 #define SPOOL_HDR_MAX 4096
@@ -34,11 +39,13 @@
 struct entry {
 	struct entry *next;
 	char *file; /* basename in dir; NULL when only in memory */
+	char *journal; /* memory-held batch: the journal that keeps it durable */
 	char *key;
 	uint64_t records, created_ns;
 	void *data; /* memory-only batches */
 	size_t len;
 	uint32_t attempts;
+	uint64_t at_risk; /* its records that were acked but never journaled */
 	uint64_t due_ns; /* monotonic */
 	bool inflight;
 };
@@ -57,7 +64,63 @@ struct ig_spool {
 	struct entry *head, *tail;
 	unsigned rng;
 	struct ig_spool_stats st;
+	/* the open batch's journal (aggregator thread; jfile read under mu) */
+	int jfd;
+	char *jfile, *jkey;
+	bool jkeep; /* a memory-held batch depends on it */
+	struct ig_ratelimit rl_journal;
+	/* Acked records durable nowhere (their journal writes failed), in the
+	 * open batch (j_unsynced) and in all (at_risk_total); mirrored in
+	 * <dir>/.at-risk so that the next start counts what a crash lost. */
+	uint64_t j_unsynced, at_risk_total;
+	int risk_fd;
 };
+
+#define RISK_FILE ".at-risk"
+
+/* Caller holds mu. The file is preallocated: rewriting it needs no new
+ * block on a full disk. Only the instance holding the lock writes it. */
+static void risk_persist(struct ig_spool *s)
+{
+	char buf[24];
+
+	if (s->risk_fd < 0 || !s->locked)
+		return;
+	snprintf(buf, sizeof(buf), "%020" PRIu64 "\n", s->at_risk_total);
+	if (pwrite(s->risk_fd, buf, 21, 0) != 21) {
+		/* nothing better to do: the journal error is already logged */
+	}
+}
+
+static void risk_release(struct ig_spool *s, uint64_t n)
+{
+	s->at_risk_total -= n < s->at_risk_total ? n : s->at_risk_total;
+	if (n)
+		risk_persist(s);
+}
+
+/* With the lock held, at start or adoption: what the previous instance
+ * left in .at-risk was lost with it. */
+static void risk_take_over(struct ig_spool *s)
+{
+	char buf[32] = "";
+
+	if (s->risk_fd < 0)
+		return;
+	ssize_t n = pread(s->risk_fd, buf, sizeof(buf) - 1, 0);
+	unsigned long long lost = n > 0 ? strtoull(buf, NULL, 10) : 0;
+	pthread_mutex_lock(&s->mu);
+	if (lost) {
+		s->st.crash_lost_records += lost;
+		ig_error(
+			"spool: acknowledged records were lost by the previous run: they could not "
+			"be journaled (disk full?) and the process ended before their batch was "
+			"stored",
+			"backend=%s records=%llu", s->name, lost);
+	}
+	risk_persist(s);
+	pthread_mutex_unlock(&s->mu);
+}
 
 void ig_batch_clear(struct ig_batch *b)
 {
@@ -71,6 +134,7 @@ static void entry_free(struct entry *e)
 	if (!e)
 		return;
 	free(e->file);
+	free(e->journal);
 	free(e->key);
 	free(e->data);
 	free(e);
@@ -85,9 +149,16 @@ static char *path_of(const struct ig_spool *s, const char *file)
 	return p;
 }
 
-/* Caller holds mu. Unlinks the entry's file. */
+/* Caller holds mu. Unlinks the entry's file (and the journal of a
+ * memory-held batch). */
 static void unlink_entry(struct ig_spool *s, struct entry *e)
 {
+	if (e->journal) {
+		char *p = path_of(s, e->journal);
+		if (p)
+			unlink(p);
+		free(p);
+	}
 	if (e->file) {
 		char *p = path_of(s, e->file);
 		if (p && unlink(p) && errno != ENOENT)
@@ -114,6 +185,10 @@ static void list_remove(struct ig_spool *s, struct entry *e)
 	s->st.queued_batches--;
 	s->st.queued_bytes -= e->len;
 	s->st.queued_records -= e->records;
+	if (!e->file) {
+		s->st.memory_batches--;
+		s->st.memory_records -= e->records;
+	}
 }
 
 static void list_append(struct ig_spool *s, struct entry *e)
@@ -127,6 +202,10 @@ static void list_append(struct ig_spool *s, struct entry *e)
 	s->st.queued_batches++;
 	s->st.queued_bytes += e->len;
 	s->st.queued_records += e->records;
+	if (!e->file) {
+		s->st.memory_batches++;
+		s->st.memory_records += e->records;
+	}
 }
 
 /* Caller holds mu. Drops oldest non-inflight batches until the queue fits
@@ -150,6 +229,7 @@ static void enforce_bound(struct ig_spool *s, struct entry *keep)
 		}
 		list_remove(s, victim);
 		unlink_entry(s, victim);
+		risk_release(s, victim->at_risk);
 		s->st.dropped_batches++;
 		s->st.dropped_records += victim->records;
 		ig_warn("spool full: oldest batch dropped",
@@ -392,6 +472,288 @@ static void recover(struct ig_spool *s)
 	pthread_mutex_unlock(&s->mu);
 }
 
+/* --- journals ------------------------------------------------------------ */
+
+struct jread {
+	char *key;
+	char *data;
+	size_t len, cap;
+	uint64_t records;
+};
+
+static int jread_frame(void *ctx, const void *p, size_t len, uint32_t aux)
+{
+	struct jread *j = ctx;
+
+	if (!j->key) {
+		if (!len || len > SPOOL_HDR_MAX || memchr(p, '\n', len) || memchr(p, '\0', len))
+			return -EINVAL;
+		j->key = strndup(p, len);
+		return j->key ? 0 : -ENOMEM;
+	}
+	if (j->len + len > j->cap) {
+		size_t cap = j->cap ? j->cap : 64 * 1024;
+		while (cap < j->len + len)
+			cap *= 2;
+		char *nd = realloc(j->data, cap);
+		if (!nd)
+			return -ENOMEM;
+		j->data = nd;
+		j->cap = cap;
+	}
+	memcpy(j->data + j->len, p, len);
+	j->len += len;
+	j->records += aux;
+	return 0;
+}
+
+static bool journal_in_use(struct ig_spool *s, const char *name)
+{
+	if (s->jfile && !strcmp(s->jfile, name))
+		return true;
+	for (struct entry *e = s->head; e; e = e->next)
+		if (e->journal && !strcmp(e->journal, name))
+			return true;
+	return false;
+}
+
+static bool key_queued(struct ig_spool *s, const char *key)
+{
+	for (struct entry *e = s->head; e; e = e->next)
+		if (!strcmp(e->key, key))
+			return true;
+	return false;
+}
+
+/* One journal an earlier instance left: back to a closed batch. */
+static void recover_journal(struct ig_spool *s, const char *name)
+{
+	char *path = path_of(s, name);
+	struct jread j = { 0 };
+	struct ig_wal_scan sc;
+	int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+
+	if (fd < 0) {
+		free(path);
+		return;
+	}
+	int rc = ig_wal_read(fd, 0, jread_frame, &j, &sc);
+	close(fd);
+	pthread_mutex_lock(&s->mu);
+	if (sc.bad_bytes && j.key) {
+		s->st.journal_lost_records += sc.bad_aux;
+		ig_warn("spool: journal ends in a torn or corrupt frame (a crash during its write; "
+			"those records had not been acknowledged), skipped",
+			"backend=%s file=%s bad_bytes=%" PRIu64 " records=%" PRIu64, s->name, path,
+			sc.bad_bytes, sc.bad_aux);
+	}
+	bool dup = j.key && key_queued(s, j.key);
+	pthread_mutex_unlock(&s->mu);
+	if (rc && rc != -EINVAL) {
+		ig_error("spool: cannot read journal; kept for the next start",
+			 "backend=%s file=%s err=\"%s\"", s->name, path, strerror(-rc));
+		goto out;
+	}
+	if (!j.key || !j.records || dup) {
+		if (dup)
+			ig_info("spool: journal of a batch already spooled removed",
+				"backend=%s key=%s", s->name, j.key);
+		unlink(path);
+		goto out;
+	}
+	struct ig_batch b = { 0 };
+	if ((rc = s->conf.journal_to_batch(s->ctx, j.key, j.data, j.len, j.records, &b))) {
+		ig_error("spool: cannot rebuild a batch from its journal; kept for the next start",
+			 "backend=%s file=%s err=\"%s\"", s->name, path, strerror(-rc));
+		goto out;
+	}
+	struct entry *e = calloc(1, sizeof(*e));
+	if (!e) {
+		ig_batch_clear(&b);
+		goto out;
+	}
+	e->key = j.key;
+	j.key = NULL;
+	e->records = b.records;
+	e->created_ns = ig_wall_ns();
+	e->len = b.len;
+	if (store(s, e, b.data) == 0) {
+		free(b.data);
+		unlink(path);
+	} else {
+		e->data = b.data; /* still durable as its journal */
+		e->journal = strdup(name);
+	}
+	free(b.key);
+	ig_info("spool: open batch of an earlier run recovered from its journal",
+		"backend=%s key=%s records=%" PRIu64, s->name, e->key, e->records);
+	pthread_mutex_lock(&s->mu);
+	s->st.recovered_journals++;
+	s->st.recovered_journal_records += e->records;
+	list_append(s, e);
+	enforce_bound(s, NULL);
+	pthread_mutex_unlock(&s->mu);
+out:
+	free(j.key);
+	free(j.data);
+	free(path);
+}
+
+static void recover_journals(struct ig_spool *s)
+{
+	DIR *d;
+	struct dirent *de;
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+
+	if (!s->conf.journal_to_batch || !(d = opendir(s->dir)))
+		return;
+	while ((de = readdir(d))) {
+		size_t l = strlen(de->d_name);
+		if (de->d_name[0] == '.' || l < 9 || strcmp(de->d_name + l - 8, ".journal"))
+			continue;
+		pthread_mutex_lock(&s->mu);
+		bool mine = journal_in_use(s, de->d_name);
+		pthread_mutex_unlock(&s->mu);
+		if (mine)
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 8;
+			char **nn = realloc(names, cap * sizeof(*names));
+			if (!nn)
+				break;
+			names = nn;
+		}
+		if (!(names[n] = strdup(de->d_name)))
+			break;
+		n++;
+	}
+	closedir(d);
+	if (n)
+		qsort(names, n, sizeof(*names), name_cmp);
+	for (size_t i = 0; i < n; i++) {
+		recover_journal(s, names[i]);
+		free(names[i]);
+	}
+	free(names);
+}
+
+static void journal_failed(struct ig_spool *s, int rc, uint64_t records)
+{
+	uint64_t sup = 0;
+
+	pthread_mutex_lock(&s->mu);
+	s->st.journal_errors++;
+	s->st.journal_unsynced_records += records;
+	s->j_unsynced += records;
+	s->at_risk_total += records;
+	risk_persist(s);
+	uint64_t at_risk = s->at_risk_total;
+	pthread_mutex_unlock(&s->mu);
+	if (ig_ratelimit_ok(&s->rl_journal, &sup))
+		ig_error("spool: cannot journal the open batch; acknowledged records are in memory "
+			 "only until the batch closes and a crash now would lose them",
+			 "backend=%s dir=%s err=\"%s\" records_at_risk=%" PRIu64
+			 " suppressed=%" PRIu64 " hint=\"check free space and permissions\"",
+			 s->name, s->dir, strerror(-rc), at_risk, sup);
+}
+
+int ig_spool_journal_append(struct ig_spool *s, const char *key, const void *data, size_t len,
+			    uint64_t records)
+{
+	int rc;
+
+	if (!s->dir || !s->conf.journal_to_batch || !records)
+		return 0;
+	if (s->jkey && strcmp(s->jkey, key))
+		ig_spool_journal_end(s);
+	if (s->jfd < 0) {
+		char name[64];
+		pthread_mutex_lock(&s->mu);
+		unsigned r = (unsigned)rand_r(&s->rng);
+		pthread_mutex_unlock(&s->mu);
+		snprintf(name, sizeof(name), "%020" PRIu64 "-%08x.journal", ig_wall_ns(), r);
+		char *path = path_of(s, name);
+		int fd = path ? open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC,
+				     0600) :
+				-1;
+		rc = fd < 0 ? -errno : ig_wal_append(fd, key, strlen(key), 0);
+		if (!rc && s->conf.fsync) {
+			/* The file's name must survive a power loss too. */
+			int dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			if (fdatasync(fd) || (dfd >= 0 && fsync(dfd)))
+				rc = -errno;
+			if (dfd >= 0)
+				close(dfd);
+		}
+		if (rc) {
+			if (fd >= 0) {
+				close(fd);
+				unlink(path);
+			}
+			free(path);
+			journal_failed(s, rc, records);
+			return rc;
+		}
+		free(path);
+		char *jf = strdup(name), *jk = strdup(key);
+		if (!jf || !jk) {
+			free(jf);
+			free(jk);
+			close(fd);
+			journal_failed(s, -ENOMEM, records);
+			return -ENOMEM;
+		}
+		pthread_mutex_lock(&s->mu);
+		s->jfile = jf;
+		pthread_mutex_unlock(&s->mu);
+		s->jkey = jk;
+		s->jfd = fd;
+		s->jkeep = false;
+	}
+	off_t end = lseek(s->jfd, 0, SEEK_END);
+	rc = ig_wal_append(s->jfd, data, len, (uint32_t)records);
+	if (!rc && s->conf.fsync && fdatasync(s->jfd))
+		rc = -errno;
+	if (rc) {
+		/* No torn frame may stay in front of the next ones. */
+		if (end >= 0 && ftruncate(s->jfd, end)) {
+			/* the scan at the next start stops there: counted then */
+		}
+		journal_failed(s, rc, records);
+		return rc;
+	}
+	pthread_mutex_lock(&s->mu);
+	s->st.journal_records += records;
+	pthread_mutex_unlock(&s->mu);
+	return 0;
+}
+
+void ig_spool_journal_end(struct ig_spool *s)
+{
+	if (s->jfd >= 0) {
+		close(s->jfd);
+		s->jfd = -1;
+		if (!s->jkeep) {
+			char *p = path_of(s, s->jfile);
+			if (p)
+				unlink(p);
+			free(p);
+		}
+	}
+	pthread_mutex_lock(&s->mu);
+	free(s->jfile);
+	s->jfile = NULL;
+	s->st.journal_records = 0;
+	/* A batch discarded without a push: its records were counted dropped. */
+	risk_release(s, s->j_unsynced);
+	s->j_unsynced = 0;
+	pthread_mutex_unlock(&s->mu);
+	free(s->jkey);
+	s->jkey = NULL;
+	s->jkeep = false;
+}
+
 static uint64_t backoff(struct ig_spool *s, uint32_t attempts)
 {
 	uint64_t min = s->conf.backoff_min_ns, max = s->conf.backoff_max_ns, d = min;
@@ -446,6 +808,7 @@ static int attempt(struct ig_spool *s, uint64_t now_ns)
 	case IG_DELIVER_OK:
 		list_remove(s, e);
 		unlink_entry(s, e);
+		risk_release(s, e->at_risk);
 		s->st.delivered_batches++;
 		s->st.delivered_records += e->records;
 		if (e->attempts > 1)
@@ -476,6 +839,7 @@ static int attempt(struct ig_spool *s, uint64_t now_ns)
 	case IG_DELIVER_DROP:
 		list_remove(s, e);
 		unlink_entry(s, e);
+		risk_release(s, e->at_risk);
 		s->st.dropped_batches++;
 		s->st.dropped_records += e->records;
 		ig_error("batch rejected by the destination and dropped",
@@ -503,8 +867,12 @@ static void *worker_main(void *arg)
 				return NULL;
 			usleep(20000);
 		}
+		pthread_mutex_lock(&s->mu);
 		s->locked = true;
+		pthread_mutex_unlock(&s->mu);
 		recover(s);
+		recover_journals(s);
+		risk_take_over(s);
 	}
 	pthread_mutex_lock(&s->mu);
 	while (!s->stop) {
@@ -564,6 +932,9 @@ int ig_spool_new(const struct ig_spool_conf *conf, ig_deliver_fn fn, void *ctx,
 		return -ENOMEM;
 	s->conf = *conf;
 	s->lock_fd = -1;
+	s->jfd = -1;
+	s->risk_fd = -1;
+	s->rl_journal = (struct ig_ratelimit)IG_RATELIMIT_INIT(10 * IG_NSEC_PER_SEC);
 	s->fn = fn;
 	s->ctx = ctx;
 	s->name = strdup(conf->name ? conf->name : "spool");
@@ -605,9 +976,15 @@ int ig_spool_new(const struct ig_spool_conf *conf, ig_deliver_fn fn, void *ctx,
 		 * they count as queued from the start. Otherwise (a reload
 		 * whose previous instance is still flushing) the worker
 		 * waits for it. */
+		char *risk = path_of(s, RISK_FILE);
+		if (risk && (s->risk_fd = open(risk, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) >= 0)
+			posix_fallocate(s->risk_fd, 0, 64);
+		free(risk);
 		if (!flock(s->lock_fd, LOCK_EX | LOCK_NB)) {
 			s->locked = true;
 			recover(s);
+			recover_journals(s);
+			risk_take_over(s);
 		} else if (conf->manual) {
 			ig_err_add(
 				err,
@@ -658,10 +1035,20 @@ int ig_spool_push(struct ig_spool *s, struct ig_batch *b)
 	if (!e->file) {
 		e->data = b->data;
 		b->data = NULL;
+		e->at_risk = s->j_unsynced; /* still at risk until delivered */
+		/* Its journal keeps it durable until it is delivered. */
+		if (s->jkey && !strcmp(s->jkey, e->key) && s->jfile &&
+		    (e->journal = strdup(s->jfile)))
+			s->jkeep = true;
 	}
 	ig_batch_clear(b);
 
 	pthread_mutex_lock(&s->mu);
+	/* The open batch's unjournaled records are this batch's: durable now if
+	 * it was stored, else they follow it. */
+	if (e->file)
+		risk_release(s, s->j_unsynced);
+	s->j_unsynced = 0;
 	list_append(s, e);
 	enforce_bound(s, e);
 	pthread_cond_signal(&s->wake);
@@ -685,9 +1072,36 @@ uint64_t ig_spool_next_due(struct ig_spool *s)
 	return due;
 }
 
+static uint64_t flush_started_ns; /* atomic; 0 = not flushing */
+
+void ig_spool_flush_begin(void)
+{
+	__atomic_store_n(&flush_started_ns, ig_mono_ns(), __ATOMIC_RELAXED);
+}
+
+void ig_spool_flush_end(void)
+{
+	__atomic_store_n(&flush_started_ns, 0, __ATOMIC_RELAXED);
+}
+
+void ig_spool_stop(struct ig_spool *s)
+{
+	pthread_mutex_lock(&s->mu);
+	__atomic_store_n(&s->stop, true, __ATOMIC_RELAXED);
+	pthread_cond_broadcast(&s->wake);
+	pthread_mutex_unlock(&s->mu);
+}
+
+bool ig_spool_stopping(void *spool)
+{
+	struct ig_spool *s = spool;
+	return __atomic_load_n(&s->stop, __ATOMIC_RELAXED);
+}
+
 int ig_spool_drain(struct ig_spool *s, uint64_t timeout_ns)
 {
-	uint64_t deadline = ig_mono_ns() + timeout_ns;
+	uint64_t start = __atomic_load_n(&flush_started_ns, __ATOMIC_RELAXED);
+	uint64_t deadline = (start ? start : ig_mono_ns()) + timeout_ns;
 	int rc;
 
 	pthread_mutex_lock(&s->mu);
@@ -730,15 +1144,19 @@ void ig_spool_free(struct ig_spool *s)
 		return;
 	if (s->have_worker) {
 		pthread_mutex_lock(&s->mu);
-		s->stop = true;
+		__atomic_store_n(&s->stop, true, __ATOMIC_RELAXED);
 		pthread_cond_broadcast(&s->wake);
 		pthread_mutex_unlock(&s->mu);
 		pthread_join(s->worker, NULL);
 	}
+	if (s->jfd >= 0)
+		close(s->jfd); /* an open batch that was not flushed: recovered at the next start */
+	free(s->jfile);
+	free(s->jkey);
 	uint64_t lost_b = 0, lost_r = 0;
 	for (struct entry *e = s->head, *n; e; e = n) {
 		n = e->next;
-		if (!e->file) {
+		if (!e->file && !e->journal) {
 			lost_b++;
 			lost_r += e->records;
 		}
@@ -749,6 +1167,8 @@ void ig_spool_free(struct ig_spool *s)
 			 "backend=%s batches=%" PRIu64 " records=%" PRIu64
 			 " hint=\"set spool_dir to keep them across restarts\"",
 			 s->name, lost_b, lost_r);
+	if (s->risk_fd >= 0)
+		close(s->risk_fd); /* what is still at risk stays counted in it */
 	if (s->lock_fd >= 0)
 		close(s->lock_fd); /* releases the flock */
 	pthread_mutex_destroy(&s->mu);

@@ -69,7 +69,7 @@ start_ingrain() {
 	agg=$!
 	pids+=("$agg")
 	sleep 0.3
-	"$B/node-agent/ingrain-agent" -c "$1" -l info 2>"$tmp/agent.log" &
+	"$B/node-agent/ingrain-agent" -c "$1" -l info --buffer-dir "$tmp/agent-buffer" 2>"$tmp/agent.log" &
 	agent=$!
 	pids+=("$agent")
 	for _ in $(seq 100); do grep -q "agent running" "$tmp/agent.log" && break; sleep 0.05; done

@@ -84,7 +84,7 @@ start_ingrain() { # $1 config, then env assignments
 	agg=$!
 	pids+=("$agg")
 	sleep 0.3
-	env "$@" "$B/node-agent/ingrain-agent" -c "$cfg" -l info 2>"$tmp/agent.log" &
+	env "$@" "$B/node-agent/ingrain-agent" -c "$cfg" -l info --buffer-dir "$tmp/agent-buffer" 2>"$tmp/agent.log" &
 	agent=$!
 	pids+=("$agent")
 	for _ in $(seq 100); do grep -q "agent running" "$tmp/agent.log" && break; sleep 0.05; done

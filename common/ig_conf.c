@@ -112,6 +112,20 @@ static const struct ig_opt agent_opts[] = {
 	{ "shutdown_timeout", IG_OPT_DURATION, "5s", A(shutdown_timeout_ns),
 	  "On SIGTERM, how long to wait for queued envelopes to be acknowledged.", .min = 0,
 	  .max = (int64_t)(600 * SEC) },
+	{ "buffer_dir", IG_OPT_STR, IG_AGENT_BUFFER_DIR_DEFAULT, A(buffer_dir),
+	  "Directory of the unacknowledged queue on disk (write-ahead segments; at most "
+	  "queue_max_bytes plus one 8 MiB segment), replayed after a crash or restart; one agent "
+	  "per directory (a hostPath in Kubernetes). Empty: memory only. The default, when "
+	  "unusable, only warns; a directory set here must work.",
+	  .flags = 0 },
+	{ "buffer_fsync", IG_OPT_BOOL, "true", A(buffer_fsync),
+	  "fdatasync each envelope written to buffer_dir (survives power loss); false: written "
+	  "only, survives a crash of the agent, not of the machine.",
+	  .flags = 0 },
+	{ "drop_capabilities", IG_OPT_BOOL, "true", A(drop_capabilities),
+	  "Once the probes are attached, drop every capability (bounding and effective sets; "
+	  "the probes' load set stays permitted for reloads) and set no_new_privs.",
+	  .flags = 0 },
 	{ "mount_tracefs", IG_OPT_BOOL, "true", A(mount_tracefs),
 	  "Mount tracefs at /sys/kernel/tracing if it is not mounted.", .flags = 0 },
 	{ "mount_bpffs", IG_OPT_BOOL, "true", A(mount_bpffs),

@@ -24,6 +24,8 @@
 #include "ig_err.h"
 #include "ig_yaml.h"
 
+#define IG_AGENT_BUFFER_DIR_DEFAULT "/var/lib/ingrain/agent/buffer"
+
 struct ig_agent_conf {
 	char *node_name; /* default: $NODE_NAME, else hostname */
 	char *agent_id; /* default: node name */
@@ -44,6 +46,9 @@ struct ig_agent_conf {
 	uint64_t wakeup_records; /* ring buffer consumer woken every N records */
 	uint64_t poll_interval_ns; /* ... or at least this often */
 	uint64_t shutdown_timeout_ns;
+	char *buffer_dir; /* disk form of the unacked queue; "" = memory only */
+	bool buffer_fsync;
+	bool drop_capabilities;
 	bool mount_tracefs, mount_bpffs;
 	char *cgroup_root; /* "auto" or a path to the cgroup v2 hierarchy */
 	int log_level; /* enum ig_log_level */

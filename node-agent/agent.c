@@ -19,6 +19,7 @@
 #include "ig_tls.h"
 #include "ig_wire.h"
 #include "probe.h"
+#include "privs.h"
 #include "sender.h"
 #include "sysprep.h"
 
@@ -41,6 +42,7 @@ struct ig_agent {
 	struct ig_sender *sender;
 	uint64_t boot_id, seq;
 	uint64_t batch_started_ns; /* mono time of the first record in the open batch */
+	uint64_t lost_reported; /* sum of the loss counters in the last sealed envelope */
 	uint64_t records; /* records encoded */
 	uint64_t lost_encode; /* records that could not be encoded */
 	uint64_t ringbuf_full_closed, other_lost_closed; /* from probes closed by a reload */
@@ -126,10 +128,15 @@ static void seal_batch(struct ig_agent *a)
 	size_t len = 0;
 	uint32_t n = ig_wire_enc_count(a->enc);
 
-	if (n == 0)
-		return;
 	ig_sender_stats(a->sender, &ss);
 	lost_totals(a, &rb, &other);
+	uint64_t lost_sum = rb + other + ss.lost_queue_overflow + ss.lost_rejected +
+			    ss.lost_buffer_corrupt + a->lost_encode;
+	/* An envelope without records still goes out when there is new loss to
+	 * report (e.g. counted at start, with nothing else to send). */
+	if (n == 0 && lost_sum == a->lost_reported)
+		return;
+	a->lost_reported = lost_sum;
 	h.v = 0; /* the encoder's version */
 	h.agent_id = a->conf->agent.agent_id;
 	h.node = a->conf->agent.node_name;
@@ -140,6 +147,7 @@ static void seal_batch(struct ig_agent *a)
 	h.lost[h.nlost++] = (struct ig_wire_lost){ "probe_other", other };
 	h.lost[h.nlost++] = (struct ig_wire_lost){ "queue_overflow", ss.lost_queue_overflow };
 	h.lost[h.nlost++] = (struct ig_wire_lost){ "rejected", ss.lost_rejected };
+	h.lost[h.nlost++] = (struct ig_wire_lost){ "buffer_corrupt", ss.lost_buffer_corrupt };
 	h.lost[h.nlost++] = (struct ig_wire_lost){ "encode", a->lost_encode };
 	if (ig_wire_enc_finish(a->enc, &h, &buf, &len) < 0) {
 		a->lost_encode += n;
@@ -196,13 +204,16 @@ static void log_stats(struct ig_agent *a)
 	ig_info("stats",
 		"records=%llu acked=%llu envelopes=%llu resends=%llu duplicates=%llu queued=%llu "
 		"connected=%d lost_ringbuf_full=%llu lost_probe_other=%llu lost_queue_overflow=%llu "
-		"lost_rejected=%llu lost_encode=%llu",
+		"lost_rejected=%llu lost_encode=%llu lost_buffer_corrupt=%llu buffered=%llu "
+		"replayed=%llu buffer_errors=%llu",
 		(unsigned long long)a->records, (unsigned long long)ss.records_acked,
 		(unsigned long long)ss.batches_sent, (unsigned long long)ss.resends,
 		(unsigned long long)ss.duplicates, (unsigned long long)ss.queued_records,
 		ss.connected, (unsigned long long)rb, (unsigned long long)other,
 		(unsigned long long)ss.lost_queue_overflow, (unsigned long long)ss.lost_rejected,
-		(unsigned long long)a->lost_encode);
+		(unsigned long long)a->lost_encode, (unsigned long long)ss.lost_buffer_corrupt,
+		(unsigned long long)ss.buffered_records, (unsigned long long)ss.replayed_records,
+		(unsigned long long)ss.buffer_errors);
 }
 
 /* The /metrics snapshot (ig_httpd), rendered about once a second. */
@@ -243,6 +254,8 @@ static void publish_metrics(struct ig_agent *a)
 		       (double)ss.lost_queue_overflow);
 	ig_prom_sample(&p, "ingrain_agent_lost_records_total", "cause", "rejected",
 		       (double)ss.lost_rejected);
+	ig_prom_sample(&p, "ingrain_agent_lost_records_total", "cause", "buffer_corrupt",
+		       (double)ss.lost_buffer_corrupt);
 	ig_prom_sample(&p, "ingrain_agent_lost_records_total", "cause", "encode",
 		       (double)a->lost_encode);
 	ig_prom_family(&p, "ingrain_agent_records_total", "counter",
@@ -258,6 +271,9 @@ static void publish_metrics(struct ig_agent *a)
 	ig_prom_sample(&p, "ingrain_agent_queue_records", NULL, NULL, (double)ss.queued_records);
 	ig_prom_family(&p, "ingrain_agent_queue_bytes", "gauge", "Bytes waiting for an ack.");
 	ig_prom_sample(&p, "ingrain_agent_queue_bytes", NULL, NULL, (double)ss.queued_bytes);
+	ig_prom_family(&p, "ingrain_agent_buffer_records", "gauge",
+		       "Records waiting for an ack that are in buffer_dir (survive a crash).");
+	ig_prom_sample(&p, "ingrain_agent_buffer_records", NULL, NULL, (double)ss.buffered_records);
 	if (a->ident) {
 		struct ig_ident_stats is;
 		ig_ident_stats(a->ident, &is);
@@ -343,7 +359,9 @@ static void reload(struct ig_agent *a)
 	seal_batch(a);
 	close_probes(a);
 	ig_err_init(&err);
-	if (open_probes(a, nc, &err) < 0) {
+	ig_privs_raise();
+	int rv = ig_privs_check(nc, &err);
+	if (rv < 0 || open_probes(a, nc, &err) < 0) {
 		ig_error("reload failed to start probes; restoring the previous configuration",
 			 "errors=\"%s\"", ig_err_str(&err));
 		ig_conf_free(nc);
@@ -351,13 +369,17 @@ static void reload(struct ig_agent *a)
 		if (open_probes(a, a->conf, &err) < 0)
 			ig_error("previous probes failed to restart too", "errors=\"%s\"",
 				 ig_err_str(&err));
+		ig_privs_lower();
 		return;
 	}
+	ig_privs_lower();
 	/* Keep node identity and sender settings of the running instance. */
 	free(nc->agent.node_name);
 	nc->agent.node_name = strdup(a->conf->agent.node_name);
 	free(nc->agent.agent_id);
 	nc->agent.agent_id = strdup(a->conf->agent.agent_id);
+	free(nc->agent.buffer_dir);
+	nc->agent.buffer_dir = strdup(a->conf->agent.buffer_dir);
 	ig_log_set_level((enum ig_log_level)nc->agent.log_level);
 	ig_log_set_format((enum ig_log_format)nc->agent.log_format);
 	ig_conf_free(a->conf);
@@ -438,7 +460,8 @@ int ig_agent_new(struct ig_agent **out, struct ig_conf *conf, const char *config
 	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = 0 };
 	epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->sigfd, &ev);
 
-	if ((rv = ig_sysprep(&conf->agent, err)) < 0)
+	int prv = ig_privs_check(conf, err);
+	if ((rv = ig_sysprep(&conf->agent, err)) < 0 || (rv = prv) < 0)
 		goto fail;
 	/* Identity first: its initial cgroup walk means the first events already
 	 * find their containers. */
@@ -456,6 +479,10 @@ int ig_agent_new(struct ig_agent **out, struct ig_conf *conf, const char *config
 		.tls_server_name = conf->agent.tls_server_name,
 		.pick_key = conf->agent.agent_id,
 		.resolve_interval_ns = conf->agent.aggregator_resolve_ns,
+		.buffer_dir = conf->agent.buffer_dir,
+		.buffer_dir_is_default =
+			!strcmp(conf->agent.buffer_dir, IG_AGENT_BUFFER_DIR_DEFAULT),
+		.buffer_fsync = conf->agent.buffer_fsync,
 	};
 	if ((rv = check_tls_identity(&conf->agent, err)) < 0)
 		goto fail;
@@ -469,6 +496,10 @@ int ig_agent_new(struct ig_agent **out, struct ig_conf *conf, const char *config
 		publish_metrics(a);
 		ig_httpd_set_ready(a->httpd, true);
 	}
+	/* Everything that needs a capability is done: keep only what a reload
+	 * needs to load probes again, and only as permitted. */
+	if (conf->agent.drop_capabilities)
+		ig_privs_drop(conf);
 	*out = a;
 	return 0;
 fail:
@@ -524,9 +555,10 @@ int ig_agent_run(struct ig_agent *a)
 		}
 		drain_probes(a);
 		now = ig_mono_ns();
-		if (a->batch_started_ns &&
-		    now - a->batch_started_ns >= a->conf->agent.batch_max_age_ns)
-			seal_batch(a);
+		if ((a->batch_started_ns &&
+		     now - a->batch_started_ns >= a->conf->agent.batch_max_age_ns) ||
+		    !a->batch_started_ns)
+			seal_batch(a); /* an empty batch is sent only to report new loss */
 		if (now - a->last_publish_ns >= IG_NSEC_PER_SEC) {
 			a->last_publish_ns = now;
 			publish_metrics(a);
@@ -542,10 +574,18 @@ int ig_agent_run(struct ig_agent *a)
 	close_probes(a);
 	seal_batch(a);
 	uint64_t left = ig_sender_drain(a->sender, a->conf->agent.shutdown_timeout_ns);
+	struct ig_sender_stats ss;
+	ig_sender_stats(a->sender, &ss);
 	log_stats(a);
-	if (left)
+	if (left > ss.buffered_records)
 		ig_warn("shutdown timeout: records not acknowledged by the aggregator are lost",
-			"records=%llu", (unsigned long long)left);
+			"records=%llu kept_in_buffer_dir=%llu",
+			(unsigned long long)(left - ss.buffered_records),
+			(unsigned long long)ss.buffered_records);
+	else if (left)
+		ig_warn("shutdown timeout: records not yet acknowledged stay in buffer_dir and are "
+			"sent after the next start",
+			"records=%llu dir=%s", (unsigned long long)left, a->conf->agent.buffer_dir);
 	else
 		ig_info("all records acknowledged; bye", NULL);
 	return 0;

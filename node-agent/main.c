@@ -27,13 +27,15 @@ static void usage(FILE *f)
 		"  -a, --aggregator URL       override agent.aggregator (e.g. tcp://10.0.0.5:7700)\n"
 		"  -n, --node-name NAME       override agent.node_name\n"
 		"  -l, --log-level LEVEL      debug|info|warn|error (overrides agent.log_level)\n"
+		"      --buffer-dir DIR       overrides agent.buffer_dir (\"\" = memory only)\n"
 		"      --check-config FILE    validate FILE and exit (0 = valid)\n"
 		"      --print-default-config print the embedded configuration and exit\n"
 		"  -V, --version              print the version and exit\n"
 		"  -h, --help                 this help\n"
 		"\n"
 		"Signals: SIGTERM/SIGINT drain and exit; SIGHUP reloads the configuration file.\n"
-		"Needs root (or CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN for mounting tracefs/bpffs).\n");
+		"Needs CAP_BPF and CAP_PERFMON (+ CAP_NET_ADMIN for traffic's cgroup_skb method,\n"
+		"CAP_SYS_ADMIN to mount tracefs/bpffs); see docs/capabilities.md.\n");
 }
 
 int main(int argc, char **argv)
@@ -45,11 +47,13 @@ int main(int argc, char **argv)
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "check-config", required_argument, NULL, 1 },
 		{ "print-default-config", no_argument, NULL, 2 },
+		{ "buffer-dir", required_argument, NULL, 3 },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	const char *config = NULL, *aggregator = NULL, *node = NULL, *level = NULL;
+	const char *buffer_dir = NULL;
 	struct ig_err err;
 	int c;
 
@@ -72,6 +76,9 @@ int main(int argc, char **argv)
 		case 2:
 			ig_cli_print_default_config();
 			return 0;
+		case 3:
+			buffer_dir = optarg;
+			break;
 		case 'V':
 			printf("ingrain-agent %s\n", IG_VERSION);
 			return 0;
@@ -100,6 +107,10 @@ int main(int argc, char **argv)
 	if (node) {
 		free(conf->agent.node_name);
 		conf->agent.node_name = strdup(node);
+	}
+	if (buffer_dir) {
+		free(conf->agent.buffer_dir);
+		conf->agent.buffer_dir = strdup(buffer_dir);
 	}
 	enum ig_log_level lvl = (enum ig_log_level)conf->agent.log_level;
 	if (level && ig_log_level_parse(level, &lvl) < 0) {

@@ -14,6 +14,7 @@
 #include <nng/supplemental/util/platform.h>
 
 #include "aggr_pick.h"
+#include "disk_buffer.h"
 #include "ig_log.h"
 #include "ig_time.h"
 #include "ig_tls.h"
@@ -26,6 +27,7 @@ struct batch {
 	size_t len;
 	uint32_t nrecords;
 	uint32_t attempts;
+	bool on_disk;
 };
 
 struct ig_sender {
@@ -50,7 +52,18 @@ struct ig_sender {
 	char *tls_dir, *tls_server_name;
 	struct ig_tls_watch tls_watch;
 	struct ig_ratelimit rl_tls;
+	struct ig_ratelimit rl_buffer;
+	struct ig_dbuf *dbuf; /* NULL = memory only */
 };
+
+/* Called with the lock held: the batch leaves the queue. */
+static void batch_done(struct ig_sender *s, struct batch *b)
+{
+	if (b->on_disk) {
+		ig_dbuf_pop(s->dbuf);
+		s->st.buffered_records -= b->nrecords;
+	}
+}
 
 static void batch_free(struct batch *b)
 {
@@ -88,6 +101,7 @@ static void pop_if_head(struct ig_sender *s, uint64_t seq)
 	s->nbatches--;
 	s->nbytes -= b->len;
 	s->nrecords -= b->nrecords;
+	batch_done(s, b);
 	batch_free(b);
 	if (!s->head)
 		pthread_cond_broadcast(&s->drained);
@@ -299,6 +313,40 @@ static void *sender_main(void *arg)
 	}
 }
 
+static void enqueue_locked(struct ig_sender *s, struct batch *b);
+
+struct replay_list {
+	struct batch *head, *tail;
+	uint64_t lost; /* records of envelopes we had no memory for */
+};
+
+/* Collected first, queued after the replay: a drop while queueing pops the
+ * disk buffer, which must know all its segments by then. */
+static void replayed(void *ctx, uint64_t seq, void *buf, size_t len, uint32_t nrecords)
+{
+	struct replay_list *l = ctx;
+	struct batch *b = calloc(1, sizeof(*b));
+
+	if (!b) {
+		free(buf);
+		b = calloc(1, sizeof(*b)); /* try once more for the placeholder */
+		if (!b) {
+			l->lost += nrecords;
+			return;
+		}
+		buf = NULL;
+		len = 0;
+	}
+	*b = (struct batch){
+		.seq = seq, .buf = buf, .len = len, .nrecords = nrecords, .on_disk = true
+	};
+	if (l->tail)
+		l->tail->next = b;
+	else
+		l->head = b;
+	l->tail = b;
+}
+
 int ig_sender_new(struct ig_sender **out, const struct ig_sender_opts *o, struct ig_err *err)
 {
 	struct ig_sender *s = calloc(1, sizeof(*s));
@@ -329,9 +377,48 @@ int ig_sender_new(struct ig_sender **out, const struct ig_sender_opts *o, struct
 	s->next_resolve_ns = ig_mono_ns() + o->resolve_interval_ns;
 	s->rl_timeout = (struct ig_ratelimit)IG_RATELIMIT_INIT(10 * IG_NSEC_PER_SEC);
 	s->rl_reject = (struct ig_ratelimit)IG_RATELIMIT_INIT(10 * IG_NSEC_PER_SEC);
+	s->rl_buffer = (struct ig_ratelimit)IG_RATELIMIT_INIT(10 * IG_NSEC_PER_SEC);
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
 	pthread_cond_init(&s->drained, NULL);
+	if (o->buffer_dir && *o->buffer_dir) {
+		struct ig_dbuf_opts bo = { .dir = o->buffer_dir, .fsync = o->buffer_fsync };
+		struct ig_err berr;
+		ig_err_init(&berr);
+		rv = ig_dbuf_open(&s->dbuf, &bo, &berr);
+		if (rv < 0 && !o->buffer_dir_is_default) {
+			ig_err_add(err, "%s", ig_err_str(&berr));
+			goto fail;
+		}
+		/* The default directory may be absent from a deployment (a read-only
+		 * root without the hostPath): run, but say what that costs. */
+		if (rv < 0)
+			ig_warn("the default agent.buffer_dir is unusable: the unacknowledged queue "
+				"is kept in memory only and is lost if the agent dies; mount a "
+				"writable directory there (a hostPath) or set agent.buffer_dir",
+				"error=\"%s\"", ig_err_str(&berr));
+	}
+	if (s->dbuf) {
+		struct replay_list l = { 0 };
+		ig_dbuf_replay(s->dbuf, replayed, &l, &s->st.lost_buffer_corrupt);
+		pthread_mutex_lock(&s->mu);
+		s->st.lost_buffer_corrupt += l.lost;
+		while (l.head) {
+			struct batch *b = l.head;
+			l.head = b->next;
+			s->st.buffered_records += b->nrecords;
+			s->st.replayed_records += b->nrecords;
+			if (!b->buf) { /* out of memory: counted, and done on disk */
+				s->st.buffered_records -= b->nrecords;
+				s->st.lost_buffer_corrupt += b->nrecords;
+				ig_dbuf_pop(s->dbuf);
+				batch_free(b);
+				continue;
+			}
+			enqueue_locked(s, b);
+		}
+		pthread_mutex_unlock(&s->mu);
+	}
 	s->rl_tls = (struct ig_ratelimit)IG_RATELIMIT_INIT(60 * IG_NSEC_PER_SEC);
 	s->tls = ig_tls_url_is_tls(o->url);
 	if (s->tls) {
@@ -371,8 +458,14 @@ fail:
 	free(s->tls_server_name);
 	free(s->base_url);
 	free(s->pick_key);
+	while (s->head) {
+		struct batch *b = s->head;
+		s->head = b->next;
+		batch_free(b);
+	}
+	ig_dbuf_close(s->dbuf);
 	free(s);
-	return -EINVAL;
+	return rv < 0 ? rv : -EINVAL;
 }
 
 void ig_sender_tls_check(struct ig_sender *s)
@@ -408,6 +501,31 @@ void ig_sender_enqueue(struct ig_sender *s, uint64_t seq, void *buf, size_t len,
 	b->len = len;
 	b->nrecords = nrecords;
 	pthread_mutex_lock(&s->mu);
+	if (s->dbuf) {
+		int rc = ig_dbuf_append(s->dbuf, seq, buf, len, nrecords);
+		b->on_disk = rc == 0;
+		if (rc) {
+			uint64_t sup = 0;
+			s->st.buffer_errors++;
+			if (ig_ratelimit_ok(&s->rl_buffer, &sup))
+				ig_error(
+					"cannot write an envelope to the disk buffer; it is queued in "
+					"memory only (lost if the agent dies before it is acked)",
+					"err=\"%s\" buffer_errors=%llu suppressed=%llu",
+					strerror(-rc), (unsigned long long)s->st.buffer_errors,
+					(unsigned long long)sup);
+		} else {
+			s->st.buffered_records += nrecords;
+		}
+	}
+	enqueue_locked(s, b);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* Queues b after making room (dropping the oldest, counted). Lock held. */
+static void enqueue_locked(struct ig_sender *s, struct batch *b)
+{
+	size_t len = b->len;
 	/* Make room: drop the oldest envelopes, counting their records. */
 	while (s->head && (s->nbatches + 1 > s->o.queue_max_batches ||
 			   s->nbytes + len > s->o.queue_max_bytes)) {
@@ -419,6 +537,7 @@ void ig_sender_enqueue(struct ig_sender *s, uint64_t seq, void *buf, size_t len,
 		s->nbytes -= old->len;
 		s->nrecords -= old->nrecords;
 		s->st.lost_queue_overflow += old->nrecords;
+		batch_done(s, old);
 		batch_free(old);
 	}
 	if (s->tail)
@@ -428,9 +547,8 @@ void ig_sender_enqueue(struct ig_sender *s, uint64_t seq, void *buf, size_t len,
 	s->tail = b;
 	s->nbatches++;
 	s->nbytes += len;
-	s->nrecords += nrecords;
+	s->nrecords += b->nrecords;
 	pthread_cond_signal(&s->cv);
-	pthread_mutex_unlock(&s->mu);
 }
 
 uint64_t ig_sender_drain(struct ig_sender *s, uint64_t timeout_ns)
@@ -488,6 +606,7 @@ void ig_sender_free(struct ig_sender *s)
 		s->head = b->next;
 		batch_free(b);
 	}
+	ig_dbuf_close(s->dbuf); /* what was not acked stays on disk for the next start */
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);
 	pthread_cond_destroy(&s->drained);

@@ -12,6 +12,12 @@
  * outage) and its records are counted as lost "queue_overflow". An envelope
  * the aggregator rejects as malformed is dropped and counted "rejected".
  *
+ * With a buffer directory the queue is also on disk (disk_buffer.h): every
+ * envelope is appended there before it is queued and removed when it leaves
+ * the queue, and a new sender first queues what an earlier process left, so
+ * the queue survives a crash or restart of the agent. The bound is the same
+ * (envelopes and bytes); what the bound drops is counted as before.
+ *
  * Why REQ/REP: each request carries exactly one envelope and its reply is the
  * ack, so the protocol itself pairs acks with envelopes; nng reconnects
  * transparently; one request in flight per agent is enough (an envelope holds
@@ -21,6 +27,7 @@
 #ifndef IG_SENDER_H
 #define IG_SENDER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,6 +50,9 @@ struct ig_sender_opts {
 	 * name the aggregator's certificate must carry ("" = the URL's host). */
 	const char *tls_dir;
 	const char *tls_server_name;
+	const char *buffer_dir; /* NULL or "" = memory only */
+	bool buffer_dir_is_default; /* unusable default: warn, memory only */
+	bool buffer_fsync;
 };
 
 struct ig_sender_stats {
@@ -52,6 +62,10 @@ struct ig_sender_stats {
 	uint64_t duplicates; /* acks saying "already had it" */
 	uint64_t lost_queue_overflow; /* records dropped with the oldest envelopes */
 	uint64_t lost_rejected; /* records in envelopes the aggregator rejected */
+	uint64_t lost_buffer_corrupt; /* records in damaged disk buffer frames (at start) */
+	uint64_t buffer_errors; /* envelopes that could not be written to the buffer */
+	uint64_t buffered_records; /* queued records that are on disk */
+	uint64_t replayed_records; /* queued at start from an earlier run's buffer */
 	uint64_t queued_batches, queued_bytes, queued_records;
 	uint64_t moves; /* switches to another aggregator replica */
 	int connected;

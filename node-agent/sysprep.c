@@ -8,12 +8,10 @@
 #include "sysprep.h"
 
 #include <errno.h>
-#include <linux/capability.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/statfs.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "bpf_util.h"
@@ -21,13 +19,6 @@
 
 #define TRACEFS_MAGIC_NR 0x74726163 /* linux/magic.h TRACEFS_MAGIC */
 #define BPF_FS_MAGIC_NR 0xcafe4a11 /* linux/magic.h BPF_FS_MAGIC */
-
-#ifndef CAP_PERFMON
-#define CAP_PERFMON 38
-#endif
-#ifndef CAP_BPF
-#define CAP_BPF 39
-#endif
 
 static int keep(int rv, int cur)
 {
@@ -63,29 +54,19 @@ static int check_seccomp(struct ig_err *err)
 	return -EPERM;
 }
 
-static int check_privileges(struct ig_err *err)
+/* The seccomp check only means something when the capabilities are there
+ * (privs.c checks those, per probe): without them bpf(2) says EPERM too. */
+static int check_seccomp_if_capable(struct ig_err *err)
 {
 	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
 	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
 
 	memset(data, 0, sizeof(data));
-	if (syscall(SYS_capget, &hdr, data) < 0) {
-		if (geteuid() == 0)
-			return 0;
-		ig_err_add(err,
-			   "cannot read this process's capabilities (%s): run ingrain-agent "
-			   "as root",
-			   strerror(errno));
-		return -EPERM;
-	}
+	if (syscall(SYS_capget, &hdr, data) < 0)
+		return 0;
 	if (has_cap(data, CAP_SYS_ADMIN) || (has_cap(data, CAP_BPF) && has_cap(data, CAP_PERFMON)))
 		return check_seccomp(err);
-	ig_err_add(err,
-		   "ingrain-agent lacks the privileges to load eBPF programs: run it as root, "
-		   "or grant CAP_BPF and CAP_PERFMON (plus CAP_SYS_ADMIN to mount tracefs/bpffs, "
-		   "CAP_SYS_RESOURCE on kernels before 5.11), e.g. in the pod's "
-		   "securityContext.capabilities.add");
-	return -EPERM;
+	return 0;
 }
 
 static int check_btf(struct ig_err *err)
@@ -168,7 +149,8 @@ int ig_sysprep(const struct ig_agent_conf *ac, struct ig_err *err)
 	int rv = 0;
 
 	ig_bpf_log_init();
-	rv = keep(check_privileges(err), rv);
+	/* Capabilities: privs.c (checked by the caller, per probe). */
+	rv = keep(check_seccomp_if_capable(err), rv);
 	rv = keep(check_btf(err), rv);
 	rv = keep(prep_tracefs(ac, err), rv);
 	prep_bpffs(ac);

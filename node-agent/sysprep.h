@@ -4,9 +4,9 @@
  * Minimal node images (and some VMs) boot without tracefs or bpffs mounted;
  * syscall tracepoints are looked up by id in tracefs, so the agent mounts
  * what is missing when agent.mount_tracefs / agent.mount_bpffs allow it. It
- * also checks what cannot be fixed from here: kernel BTF (CO-RE needs it),
- * privileges (root, or CAP_BPF + CAP_PERFMON), and raises RLIMIT_MEMLOCK for
- * kernels that still charge BPF memory to it (before 5.11).
+ * also checks what cannot be fixed from here, kernel BTF (CO-RE needs it),
+ * and raises RLIMIT_MEMLOCK for kernels that still charge BPF memory to it
+ * (before 5.11). Capabilities are privs.h's, checked per probe.
  */
 #ifndef IG_SYSPREP_H
 #define IG_SYSPREP_H

@@ -32,7 +32,7 @@ build_pkgs=(
 	build-essential cmake pkg-config clang llvm
 	libbpf-dev libelf-dev zlib1g-dev bpftool
 	libnng-dev libmsgpack-dev libyaml-dev
-	libcurl4-openssl-dev libssl-dev libjson-c-dev libpcre2-dev
+	libcurl4-openssl-dev libssl-dev libjson-c-dev libpcre2-dev libcap-dev
 )
 # What every test and benchmark needs beyond that, found by running the suite in
 # a fresh Debian 12 root (scripts/fresh-check.sh), not by reading the code:

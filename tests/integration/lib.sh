@@ -122,10 +122,15 @@ ig_start_aggregator() {
 	ig_start aggregator "$IG_TMP/aggregator.log" "aggregator listening" "$IG_AGGREGATOR" -c "$cfg" "$@"
 }
 
+# Each test's agent gets its own disk buffer (agent.buffer_dir) under IG_TMP
+# unless the test passes --buffer-dir itself: never the machine's default
+# directory, which another test's agent may hold or have left envelopes in.
 ig_start_agent() {
 	local cfg=$1
 	shift
-	ig_start agent "$IG_TMP/agent.log" "agent running" "$IG_AGENT" -c "$cfg" "$@"
+	local buf=()
+	[[ " $* " == *" --buffer-dir "* ]] || buf=(--buffer-dir "$IG_TMP/agent-buffer")
+	ig_start agent "$IG_TMP/agent.log" "agent running" "$IG_AGENT" -c "$cfg" "${buf[@]}" "$@"
 }
 
 # ig_stop PID: SIGTERM and wait (max 15 s); fails when the process does not exit 0.

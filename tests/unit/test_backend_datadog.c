@@ -117,15 +117,16 @@ static int teardown(void **state)
 	return 0;
 }
 
-static int open_backend(struct fixture *f, const char *extra, void **st, struct ig_err *err)
+static int open_backend_spool(struct fixture *f, const char *extra, const char *spool, void **st,
+			      struct ig_err *err)
 {
 	char yaml[2048];
 	struct ig_ydoc *doc;
 
 	snprintf(yaml, sizeof(yaml),
-		 "b:\n  url: http://127.0.0.1:%d/\n  spool_dir: \"\"\n  retry_min: 10ms\n"
+		 "b:\n  url: http://127.0.0.1:%d/\n  spool_dir: \"%s\"\n  retry_min: 10ms\n"
 		 "  retry_max: 40ms\n  tags: [\"env:test\"]\n%s",
-		 f->stub.port, extra);
+		 f->stub.port, spool, extra);
 	assert_int_equal(ig_ydoc_load_string("t.yaml", yaml, strlen(yaml), &doc, err), 0);
 	void *conf = calloc(1, ig_backend_datadog.conf_size);
 	int rc = ig_cfg_apply(ig_backend_datadog.opts, ig_ymap_get(doc->root, "b"), conf, "b", NULL,
@@ -140,6 +141,11 @@ static int open_backend(struct fixture *f, const char *extra, void **st, struct 
 		ig_ydoc_free(doc);
 	}
 	return rc;
+}
+
+static int open_backend(struct fixture *f, const char *extra, void **st, struct ig_err *err)
+{
+	return open_backend_spool(f, extra, "", st, err);
 }
 
 static void close_backend(struct fixture *f, void *st)
@@ -232,6 +238,62 @@ static void test_counters_are_summed_per_tag_set_and_sent_gzipped_with_the_key(v
 	assert_non_null(s = find_series(p, "ingrain.queue.depth", "pod:web-a"));
 	assert_int_equal(point_value(s, &type), 7);
 	assert_int_equal(type, 3);
+}
+
+/* Acked means durable: what sync() journaled before a crash is aggregated
+ * again into the interval's payload at the next start; what was written
+ * after the last sync (never acked) is not. */
+static void test_journaled_interval_is_delivered_after_a_crash(void **state)
+{
+	struct fixture *f = *state;
+	struct ig_err err;
+	struct ig_metric m;
+	void *st;
+	int type;
+	char tmpl[] = "/tmp/ig-dd-journal-XXXXXX", cmd[128];
+	char *dir = mkdtemp(tmpl);
+
+	ig_err_init(&err);
+	assert_non_null(dir);
+	assert_int_equal(
+		open_backend_spool(f, "  api_key: k123\n  flush_interval: 1h\n", dir, &st, &err),
+		0);
+	for (int i = 0; i < 3; i++) {
+		metric(&m, IG_M_COUNTER, 1, "web-a");
+		ig_backend_datadog.write(st, &m);
+	}
+	metric(&m, IG_M_GAUGE, 5, "web-a");
+	m.name = "queue.depth";
+	ig_backend_datadog.write(st, &m);
+	metric(&m, IG_M_GAUGE, 7, "web-a");
+	m.name = "queue.depth";
+	ig_backend_datadog.write(st, &m);
+	ig_backend_datadog.sync(st); /* the envelope is acked after this */
+	metric(&m, IG_M_COUNTER, 100, "web-a");
+	ig_backend_datadog.write(st, &m); /* not synced: never acked */
+	ig_backend_datadog.free(st); /* a crash: no flush */
+	ig_cfg_free(ig_backend_datadog.opts, f->conf);
+	free(f->conf);
+	ig_ydoc_free(f->doc);
+	assert_int_equal(f->sim.npayloads, 0);
+
+	assert_int_equal(
+		open_backend_spool(f, "  api_key: k123\n  flush_interval: 1h\n", dir, &st, &err),
+		0);
+	for (int i = 0; i < 500 && f->sim.npayloads < 1; i++)
+		usleep(10000);
+	assert_int_equal(f->sim.npayloads, 1);
+	json_object *p = f->sim.payloads[0], *s;
+	assert_non_null(s = find_series(p, "ingrain.file.open", "pod:web-a"));
+	assert_int_equal(point_value(s, &type), 3);
+	assert_int_equal(type, 1);
+	assert_non_null(s = find_series(p, "ingrain.queue.depth", "pod:web-a"));
+	assert_int_equal(point_value(s, &type), 7);
+	assert_int_equal(type, 3);
+	close_backend(f, st);
+	assert_int_equal(f->sim.npayloads, 1);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
 }
 
 static void test_histograms_become_count_avg_and_max(void **state)
@@ -333,6 +395,8 @@ int main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(test_histograms_become_count_avg_and_max, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_journaled_interval_is_delivered_after_a_crash,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused_api_key_halts_and_keeps_the_payload,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_server_errors_are_retried_until_accepted,

@@ -455,6 +455,163 @@ static void test_new_instance_adopts_the_old_ones_batches_after_it_exits(void **
 	free(dir);
 }
 
+static int concat_journal(void *ctx, const char *key, const void *data, size_t len,
+			  uint64_t records, struct ig_batch *out)
+{
+	(void)ctx;
+	(void)key;
+	memset(out, 0, sizeof(*out));
+	out->data = malloc(len + 1);
+	memcpy(out->data, data, len);
+	out->len = len;
+	out->records = records;
+	return 0;
+}
+
+static struct ig_spool *open_journaled(const char *dir, struct sink *k)
+{
+	struct ig_spool_conf c = { .name = "j",
+				   .dir = dir,
+				   .max_bytes = 1 << 20,
+				   .backoff_min_ns = 100 * MS,
+				   .backoff_max_ns = 1000 * MS,
+				   .manual = true,
+				   .fsync = true,
+				   .journal_to_batch = concat_journal };
+	struct ig_spool *s = NULL;
+	struct ig_err err;
+
+	ig_err_init(&err);
+	int rc = ig_spool_new(&c, deliver, k, &s, &err);
+	if (rc)
+		fail_msg("ig_spool_new: %d %s", rc, ig_err_str(&err));
+	return s;
+}
+
+static void append_to_journal(const char *dir, const void *bytes, size_t n)
+{
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "ls %s/*.journal", dir);
+	FILE *p = popen(cmd, "r");
+	char path[512];
+	assert_non_null(fgets(path, sizeof(path), p));
+	pclose(p);
+	path[strcspn(path, "\n")] = '\0';
+	FILE *f = fopen(path, "ab");
+	assert_int_equal(fwrite(bytes, 1, n, f), n);
+	fclose(f);
+}
+
+static void test_journal_of_a_crashed_run_becomes_its_batch_and_a_torn_tail_is_counted(void **state)
+{
+	(void)state;
+	char *dir = make_dir();
+	struct sink k = { 0 };
+	struct ig_spool *s = open_journaled(dir, &k);
+	struct ig_spool_stats st;
+
+	assert_int_equal(ig_spool_journal_append(s, "k1", "aa", 2, 2), 0);
+	assert_int_equal(ig_spool_journal_append(s, "k1", "bb", 2, 3), 0);
+	ig_spool_stats(s, &st);
+	assert_int_equal(st.journal_records, 5);
+	ig_spool_free(s); /* a crash: the batch never closed */
+	/* A machine crash tore the next frame: header of 100 bytes, 5 written. */
+	const unsigned char torn[] = { 'I', 'G', 'W', '1', 100, 0,   0,	  0,   7,   0,	0,
+				       0,   1,	 2,   3,   4,	'x', 'x', 'x', 'x', 'x' };
+	append_to_journal(dir, torn, sizeof(torn));
+	s = open_journaled(dir, &k);
+	ig_spool_stats(s, &st);
+	assert_int_equal(st.recovered_journals, 1);
+	assert_int_equal(st.recovered_journal_records, 5);
+	assert_int_equal(st.journal_lost_records, 7);
+	assert_int_equal(st.crash_lost_records, 0); /* every acked record was journaled */
+	assert_int_equal(count_files(dir, ".journal"), 0);
+	while (ig_spool_step(s, 0))
+		;
+	assert_int_equal(k.delivered, 1);
+	assert_string_equal(k.keys[0], "k1");
+	assert_string_equal(k.payloads[0], "aabb");
+	ig_spool_free(s);
+	rm_rf(dir);
+	free(dir);
+}
+
+static void test_journal_whose_batch_was_already_spooled_is_not_stored_twice(void **state)
+{
+	(void)state;
+	char *dir = make_dir();
+	struct sink k = { 0 };
+	struct ig_spool *s = open_journaled(dir, &k);
+	struct ig_spool_stats st;
+
+	assert_int_equal(ig_spool_journal_append(s, "k2", "cc", 2, 1), 0);
+	push(s, "k2", "cc", 1, 100);
+	ig_spool_free(s); /* a crash between storing the batch and ending its journal */
+	assert_int_equal(count_files(dir, ".journal"), 1);
+	s = open_journaled(dir, &k);
+	ig_spool_stats(s, &st);
+	assert_int_equal(st.recovered_batches, 1);
+	assert_int_equal(st.recovered_journals, 0);
+	assert_int_equal(count_files(dir, ".journal"), 0);
+	while (ig_spool_step(s, 0))
+		;
+	assert_int_equal(k.delivered, 1);
+	ig_spool_free(s);
+	rm_rf(dir);
+	free(dir);
+}
+
+static void test_batch_the_disk_refuses_is_held_in_memory_and_counted(void **state)
+{
+	(void)state;
+	char *dir = make_dir(), moved[600], cmd[1300];
+	struct sink k = { 0 };
+	struct ig_spool *s = open_journaled(dir, &k);
+	struct ig_spool_stats st;
+
+	assert_int_equal(ig_spool_journal_append(s, "k3", "dd", 2, 4), 0);
+	/* The directory becomes unusable (as a full disk would be). */
+	snprintf(moved, sizeof(moved), "%s.moved", dir);
+	assert_int_equal(rename(dir, moved), 0);
+	FILE *f = fopen(dir, "w");
+	fclose(f);
+	struct ig_batch b = { strdup("k3"), 4, 100, strdup("dd"), 2 };
+	assert_true(ig_spool_push(s, &b) < 0);
+	ig_spool_journal_end(s);
+	ig_spool_stats(s, &st);
+	assert_int_equal(st.memory_batches, 1);
+	assert_int_equal(st.memory_records, 4);
+	/* Now even the journal cannot be written: counted as at risk. */
+	assert_true(ig_spool_journal_append(s, "k4", "ee", 2, 6) < 0);
+	ig_spool_stats(s, &st);
+	assert_int_equal(st.journal_errors, 1);
+	assert_int_equal(st.journal_unsynced_records, 6);
+	/* The memory-held batch's journal survived in the directory. */
+	assert_int_equal(count_files(moved, ".journal"), 1);
+	assert_int_equal(unlink(dir), 0);
+	assert_int_equal(rename(moved, dir), 0);
+	while (ig_spool_step(s, 0))
+		;
+	assert_int_equal(k.delivered, 1);
+	ig_spool_stats(s, &st);
+	assert_int_equal(st.memory_batches, 0);
+	assert_int_equal(count_files(dir, ".journal"), 0); /* delivered: journal gone */
+	/* The 6 unjournaled records of the open batch k4 are still at risk:
+	 * the process dies now, and the next start counts them as lost. */
+	ig_spool_free(s);
+	s = open_journaled(dir, &k);
+	ig_spool_stats(s, &st);
+	assert_int_equal(st.crash_lost_records, 6);
+	ig_spool_free(s);
+	s = open_journaled(dir, &k); /* counted once, not at every start */
+	ig_spool_stats(s, &st);
+	assert_int_equal(st.crash_lost_records, 0);
+	ig_spool_free(s);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'", dir, moved);
+	assert_int_equal(system(cmd), 0);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -469,6 +626,10 @@ int main(void)
 		cmocka_unit_test(test_memory_only_spool_is_bounded_too),
 		cmocka_unit_test(test_worker_delivers_in_background_and_drain_waits),
 		cmocka_unit_test(test_new_instance_adopts_the_old_ones_batches_after_it_exits),
+		cmocka_unit_test(
+			test_journal_of_a_crashed_run_becomes_its_batch_and_a_torn_tail_is_counted),
+		cmocka_unit_test(test_journal_whose_batch_was_already_spooled_is_not_stored_twice),
+		cmocka_unit_test(test_batch_the_disk_refuses_is_held_in_memory_and_counted),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
