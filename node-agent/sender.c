@@ -350,7 +350,7 @@ static void replayed(void *ctx, uint64_t seq, void *buf, size_t len, uint32_t nr
 int ig_sender_new(struct ig_sender **out, const struct ig_sender_opts *o, struct ig_err *err)
 {
 	struct ig_sender *s = calloc(1, sizeof(*s));
-	int rv;
+	int rv = 0;
 
 	if (!s)
 		return -ENOMEM;
