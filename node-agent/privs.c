@@ -123,7 +123,7 @@ int ig_privs_drop(const struct ig_conf *conf)
 	struct need nd[3 * IG_PROBE__COUNT];
 	int n = needed(conf, nd, (int)(sizeof(nd) / sizeof(nd[0])));
 	cap_t cur = cap_get_proc(), keep = cap_init();
-	cap_value_t vals[4];
+	cap_value_t vals[6];
 	int nv = 0;
 	char kept[256] = "";
 	int rc = 0;
@@ -150,7 +150,17 @@ int ig_privs_drop(const struct ig_conf *conf)
 	}
 	if (nv)
 		cap_set_flag(keep, CAP_PERMITTED, nv, vals, CAP_SET);
-	if (IG_KEEP_PTRACE && has(cur, CAP_SYS_PTRACE, CAP_EFFECTIVE) && nv < 4) {
+	/* CAP_DAC_READ_SEARCH is used after loading, not only for it: the identity
+	 * worker resolves unknown cgroup ids through open_by_handle_at(2). Kept
+	 * effective when granted (without it the worker walks the hierarchy). */
+	bool dac = has(cur, CAP_DAC_READ_SEARCH, CAP_EFFECTIVE);
+	if (dac) {
+		cap_value_t d = CAP_DAC_READ_SEARCH;
+		cap_set_flag(keep, CAP_PERMITTED, 1, &d, CAP_SET);
+		cap_set_flag(keep, CAP_EFFECTIVE, 1, &d, CAP_SET);
+		vals[nv++] = d;
+	}
+	if (IG_KEEP_PTRACE && has(cur, CAP_SYS_PTRACE, CAP_EFFECTIVE) && nv < 6) {
 		cap_value_t p = CAP_SYS_PTRACE;
 		cap_set_flag(keep, CAP_PERMITTED, 1, &p, CAP_SET);
 		cap_set_flag(keep, CAP_EFFECTIVE, 1, &p, CAP_SET);
@@ -181,8 +191,10 @@ int ig_privs_drop(const struct ig_conf *conf)
 			snprintf(kept + l, sizeof(kept) - l, "%s%s", l ? "," : "", nm ? nm : "?");
 			cap_free(nm);
 		}
-		ig_info("capabilities dropped: none effective; the probes' load set stays "
-			"permitted for reloads",
+		ig_info(dac ? "capabilities dropped: only cap_dac_read_search effective (cgroup "
+			      "lookups); the probes' load set stays permitted for reloads" :
+			      "capabilities dropped: none effective; the probes' load set stays "
+			      "permitted for reloads",
 			"permitted=%s%s", kept[0] ? kept : "none",
 			admin_only ? " (cap_sys_admin stands in: grant cap_bpf,cap_perfmon "
 				     "instead)" :

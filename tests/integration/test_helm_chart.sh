@@ -362,9 +362,11 @@ if docs:
     vols = {v["name"]: v for v in pod["volumes"]}
     check_mount(c, vols, "cgroup", "/sys/fs/cgroup", "/sys/fs/cgroup", True)
     check_mount(c, vols, "tracing", "/sys/kernel/tracing", "/sys/kernel/tracing", True)
-    check(sorted(vols) == ["cgroup", "config", "tls", "tracing"] and len(c["volumeMounts"]) == 4 and
-          "secret" in vols["tls"],
-          "DaemonSet: no other volume than the TLS Secret (no BTF, bpffs, /proc or writable mounts: the code uses none)", sorted(vols))
+    check(sorted(vols) == ["buffer", "cgroup", "config", "tls", "tracing"] and len(c["volumeMounts"]) == 5 and
+          "secret" in vols["tls"] and vols["buffer"]["hostPath"] == {"path": "/var/lib/ingrain/agent", "type": "DirectoryOrCreate"} and
+          [m for m in c["volumeMounts"] if m["name"] == "buffer"] == [{"name": "buffer", "mountPath": "/var/lib/ingrain/agent"}],
+          "DaemonSet: no other volume than the TLS Secret and the on-disk queue's hostPath, writable at /var/lib/ingrain/agent "
+          "(no BTF, bpffs or /proc: the code uses none)", sorted(vols))
     tm = [m for m in c["volumeMounts"] if m["name"] == "tracing"]
     check(tm and tm[0].get("mountPropagation") == "HostToContainer", "DaemonSet: tracefs mount HostToContainer")
     check(cfg is not None and cfg["agent"].get("mount_bpffs") is False, "config: agent.mount_bpffs false (nothing pins)")
