@@ -25,12 +25,14 @@ mkdir -p "$mon"
 cat >"$IG_TMP/config.yaml" <<YAML
 agent:
   aggregator: tcp://127.0.0.1:$port
+  plaintext: true
   batch_max_age: 50ms
   batch_max_records: $PER_ENV
   ack_timeout: 1s
   reconnect_max: 200ms
 aggregator:
   listen: tcp://127.0.0.1:$port
+  plaintext: true
   state_dir: $IG_TMP/state
   control: ""
 probes:

@@ -30,6 +30,7 @@ config() { # ENDPOINT
 	cat <<YAML
 aggregator:
   listen: tcp://127.0.0.1:$port
+  plaintext: true
   state_dir: $IG_TMP/state
   control: ""
 probes:

@@ -21,6 +21,7 @@ statsd_start "$sport" "$mport"
 cat >"$IG_TMP/config.yaml" <<YAML
 aggregator:
   listen: tcp://127.0.0.1:$port
+  plaintext: true
   state_dir: ""
   control: ""
   metrics_listen: 127.0.0.1:$hport
