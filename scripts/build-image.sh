@@ -134,6 +134,7 @@ if [ "$need_base" -eq 1 ]; then
 	podman import --quiet --arch "$arch" \
 		--change "LABEL org.opencontainers.image.base.name=debootstrap-bookworm-minbase-$arch" \
 		--change "LABEL io.ingrain.rootfs.sha256=$sum" \
+		--change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
 		--change 'CMD ["/bin/bash"]' \
 		"$tarball" "$base_ref" >/dev/null
 	podman tag "$base_ref" "${base_ref/debian:12/debian:12-slim}"

@@ -120,7 +120,7 @@ ig_wait_for "aggregator readiness probe" 30 probe_ok aggregator readinessProbe
 ig_pass "aggregator readiness probe answers 200"
 ig_check "aggregator liveness probe answers 200" probe_ok aggregator livenessProbe
 ig_check "ingrainctl reaches the control socket moved to /var/run/ingrain-ctl (its directory is writable)" \
-	podman exec "${prefix}aggregator" ingrainctl -s ipc:///var/run/ingrain-ctl/control.sock status
+	podman exec "${prefix}aggregator" /usr/local/bin/ingrainctl -s ipc:///var/run/ingrain-ctl/control.sock status
 run agent "$IG_TMP/pods/agent.args" >/dev/null
 agent_ready() {
 	clog "${prefix}agent" agent

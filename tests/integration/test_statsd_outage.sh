@@ -64,7 +64,11 @@ errors=$(metric ingrain_backend_errors_total)
 ig_log "generated=3500 statsd_counted=$((first + third)) (first=$first third=$third) backend: received=$recv sent=$sent dropped=$dropped errors=$errors"
 ig_check "generated = delivered + counted lost (3500 = $((first + third)) + $dropped)" \
 	test "$((first + third + dropped))" -eq 3500
-ig_check "the backend counted the outage in events: dropped = the second wave" test "$dropped" -eq 2000
+# In events, not lines: the second wave's 2,000, less at most the two 100-event
+# flushes at the outage's edges that a slow machine (ASan) sends after StatsD
+# is back (they are delivered and counted by StatsD, so the sum above holds).
+ig_check "the backend counted the outage in events: dropped = the second wave (±2 flushes at its edges)" \
+	test "$dropped" -ge 1800 -a "$dropped" -le 2000
 ig_check "the backend's sent matches what StatsD counted" test "$sent" -eq "$((first + third))"
 ig_check "received = sent + dropped" test "$recv" -eq "$((sent + dropped))"
 ig_check "the refusals were seen as errors" test "$errors" -ge 1

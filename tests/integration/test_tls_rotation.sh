@@ -109,8 +109,9 @@ pid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["pid"])' "
 ig_wait_for "$N events from pid $pid" 90 bash -c "[ \$(grep -c '\"pid\":$pid[,}]' '$out') -ge $N ]"
 ig_check "the agent reconnected after the restart" \
 	bash -c "[ \$(grep -c 'msg=\"connected to aggregator\"' '$IG_TMP/agent.log') -ge 2 ]"
-# The one refusal: the probe client's before the rotation (it expected rotated.test).
-ig_check "the agent was never refused" bash -c "! grep -q 'reason=unknown_ca' '$IG_TMP/aggregator.log' && [ \$(grep -c 'reason=rejected_by_peer' '$IG_TMP/aggregator.log') -eq 1 ]"
+# At most one refusal: the probe client's before the rotation (it expected rotated.test; it may not
+# get as far as being refused, depending on timing).
+ig_check "the agent was never refused" bash -c "! grep -q 'reason=unknown_ca' '$IG_TMP/aggregator.log' && [ \$(grep -c 'reason=rejected_by_peer' '$IG_TMP/aggregator.log') -le 1 ]"
 ig_stop "$IG_PID_agent"
 sleep 0.5
 
