@@ -19,7 +19,8 @@ static void test_one_endpoint_urls_are_dialed_as_written(void **state)
 {
 	(void)state;
 	const char *same[] = { "tcp://127.0.0.1:7700", "tcp://[::1]:7700",
-			       "ipc:///run/ingrain/a.sock", "tls+tcp://aggregator.ingrain.svc:7700" };
+			       "ipc:///run/ingrain/a.sock",
+			       "tls+tcp://aggregator.ingrain.svc:7700" };
 	char out[256];
 	for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
 		int n = ig_aggr_pick(same[i], "node-a", out, sizeof(out));
