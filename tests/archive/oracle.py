@@ -14,6 +14,7 @@ Three answers to one question (a window and filters) must be equal, row for row:
 import argparse
 import csv
 import datetime
+import gzip
 import json
 import os
 import re
@@ -96,6 +97,25 @@ def sql_pred(k, op, v):
     return "(%s IS NULL OR NOT regexp_matches(%s, %s))" % (col, col, sql_quote(v))
 
 
+def diagnose(copy, archived, expected):
+    """When DuckDB disagrees: is each expected record in the local copy?"""
+    want = {r[0] for r in expected}
+    for line in open(archived):
+        r = json.loads(line)
+        if r["ts"] not in want:
+            continue
+        rel = r["_key"].split("cluster=", 1)[1].split("/", 1)[1]
+        f = os.path.join(copy, rel)
+        if not os.path.exists(f):
+            print("  diagnosis: %s is not in the local copy (%s)" % (r["_key"], f))
+            continue
+        with gzip.open(f, "rt") as z:
+            lines = z.read().splitlines()
+        print("  diagnosis: %s in the copy: %d bytes, %d lines, the record %s" % (
+            f, os.path.getsize(f), len(lines),
+            "is there" if any(json.loads(l).get("ts") == r["ts"] for l in lines) else "is missing"))
+
+
 def main():
     p = argparse.ArgumentParser()
     for a in ("--docs", "--copy", "--archived", "--duckdb", "--from", "--to", "--name"):
@@ -160,6 +180,7 @@ def main():
         print("%s: DuckDB differs from the expected records" % a.name)
         show("expected", expected)
         show("duckdb", duck)
+        diagnose(a.copy, a.archived, expected)
         ok = False
     for g in a.got:
         got = [r for r in csv.reader(open(g, newline=""))]

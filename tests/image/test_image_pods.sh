@@ -119,8 +119,22 @@ run aggregator "$IG_TMP/pods/aggregator.args" >/dev/null
 ig_wait_for "aggregator readiness probe" 30 probe_ok aggregator readinessProbe
 ig_pass "aggregator readiness probe answers 200"
 ig_check "aggregator liveness probe answers 200" probe_ok aggregator livenessProbe
+# The control socket, reached through the aggregator container's own root
+# (/proc/<pid>/root): it was created in /var/run/ingrain-ctl, so that directory
+# is writable. `podman exec` is not used: inside a chroot (scripts/fresh-check.sh)
+# runc's exec lands in the wrong root. ingrainctl itself is checked in the image.
+# /var/run is a symlink to /run there, and an absolute symlink met under
+# /proc/<pid>/root resolves in our root, not the container's: follow it by hand.
+agg_root=/proc/$(podman inspect -f '{{.State.Pid}}' "${prefix}aggregator")/root
+agg_run=/var/run
+if [ -L "$agg_root/var/run" ]; then
+	agg_run=$(readlink "$agg_root/var/run")
+	case $agg_run in /*) ;; *) agg_run=/var/$agg_run ;; esac
+fi
 ig_check "ingrainctl reaches the control socket moved to /var/run/ingrain-ctl (its directory is writable)" \
-	podman exec "${prefix}aggregator" /usr/local/bin/ingrainctl -s ipc:///var/run/ingrain-ctl/control.sock status
+	"$IG_BUILD_DIR/aggregator/ingrainctl" -s "ipc://$agg_root$agg_run/ingrain-ctl/control.sock" status
+ig_check "the image carries ingrainctl" \
+	podman run --rm --network none --entrypoint /usr/local/bin/ingrainctl "$tag" --help
 run agent "$IG_TMP/pods/agent.args" >/dev/null
 agent_ready() {
 	clog "${prefix}agent" agent

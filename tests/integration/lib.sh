@@ -39,7 +39,11 @@ ig_cleanup() {
 			tail -n 40 "$f"
 		done
 	fi
-	rm -rf "$IG_TMP"
+	if [ -n "${IG_KEEP_TMP:-}" ]; then
+		echo "[$IG_TEST_NAME] kept $IG_TMP (IG_KEEP_TMP)" >&2
+	else
+		rm -rf "$IG_TMP"
+	fi
 	exit "$rc"
 }
 trap ig_cleanup EXIT
