@@ -51,6 +51,9 @@ struct cap_sk {
 	__u8 pad[3];
 	__u32 sent[2]; /* TCP: payload bytes sent per direction */
 	__u32 next_seq[2]; /* TCP: end of what was sent per direction */
+	__u32 span_end[2]; /* TCP: end (seq) of what the classifier wants now */
+	__u8 span_set[2]; /* span_end is in force */
+	__u8 parked[2]; /* the classifier's span was sent: it looks at the next segment */
 };
 
 struct {
@@ -109,6 +112,21 @@ static __always_inline int classify(const __u8 *peek, __u32 n, __u8 proto, __u16
 	if ((en & (1u << IG_CAP_TLS)) && ig_tls_classify(peek, n, proto, sport, dport))
 		return IG_CAP_TLS;
 	return -1;
+}
+
+/* Span limits of TCP classifiers (bytes from a segment's start that the
+ * classifier wants; 0: none, the capture budget bounds the direction). Only
+ * tls has them: a hello's record, after which the direction is parked. */
+static __always_inline __u32 first_span(int c, const __u8 *peek, __u32 n)
+{
+	__u32 span = c == IG_CAP_TLS ? ig_tls_hello_span(peek, n) : 0;
+	return span == IG_TLS_SPAN_OPEN ? 0 : span;
+}
+
+static __always_inline void set_span(struct cap_sk *s, __u8 d, __u32 seq, __u32 span)
+{
+	s->span_set[d] = span != 0;
+	s->span_end[d] = seq + span;
 }
 
 static __always_inline void set_owner(struct cap_sk *s)
@@ -476,6 +494,7 @@ static __always_inline int on_skb(struct __sk_buff *skb, __u8 dir)
 		s->cls[d] = (__u8)c + 1;
 		s->next_seq[d] = seq;
 		s->seq_valid[d] = 1;
+		set_span(s, d, seq, first_span(c, peek, n));
 	} else {
 		c = st - 1;
 	}
@@ -485,12 +504,56 @@ static __always_inline int on_skb(struct __sk_buff *skb, __u8 dir)
 		count(c, IG_CAP_CNT_RETRANS, 1);
 		return 1;
 	}
+	if (s->parked[d]) {
+		/* The classifier's span was sent: does this segment start another? */
+		__u32 span = 0;
+		if (c == IG_CAP_TLS && !bpf_skb_load_bytes(skb, poff, peek, n64))
+			span = ig_tls_next_span(peek, n, plen);
+		if (!span) {
+			s->cls[d] = CLS_DONE;
+			count(c, IG_CAP_CNT_PARKED_DONE, 1);
+			return 1;
+		}
+		s->parked[d] = 0;
+		set_span(s, d, seq, span == IG_TLS_SPAN_OPEN ? 0 : span);
+	}
 	__u32 budget = ig_cap_conf.budget[c];
 	__u32 left = s->sent[d] < budget ? budget - s->sent[d] : 0;
+	bool to_span = false;
+	if (s->span_set[d]) {
+		__s32 want = (__s32)(s->span_end[d] - seq);
+		if (want <= 0) {
+			want = 0;
+		} else if ((__u32)want < plen && plen - (__u32)want >= 6 && c == IG_CAP_TLS) {
+			/* A CCS record right after the hello (HelloRetryRequest in
+			 * compatibility mode) joins it: the stream stays gapless. */
+			__u8 ccs[6];
+			if (!bpf_skb_load_bytes(skb, poff + (__u32)want, ccs, sizeof(ccs)) &&
+			    ig_tls_is_ccs(ccs)) {
+				want += 6;
+				s->span_end[d] += 6;
+			}
+		}
+		if ((__u32)want <= left) {
+			left = (__u32)want;
+			to_span = true;
+		}
+	}
 	__u32 take = plen < left ? plen : left;
+	if (to_span && take == 0) {
+		s->parked[d] = 1;
+		s->span_set[d] = 0;
+		return 1;
+	}
 	fill_event(sc, skb, s, dir, proto, (__u8)c);
 	ev->skb_payload_len = plen;
-	if (take < plen) {
+	if (to_span && take == left) {
+		/* The span ends in or at the end of this segment: park. */
+		s->parked[d] = 1;
+		s->span_set[d] = 0;
+		if (take < plen)
+			count(c, IG_CAP_CNT_PARKED_SKIP, plen - take);
+	} else if (take < plen) {
 		ev->flags |= IG_CAP_F_TRUNC;
 		count(c, IG_CAP_CNT_BUDGET, plen - take);
 		s->cls[d] = CLS_DONE;

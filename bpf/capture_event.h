@@ -43,6 +43,8 @@ enum {
 	IG_CAP_CNT_BUDGET, /* payload bytes not sent: the flow direction's budget was spent */
 	IG_CAP_CNT_RETRANS, /* TCP segments skipped: already sent (retransmissions) */
 	IG_CAP_CNT_NO_STORAGE, /* packets with no socket storage (no full socket / map full) */
+	IG_CAP_CNT_PARKED_SKIP, /* payload bytes not sent: past the classifier's span (a hello) */
+	IG_CAP_CNT_PARKED_DONE, /* flow directions done at the first segment after the span */
 	IG_CAP_CNT__COUNT
 };
 

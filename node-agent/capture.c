@@ -518,6 +518,8 @@ void ig_capture_stats(struct ig_capture *cap, enum ig_cap_classifier id, struct 
 	out->budget_bytes = k[IG_CAP_CNT_BUDGET] - cl->kbase[IG_CAP_CNT_BUDGET];
 	out->retrans = k[IG_CAP_CNT_RETRANS] - cl->kbase[IG_CAP_CNT_RETRANS];
 	out->no_storage = k[IG_CAP_CNT_NO_STORAGE] - cl->kbase[IG_CAP_CNT_NO_STORAGE];
+	out->span_skipped = k[IG_CAP_CNT_PARKED_SKIP] - cl->kbase[IG_CAP_CNT_PARKED_SKIP];
+	out->span_done = k[IG_CAP_CNT_PARKED_DONE] - cl->kbase[IG_CAP_CNT_PARKED_DONE];
 	ig_reasm_stats(cl->reasm, &rs);
 	out->reasm_overflow = rs.overflow;
 	out->reasm_gaps = rs.gap_bytes;

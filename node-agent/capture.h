@@ -87,6 +87,8 @@ struct ig_cap_stats {
 	uint64_t budget_bytes; /* kernel: bytes past the budget, by design not sent */
 	uint64_t retrans; /* kernel: TCP segments skipped as already sent */
 	uint64_t no_storage; /* kernel: packets without socket storage */
+	uint64_t span_skipped; /* kernel: bytes after a hello in its segment, by design not sent */
+	uint64_t span_done; /* kernel: directions done after their hello (parked, then not one) */
 	uint64_t reasm_evicted; /* flow directions evicted (table full) with bytes (loss) */
 	uint64_t reasm_aged; /* flow directions dropped idle with bytes waiting */
 	uint64_t reasm_overflow; /* segments dropped: flow buffer full (loss) */

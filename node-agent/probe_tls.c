@@ -671,11 +671,13 @@ static void tls_close(void *state)
 		ig_capture_stats(st->cap, IG_CAP_TLS, &cs);
 		ig_info("tls probe capture",
 			"events=%llu bytes=%llu ringbuf_full=%llu load_failed=%llu "
-			"past_capture_bytes=%llu retransmissions=%llu reasm_evicted=%llu "
+			"past_capture_bytes=%llu past_hello_bytes=%llu done_after_hello=%llu "
+			"retransmissions=%llu reasm_evicted=%llu "
 			"reasm_aged=%llu reasm_overflow=%llu reasm_gap_bytes=%llu",
 			(unsigned long long)cs.events, (unsigned long long)cs.bytes,
 			(unsigned long long)cs.ringbuf_full, (unsigned long long)cs.load_failed,
-			(unsigned long long)cs.budget_bytes, (unsigned long long)cs.retrans,
+			(unsigned long long)cs.budget_bytes, (unsigned long long)cs.span_skipped,
+			(unsigned long long)cs.span_done, (unsigned long long)cs.retrans,
 			(unsigned long long)cs.reasm_evicted, (unsigned long long)cs.reasm_aged,
 			(unsigned long long)cs.reasm_overflow, (unsigned long long)cs.reasm_gaps);
 		ig_capture_unregister(st->cap, IG_CAP_TLS);

@@ -149,6 +149,14 @@ with socket.create_connection(("fd00:213::1", 443)) as raw, ctx.wrap_socket(raw,
     s.sendall(b"GET / HTTP/1.0\r\n\r\n")
     while s.recv(4096): pass'
 run big python3 "$IG_SOURCE_DIR/tests/integration/tls_hello.py" 10.200.13.1 443 big.example
+# Bulk after the handshake: 256 KiB of request headers, far past the 4 KiB
+# capture budget; the kernel must stop at the hello (checked at the end).
+run bulk python3 -c '
+import socket, ssl
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+with socket.create_connection(("10.200.13.1", 443)) as raw, ctx.wrap_socket(raw, server_hostname="bulk.example") as s:
+    s.sendall(b"GET / HTTP/1.0\r\n" + b"".join(b"X-Fill-%d: %s\r\n" % (i, b"a" * 240) for i in range(1024)) + b"\r\n")
+    while s.recv(4096): pass'
 # Nobody answers: a plain TCP listener that reads and stays silent.
 ip netns exec "$ns_s" python3 -c '
 import socket, time
@@ -203,4 +211,14 @@ PY
 ig_wait_for "rolled-up tls.handshake reaching $want" 10 \
 	python3 "$IG_TMP/sums.py" "$IG_TMP/metrics.jsonl" "$want" "$pod_uid"
 ig_pass "metrics: $want tls.handshake counted per {pod, sni, version, alpn, ja4}"
+
+# Each direction was parked at its hello and done at the next segment: the
+# bulk connection's 256 KiB never reached user space, no direction ran into
+# its capture budget, and the stream had no gap (HelloRetryRequest included).
+ig_stop "$IG_PID_agent"
+cap=$(grep 'msg="tls probe capture"' "$IG_TMP/agent.log")
+ig_check "no direction reached its capture budget ($cap)" grep -q ' past_capture_bytes=0 ' <<<"$cap"
+ig_check "directions were done after their hello" grep -q ' done_after_hello=[1-9]' <<<"$cap"
+ig_check "the captured streams had no gap" grep -q ' reasm_gap_bytes=0$' <<<"$cap"
+ig_check "the bulk connection's handshake was reported" grep -q '"sni":"bulk.example"' "$out"
 ig_done
