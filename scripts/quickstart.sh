@@ -3,7 +3,8 @@
 # aggregator and an agent on this node with the embedded default configuration
 # (ingrain-agent --print-default-config). Live records (which process, in which
 # pod, opened what under /etc; which DNS names it asked for on any port, what
-# came back, how fast) print in this terminal until Ctrl-C.
+# came back, how fast; which TLS servers it talked to: SNI, version, cipher,
+# JA4) print in this terminal until Ctrl-C.
 #
 #   sudo bash scripts/quickstart.sh           install, build, run
 #   sudo bash scripts/quickstart.sh --help    this text
@@ -101,7 +102,7 @@ for _ in $(seq 100); do
 done
 step 3/3 "running ($(since "$t_start") since the start of the quick start); Ctrl-C to stop"
 echo "ingrain: try in another terminal: cat /etc/hostname; sudo cat /etc/shadow; getent hosts deb.debian.org"
-echo "ingrain: file opens under /etc and DNS exchanges follow:"
+echo "ingrain: file opens under /etc, DNS exchanges and TLS handshakes follow:"
 wait "$agg" || true
 echo "ingrain: the aggregator exited; see $logs/aggregator.log" >&2
 stop 1
