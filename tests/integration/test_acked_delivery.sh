@@ -4,6 +4,9 @@
 # Every open must reach the output exactly once (count and identity): the
 # agent keeps unacked envelopes and resends them; the restarted aggregator
 # recognises resends of what it had already written (state_dir) and skips them.
+# Before the crash the aggregator is stalled (SIGSTOP) past the agent's
+# ack_timeout, so that resends and duplicate answers certainly occur; the
+# test asserts both from the agent's counters. Every step waits on state.
 source "$(dirname "$0")/lib.sh"
 ig_require_root
 ig_require_cmd python3
@@ -25,17 +28,33 @@ ig_start_agent "$IG_TMP/config.yaml"
 
 ig_opener storm "$mon" "$N" "$RATE" >"$IG_TMP/storm.json" &
 storm=$!
-sleep 1.5
+lines() { wc -l <"$out" 2>/dev/null || echo 0; }
+ig_wait_for "the first 2000 events in the output" 30 bash -c "[ \$(wc -l <'$out' 2>/dev/null || echo 0) -ge 2000 ]"
+
+# A stalled aggregator: the agent's envelope gets no ack in ack_timeout and is
+# resent; when the aggregator runs again it writes the first copy and answers
+# the resend "duplicate" (state_dir knows the seq).
+ig_log "SIGSTOP aggregator (pid $IG_PID_aggregator)"
+kill -STOP "$IG_PID_aggregator"
+ig_wait_for "the agent to resend after the ack timeout" 15 grep -q "no ack from aggregator in time; resending" "$IG_TMP/agent.log"
+kill -CONT "$IG_PID_aggregator"
+at_cont=$(lines)
+
+# A crashed aggregator mid-stream: unacked envelopes are resent to the new one.
+ig_wait_for "more events after SIGCONT" 30 bash -c "[ \$(wc -l <'$out' 2>/dev/null || echo 0) -ge $((at_cont + 2000)) ]"
 ig_log "kill -9 aggregator (pid $IG_PID_aggregator) mid-stream"
 kill -KILL "$IG_PID_aggregator"
 wait "$IG_PID_aggregator" 2>/dev/null || true
-sleep 1
+ig_wait_for "the agent to see the aggregator gone" 15 grep -q "disconnected from aggregator" "$IG_TMP/agent.log"
 ig_start_aggregator "$IG_TMP/config.yaml"
 wait "$storm"
 pid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["pid"])' "$IG_TMP/storm.json")
 
 ig_wait_for "$N events from pid $pid" 60 bash -c "[ \$(cat '$out' 2>/dev/null | grep -c '\"pid\":$pid[,}]') -ge $N ]"
-sleep 1 # let any duplicate arrive before counting
+# Drained: the agent exits once everything is acknowledged, the aggregator
+# once its backends are flushed; whatever was resent has arrived by then.
+ig_stop "$IG_PID_agent"
+ig_stop "$IG_PID_aggregator"
 
 python3 - "$out" "$pid" "$N" "$mon" <<'PY'
 import json, sys, collections
@@ -57,8 +76,9 @@ if missing or dups or extra:
     sys.exit(1)
 PY
 ig_pass "all $N opens delivered exactly once across an aggregator SIGKILL + restart"
-ig_check "agent resent after the crash" grep -q "disconnected from aggregator" "$IG_TMP/agent.log"
-ig_stop "$IG_PID_agent"
+stats=$(grep 'msg="stats"' "$IG_TMP/agent.log" | tail -n 1)
+ig_log "agent: $stats"
+ig_check "the agent resent envelopes (stall and crash)" grep -Eq ' resends=[1-9]' <<<"$stats"
+ig_check "the aggregator answered resends of what it had written as duplicates" grep -Eq ' duplicates=[1-9]' <<<"$stats"
 ig_check "agent reported no loss" bash -c "grep 'all records acknowledged' '$IG_TMP/agent.log' >/dev/null && ! grep -E 'lost_(ringbuf_full|queue_overflow|rejected|encode)=[1-9]' '$IG_TMP/agent.log'"
-ig_stop "$IG_PID_aggregator"
 ig_done

@@ -7,7 +7,9 @@
 #      with a private apt configuration (the machine's sources are never
 #      touched), cached under $IG_KERNEL_CACHE and reused across runs;
 #   2. initramfs: busybox, iproute2's ip, the agent, the aggregator, the
-#      probe unit tests and the in-guest end-to-end test with every shared
+#      probe unit tests and the in-guest end-to-end tests (e2e_files: the
+#      four syscall/socket probes; e2e_capture: dns + tls on the capture
+#      layer) with every shared
 #      library they load (ldd), plus the modules the tests need (veth) from
 #      the same package's /lib/modules, decompressed, with their
 #      dependencies;
@@ -34,7 +36,7 @@ src=$(cd "$here/../.." && pwd)
 build=${IG_BUILD_DIR:-$src/build}
 cache=${IG_KERNEL_CACHE:-/var/cache/ingrain-kernels}
 timeout_s=${IG_KERNEL_TIMEOUT:-480}
-guest_tests=${IG_KERNEL_TESTS:-"test_probe_files test_probe_tcp test_probe_traffic test_probe_file_io e2e_files"}
+guest_tests=${IG_KERNEL_TESTS:-"test_probe_files test_probe_tcp test_probe_traffic test_probe_file_io e2e_files e2e_capture"}
 # default: each probe test runs its cases once, under the variant the
 # kernel's feature probes choose (the faster ones: the host's run covers the
 # forced tracepoint/tp_btf groups); all: also under each forced variant
@@ -184,7 +186,11 @@ build_common_cpio() {
 	done
 	cp "$here/guest-init.sh" "$root/init"
 	cp "$here/guest-e2e.sh" "$root/ig/e2e_files"
-	chmod +x "$root/init" "$root/ig/e2e_files"
+	cp "$here/guest-e2e-capture.sh" "$root/ig/e2e_capture"
+	# The capture test's ClientHello: the integration tests' 1.8 KB hello.
+	python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import tls_hello
+sys.stdout.buffer.write(tls_hello.client_hello("kernel-matrix.example"))' "$src/tests/integration" >"$root/ig/hello.bin"
+	chmod +x "$root/init" "$root/ig/e2e_files" "$root/ig/e2e_capture"
 	echo "root:x:0:0:root:/:/bin/sh" >"$root/etc/passwd"
 	echo "root:x:0:" >"$root/etc/group"
 	echo "127.0.0.1 localhost" >"$root/etc/hosts"

@@ -1,0 +1,108 @@
+#!/bin/busybox sh
+# The kernel matrix's payload-capture test (busybox sh, in the guest): the
+# real aggregator and agent with the dns and tls probes (the shared capture
+# object: cgroup sock hooks, sk_storage, cgroup_skb on the cgroup v2 root,
+# the sock_send/recv_length tracepoints where the kernel has them) must load
+# and attach on this kernel and report:
+#   - a DNS query that nobody answers (busybox nslookup to 127.0.0.1:5353
+#     over UDP), as a query reported after the timeout, with its name;
+#   - a hand-built 1.8 KB ClientHello (hello.bin, from tls_hello.py on the
+#     host) sent to a busybox nc listener on an odd port, reported alone
+#     (answered 0) with its SNI and JA4 after the tls timeout;
+#   - 256 KiB sent after another hello on the same kind of connection never
+#     reach user space (the direction is parked at its hello, then done).
+set -u
+T=/tmp/e2e-capture
+out=$T/out.jsonl
+port=7421
+rm -rf $T
+mkdir -p $T
+fail() {
+	echo "FAIL: $*"
+	echo "--- agent.log"
+	tail -n 40 $T/agent.log
+	echo "--- aggregator.log"
+	tail -n 20 $T/aggregator.log
+	echo "--- out.jsonl"
+	tail -n 20 $out
+	exit 1
+}
+wait_for() { # DESC SECONDS CMD...
+	d=$1 n=$(($2 * 10))
+	shift 2
+	while ! "$@" >/dev/null 2>&1; do
+		n=$((n - 1))
+		[ $n -gt 0 ] || fail "timed out waiting for $d"
+		sleep 0.1
+	done
+}
+cat >$T/config.yaml <<YAML
+agent:
+  aggregator: tcp://127.0.0.1:$port
+  plaintext: true
+  batch_max_age: 50ms
+aggregator:
+  listen: tcp://127.0.0.1:$port
+  plaintext: true
+  control: ""
+  state_dir: $T/state
+probes:
+  dns:
+    timeout: 1s
+    pipelines: [archive]
+  tls:
+    timeout: 1s
+    pipelines: [archive]
+pipelines:
+  archive:
+    stages: []
+    backends: [out]
+backends:
+  out:
+    type: console
+    format: json
+    output: $out
+YAML
+ingrain-aggregator -c $T/config.yaml >$T/aggregator.log 2>&1 &
+agg=$!
+wait_for "the aggregator to listen" 60 grep -q "aggregator listening" $T/aggregator.log
+ingrain-agent -c $T/config.yaml >$T/agent.log 2>&1 &
+agent=$!
+wait_for "the agent to run its probes" 120 grep -q "agent running" $T/agent.log
+grep -q 'probe started.*probe=dns' $T/agent.log || fail "the dns probe did not start"
+grep -q 'probe started.*probe=tls' $T/agent.log || fail "the tls probe did not start"
+grep "probe attached\|capture" $T/agent.log | head -n 5
+
+# DNS: a query to a port where nobody answers.
+nslookup -port=5353 capture-e2e.example 127.0.0.1 >/dev/null 2>&1 &
+wait_for "the unanswered DNS query in the output" 30 grep -q '"dns.qry.name":"capture-e2e.example"' $out
+echo "ok: dns query reported (unanswered)"
+
+# TLS: the hello to a listener that never answers; then a hello and 256 KiB.
+nc -l -p 9443 >/dev/null 2>&1 &
+lst=$!
+sleep 0.5
+(cat /ig/hello.bin; sleep 3) | nc 127.0.0.1 9443 >/dev/null 2>&1 &
+wait_for "the unanswered ClientHello in the output" 30 grep -q '"sni":"kernel-matrix.example"' $out
+line=$(grep '"sni":"kernel-matrix.example"' $out | grep '"role":"client"' | head -n 1)
+echo "$line" | grep -q '"answered":0' || fail "the hello was not reported alone: $line"
+echo "$line" | grep -q '"ja4":"t13d' || fail "no JA4 on the hello's record: $line"
+echo "ok: tls ClientHello reported alone with SNI and JA4"
+kill $lst 2>/dev/null
+
+nc -l -p 9444 >/dev/null 2>&1 &
+lst=$!
+sleep 0.5
+(cat /ig/hello.bin; dd if=/dev/zero bs=1024 count=256 2>/dev/null) | nc 127.0.0.1 9444 >/dev/null 2>&1
+kill $lst 2>/dev/null
+
+kill -TERM $agent
+wait $agent || fail "the agent exited with $? after SIGTERM"
+cap=$(grep 'msg="tls probe capture"' $T/agent.log)
+echo "$cap"
+echo "$cap" | grep -q ' past_capture_bytes=0 ' || fail "a direction ran into its capture budget: the hello did not park it"
+echo "$cap" | grep -q ' done_after_hello=[1-9]' || fail "no direction was done after its hello"
+echo "ok: the bulk after a hello never reached user space"
+kill -TERM $agg
+wait $agg || fail "the aggregator exited with $? after SIGTERM"
+echo "ok: clean shutdown"
