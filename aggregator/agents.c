@@ -12,6 +12,7 @@
 
 #include "ig_log.h"
 #include "ig_time.h"
+#include "ig_hash.h"
 
 #define NBUCKETS 1024
 
@@ -24,10 +25,7 @@ struct ig_agents {
 
 static uint32_t hash_str(const char *s)
 {
-	uint32_t h = 2166136261u;
-	while (*s)
-		h = (h ^ (uint8_t)*s++) * 16777619u;
-	return h;
+	return ig_fnv32_str(IG_FNV32_INIT, s);
 }
 
 /* Agent ids become file names: keep [A-Za-z0-9._-], escape the rest. */

@@ -19,6 +19,7 @@
 #include <zlib.h>
 
 #include "ig_time.h"
+#include "ig_hash.h"
 
 #define MAX_ENTRIES (1u << 20) /* beyond: the index covers no tag */
 #define MAX_LIST_BYTES 4096
@@ -46,15 +47,14 @@ struct ig_aindex_builder {
 	bool have_ts;
 };
 
+/* Part of the index format (archive_index.h): index objects already written
+ * hold Bloom bits of this hash, so it never changes, seed included (an FNV
+ * offset basis missing its last digit, as first written). */
+#define AINDEX_FNV_SEED 1469598103934665603ULL
+
 static uint64_t fnv(uint32_t key, const char *s, size_t n)
 {
-	uint64_t h = 1469598103934665603ULL ^ key;
-
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 1099511628211ULL;
-	}
-	return h;
+	return ig_fnv64(AINDEX_FNV_SEED ^ key, s, n);
 }
 
 struct ig_aindex_builder *ig_aindex_builder_new(const char *const *keys, size_t nkeys)

@@ -47,6 +47,7 @@
 #include "ig_time.h"
 #include "record_json.h"
 #include "spool.h"
+#include "ig_hash.h"
 
 #define DD_MAX_PAYLOAD (3 * 1024 * 1024)
 
@@ -138,11 +139,7 @@ struct dd {
 
 static uint64_t fnv1a(const char *s)
 {
-	uint64_t h = 1469598103934665603ULL;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h;
+	return ig_fnv64_str(IG_FNV64_INIT, s);
 }
 
 static void series_clear(struct series *e)

@@ -50,6 +50,7 @@
 #include "ig_log.h"
 #include "ig_strpool.h"
 #include "ig_time.h"
+#include "ig_hash.h"
 
 enum statsd_flavor { FLAVOR_STATSD, FLAVOR_DOGSTATSD };
 enum statsd_tag_style { TAGS_AUTO, TAGS_NONE, TAGS_GRAPHITE, TAGS_DOGSTATSD };
@@ -318,11 +319,7 @@ static void pack(struct statsd *s, const char *line, size_t len, uint64_t events
 
 static uint32_t hash_bytes(const char *p, size_t n)
 {
-	uint32_t h = 2166136261u;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (uint8_t)p[i]) * 16777619u;
-	return h;
+	return ig_fnv32(IG_FNV32_INIT, p, n);
 }
 
 static const char *arena_copy(struct statsd *s, const char *p, size_t n)

@@ -1,5 +1,6 @@
 /* distinct: see distinct.h. */
 #include "distinct.h"
+#include "ig_hash.h"
 
 #include <errno.h>
 #include <math.h>
@@ -10,16 +11,7 @@
  * (KMV needs hashes uniform over the whole 64-bit range). */
 static uint64_t hash_member(const char *s, size_t len)
 {
-	uint64_t h = 14695981039346656037ULL;
-
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (uint8_t)s[i]) * 1099511628211ULL;
-	h ^= h >> 30;
-	h *= 0xbf58476d1ce4e5b9ULL;
-	h ^= h >> 27;
-	h *= 0x94d049bb133111ebULL;
-	h ^= h >> 31;
-	return h;
+	return ig_mix64(ig_fnv64(IG_FNV64_INIT, s, len));
 }
 
 struct ig_distinct *ig_distinct_new(void)

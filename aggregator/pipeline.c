@@ -46,6 +46,7 @@
 #include "ig_metric.h"
 #include "ig_stage.h"
 #include "ig_time.h"
+#include "ig_hash.h"
 
 #define WHERE_LEN 320
 #define NAMES_MAX 128
@@ -132,11 +133,7 @@ static void problem(struct bctx *b, const char *fmt, ...)
 
 static uint32_t hash_str(const char *s)
 {
-	uint32_t h = 2166136261u;
-
-	while (*s)
-		h = (h ^ (uint8_t)*s++) * 16777619u;
-	return h;
+	return ig_fnv32_str(IG_FNV32_INIT, s);
 }
 
 /* "a, b, c" of names into buf. */

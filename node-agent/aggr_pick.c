@@ -1,5 +1,6 @@
 /* aggr_pick: see aggr_pick.h. */
 #include "aggr_pick.h"
+#include "ig_hash.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -14,18 +15,10 @@
  * (splitmix64) so that close inputs spread over the whole range. */
 unsigned long long ig_aggr_pick_score(const char *key, const char *addr)
 {
-	unsigned long long h = 0xcbf29ce484222325ULL;
-	for (const char *p = key; *p; p++)
-		h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
-	h = (h ^ 0xff) * 0x100000001b3ULL;
-	for (const char *p = addr; *p; p++)
-		h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
-	h ^= h >> 30;
-	h *= 0xbf58476d1ce4e5b9ULL;
-	h ^= h >> 27;
-	h *= 0x94d049bb133111ebULL;
-	h ^= h >> 31;
-	return h;
+	uint64_t h = ig_fnv64_str(IG_FNV64_INIT, key);
+
+	h = (h ^ 0xff) * IG_FNV64_PRIME;
+	return ig_mix64(ig_fnv64_str(h, addr));
 }
 
 static int copy_out(char *out, size_t outlen, const char *s)

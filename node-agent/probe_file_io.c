@@ -47,6 +47,7 @@
 #include "ig_time.h"
 #include "probe.h"
 #include "probe_dirs.h"
+#include "ig_hash.h"
 
 /* Totals of one key at the previous pass. */
 struct prev {
@@ -113,14 +114,7 @@ struct file_io_state {
 
 static uint64_t hash_bytes(const void *p, size_t len)
 {
-	const unsigned char *b = p;
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-
-	for (size_t i = 0; i < len; i++) {
-		h ^= b[i];
-		h *= 1099511628211ULL;
-	}
-	return h;
+	return ig_fnv64(IG_FNV64_INIT, p, len);
 }
 
 static int table_init(struct table *t, size_t want)

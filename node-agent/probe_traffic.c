@@ -37,6 +37,7 @@
 #include "ig_time.h"
 #include "probe.h"
 #include "traffic.h"
+#include "ig_hash.h"
 #include "traffic.skel.h"
 
 enum method { M_SOCK_BTF, M_SOCK_TP, M_CGROUP_SKB };
@@ -72,13 +73,8 @@ struct traffic_state {
 
 static uint64_t key_hash(const struct ig_traffic_key *k)
 {
-	const unsigned char *p = (const unsigned char *)k;
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+	uint64_t h = ig_fnv64(IG_FNV64_INIT, k, sizeof(*k));
 
-	for (size_t i = 0; i < sizeof(*k); i++) {
-		h ^= p[i];
-		h *= 1099511628211ULL;
-	}
 	return h ^ (h >> 29);
 }
 
