@@ -33,6 +33,9 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86DD
 #define IG_CAP_MAX_CHUNKS 4
+/* The verifier masks below (0xf, 0x1fff) are these sizes minus one. */
+_Static_assert(IG_CAP_PEEK == 16, "peek mask");
+_Static_assert(2 * IG_CAP_CHUNK == 0x2000, "chunk mask");
 
 /* Per-direction decision (TCP). */
 enum { CLS_UNDECIDED = 0, CLS_NONE = 0xfe, CLS_DONE = 0xff }; /* else classifier id + 1 */
@@ -271,10 +274,11 @@ static __always_inline void send_payload(struct __sk_buff *skb, struct scratch *
 			return;
 		if (n > IG_CAP_CHUNK)
 			n = IG_CAP_CHUNK;
-		/* In the register passed to the helper, so the verifier sees it. */
-		asm volatile("%[n] &= 0x1fff" : [n] "+r"(n));
-		if (n == 0)
-			return;
+		/* In the register passed to the helper, so the verifier sees a
+		 * range of [1, 2 * IG_CAP_CHUNK]: n is already in [1, IG_CAP_CHUNK],
+		 * so this leaves it unchanged. Verifiers before 5.13 or so do not
+		 * narrow a range on `n != 0`, so the lower bound comes from the +1. */
+		asm volatile("%[n] -= 1\n\t%[n] &= 0x1fff\n\t%[n] += 1" : [n] "+r"(n));
 		if (bpf_skb_load_bytes(skb, off, sc->data, n)) {
 			count(cls, IG_CAP_CNT_LOAD_FAILED, 1);
 			return;
@@ -447,10 +451,9 @@ static __always_inline int on_skb(struct __sk_buff *skb, __u8 dir)
 		return 1;
 	}
 	plen = skb->len - poff;
-	__u64 n64 = plen < IG_CAP_PEEK ? plen : IG_CAP_PEEK;
-	asm volatile("%[n] &= 0x1f" : [n] "+r"(n64)); /* for the verifier, as in send_payload */
-	if (n64 == 0 || n64 > IG_CAP_PEEK)
-		return 1;
+	__u64 n64 = plen < IG_CAP_PEEK ? plen : IG_CAP_PEEK; /* in [1, IG_CAP_PEEK] */
+	/* For the verifier, as in send_payload: [1, 16], unchanged. */
+	asm volatile("%[n] -= 1\n\t%[n] &= 0xf\n\t%[n] += 1" : [n] "+r"(n64));
 	n = (__u32)n64;
 
 	int c;

@@ -298,9 +298,10 @@ static void owner_tracepoints(struct ig_capture *cap, bool on)
 
 	if (on && !s->links.ig_cap_send) {
 		if (!cap->tp_ok) {
-			ig_warn("capture: this kernel cannot run tp_btf programs on "
-				"sock_send_length/sock_recv_length; accepted sockets (the server "
-				"side) are reported without a process",
+			ig_warn("capture: this kernel has no tp_btf sock_send_length/"
+				"sock_recv_length (Linux 6.2+); accepted sockets (the server "
+				"side) older than their first payload are reported with their "
+				"cgroup (pod) but without a process",
 				NULL);
 			return;
 		}
@@ -368,7 +369,10 @@ static int capture_start(const struct ig_agent_conf *ac, struct ig_capture **out
 			   (unsigned long long)rbsz, strerror(-rv));
 		goto fail;
 	}
-	cap->tp_ok = ig_bpf_has_tp_btf();
+	/* sock_send_length/sock_recv_length exist from Linux 6.2 (5.10 and 6.1
+	 * have neither): without them the object loads without these two. */
+	cap->tp_ok = ig_bpf_has_tp_btf() && ig_bpf_has_tp_btf_event("sock_send_length") &&
+		     ig_bpf_has_tp_btf_event("sock_recv_length");
 	bpf_program__set_autoload(cap->skel->progs.ig_cap_send, cap->tp_ok);
 	bpf_program__set_autoload(cap->skel->progs.ig_cap_recv, cap->tp_ok);
 	if ((rv = capture_bpf__load(cap->skel)) < 0) {

@@ -2,10 +2,13 @@
 #include "privs.h"
 
 #include <errno.h>
+#include <linux/bpf.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/capability.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "ig_log.h"
 
@@ -118,6 +121,20 @@ int ig_privs_check(const struct ig_conf *conf, struct ig_err *err)
 
 static cap_t saved_permitted; /* for raise: the permitted set after the drop */
 
+/* Before Linux 6.5 the bpf(2) entry refused every command, reads of maps the
+ * agent already holds included, to a caller without CAP_BPF or CAP_SYS_ADMIN
+ * while kernel.unprivileged_bpf_disabled is set (Debian's default, 2): loss
+ * counters and the traffic/file_io tables would then read as nothing. An
+ * invalid call tells which kernel this is: EPERM there, EBADF after. */
+static bool bpf_refuses_without_cap(void)
+{
+	union bpf_attr attr;
+
+	memset(&attr, 0, sizeof(attr));
+	attr.map_fd = (__u32)-1;
+	return syscall(__NR_bpf, BPF_MAP_LOOKUP_ELEM, &attr, sizeof(attr)) < 0 && errno == EPERM;
+}
+
 int ig_privs_drop(const struct ig_conf *conf)
 {
 	struct need nd[3 * IG_PROBE__COUNT];
@@ -179,11 +196,32 @@ int ig_privs_drop(const struct ig_conf *conf)
 				rc = -errno;
 		}
 	}
+	bool bpf_kept = false, set_ok = false;
 	if (cap_set_proc(keep)) {
 		rc = -errno;
 		ig_warn("cannot drop capabilities; the agent keeps running with the ones it has",
 			"err=\"%s\"", strerror(errno));
-	} else {
+	} else if ((set_ok = true) && nv && bpf_refuses_without_cap()) {
+		/* This kernel checks on every bpf(2) call: the one that stands for
+		 * CAP_BPF stays effective (it is permitted already). */
+		cap_value_t b = admin_only ? CAP_SYS_ADMIN : CAP_BPF;
+		cap_set_flag(keep, CAP_EFFECTIVE, 1, &b, CAP_SET);
+		if (cap_set_proc(keep) == 0) {
+			bpf_kept = true;
+			ig_warn("this kernel refuses bpf(2) map reads without cap_bpf while "
+				"kernel.unprivileged_bpf_disabled is set (before Linux 6.5): "
+				"cap_bpf stays effective so that loss counters and probe tables "
+				"can be read",
+				"kept=%s", admin_only ? "cap_sys_admin" : "cap_bpf");
+		} else {
+			ig_error("this kernel refuses bpf(2) map reads without cap_bpf, and "
+				 "cap_bpf could not be kept effective: loss counters and the "
+				 "traffic/file_io tables will read as empty; set "
+				 "agent.drop_capabilities: false",
+				 "err=\"%s\"", strerror(errno));
+		}
+	}
+	if (set_ok) {
 		prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 		for (int j = 0; j < nv; j++) {
 			char *nm = cap_to_name(vals[j]);
@@ -191,7 +229,10 @@ int ig_privs_drop(const struct ig_conf *conf)
 			snprintf(kept + l, sizeof(kept) - l, "%s%s", l ? "," : "", nm ? nm : "?");
 			cap_free(nm);
 		}
-		ig_info(dac ? "capabilities dropped: only cap_dac_read_search effective (cgroup "
+		ig_info(bpf_kept ? "capabilities dropped: cap_bpf (map reads on this kernel) and, "
+				   "when granted, cap_dac_read_search effective; the probes' load "
+				   "set stays permitted for reloads" :
+			dac ? "capabilities dropped: only cap_dac_read_search effective (cgroup "
 			      "lookups); the probes' load set stays permitted for reloads" :
 			      "capabilities dropped: none effective; the probes' load set stays "
 			      "permitted for reloads",

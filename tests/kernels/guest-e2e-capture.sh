@@ -79,10 +79,11 @@ wait_for "the unanswered DNS query in the output" 30 grep -q '"dns.qry.name":"ca
 echo "ok: dns query reported (unanswered)"
 
 # TLS: the hello to a listener that never answers; then a hello and 256 KiB.
+# (bash's /dev/tcp as the client: busybox nc may write only part of its input.)
 nc -l -p 9443 >/dev/null 2>&1 &
 lst=$!
 sleep 0.5
-(cat /ig/hello.bin; sleep 3) | nc 127.0.0.1 9443 >/dev/null 2>&1 &
+bash -c 'exec 3<>/dev/tcp/127.0.0.1/9443 && cat /ig/hello.bin >&3 && sleep 3' &
 wait_for "the unanswered ClientHello in the output" 30 grep -q '"sni":"kernel-matrix.example"' $out
 line=$(grep '"sni":"kernel-matrix.example"' $out | grep '"role":"client"' | head -n 1)
 echo "$line" | grep -q '"answered":0' || fail "the hello was not reported alone: $line"
@@ -90,10 +91,12 @@ echo "$line" | grep -q '"ja4":"t13d' || fail "no JA4 on the hello's record: $lin
 echo "ok: tls ClientHello reported alone with SNI and JA4"
 kill $lst 2>/dev/null
 
-nc -l -p 9444 >/dev/null 2>&1 &
+nc -l -p 9444 >$T/bulk.out 2>&1 &
 lst=$!
 sleep 0.5
-(cat /ig/hello.bin; dd if=/dev/zero bs=1024 count=256 2>/dev/null) | nc 127.0.0.1 9444 >/dev/null 2>&1
+bash -c 'exec 3<>/dev/tcp/127.0.0.1/9444 && cat /ig/hello.bin >&3 && dd if=/dev/zero bs=1024 count=256 >&3 2>/dev/null' ||
+	fail "the bulk client failed"
+wait_for "the listener to receive the hello and 256 KiB" 30 sh -c "[ \$(wc -c <$T/bulk.out) -ge $((1800 + 262144)) ]"
 kill $lst 2>/dev/null
 
 kill -TERM $agent

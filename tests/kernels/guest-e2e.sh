@@ -91,6 +91,12 @@ grep '"file.open"' $out | grep "\"path\":\"$mon/missing\"" | grep -q '"error":"E
 ! grep -q -e '/outside/' -e 'monetera' $out || fail "an open outside $mon was reported"
 echo "ok: file.open events exact (4 inside: write, read, create, ENOENT; none outside)"
 
+# The table probes read their per-CPU maps through bpf(2) after the agent
+# dropped its capabilities (kernels before 6.5 check CAP_BPF on every call).
+wait_for "a net.traffic record (the agent's own connection)" 20 grep -q '"name":"net.traffic"' $out
+wait_for "a file.io record (the writes to $mon/passwd)" 20 grep -q '"name":"file.io"' $out
+echo "ok: net.traffic and file.io records (tables read after the capability drop)"
+
 # The agent's /metrics: one ingrain_agent_probe_variant series per probe.
 wget -q -O $T/metrics "http://127.0.0.1:$mport/metrics" || fail "GET /metrics failed"
 grep '^ingrain_agent_probe_variant{' $T/metrics >$T/variants || fail "no ingrain_agent_probe_variant in /metrics"
