@@ -145,11 +145,17 @@ def main():
     if not m:
         sys.exit("docs/archive.md has no duckdb:begin/end SQL block")
     sql = m.group(1)
+    # Each documented example value is swapped for a marker first, then the
+    # markers for this question's values: a value may equal another example
+    # (a window starting at 2026-12-02T10:00:00Z, the example's end).
+    subs = []
     def sub(old, new):
         nonlocal sql
         if old not in sql:
             sys.exit("the documented SQL no longer contains %r" % old)
-        sql = sql.replace(old, new)
+        marker = "\x00%d\x00" % len(subs)
+        sql = sql.replace(old, marker)
+        subs.append((marker, new))
     sub("'archive/ingrain/cluster=prod/*/*/*.jsonl.gz'", sql_quote(a.copy + "/*/*/*.jsonl.gz"))
     sub("(tags->>'path') = '/etc/passwd'",
         " AND ".join(sql_pred(*f) for f in filters) if filters else "true")
@@ -159,6 +165,8 @@ def main():
         return datetime.datetime.fromtimestamp(h * 3600, datetime.timezone.utc).strftime("%Y-%m-%dT%H")
     sub("'2026-12-01T10'", sql_quote(ph(hour_lo)))
     sub("'2026-12-02T10'", sql_quote(ph(hour_hi)))
+    for marker, value in subs:
+        sql = sql.replace(marker, value)
     sql_file = os.path.join(os.path.dirname(os.path.abspath(a.got[0])), "%s.sql" % a.name)
     with open(sql_file, "w") as f:
         f.write(sql)
