@@ -78,6 +78,14 @@ static void print_status(struct json_object *o)
 	printf("config: %s (sha256 %.12s)  reloads: %lld ok, %lld rejected%s\n", jstr(cfg, "file"),
 	       jstr(cfg, "sha256"), jint(cfg, "reloads"), jint(cfg, "reload_failures"),
 	       *jstr(cfg, "last_reload_errors") ? "  (last reload rejected)" : "");
+	struct json_object *rp = NULL;
+	if (cfg && json_object_object_get_ex(cfg, "restart_pending", &rp) &&
+	    json_object_array_length(rp) > 0) {
+		printf("restart pending (the file changed these; the running values stay):");
+		for (size_t i = 0; i < json_object_array_length(rp); i++)
+			printf(" %s", json_object_get_string(json_object_array_get_idx(rp, i)));
+		printf("\n");
+	}
 	printf("envelopes: %lld  records: %lld  duplicates: %lld  malformed: %lld\n",
 	       jint(o, "envelopes"), jint(o, "records"), jint(o, "duplicates"),
 	       jint(o, "malformed"));

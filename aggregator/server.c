@@ -59,6 +59,7 @@ struct ig_server {
 	uint64_t started_ns; /* wall */
 	bool last_reload_ok;
 	char *last_reload_errors;
+	char restart_pending[512]; /* restart-only settings the file changed, kept */
 	struct ig_server_stats st;
 	uint64_t last_tick_ns, last_stats_ns;
 	struct ig_ratelimit rl_malformed, rl_lost, rl_ack, rl_refused, rl_too_large;
@@ -295,12 +296,15 @@ static int reload(struct ig_server *s, const char *path, struct ig_err *err)
 		ig_conf_free(nc);
 		return -EINVAL;
 	}
-	if (strcmp(nc->aggregator.listen, s->conf->aggregator.listen) ||
-	    nc->aggregator.plaintext != s->conf->aggregator.plaintext ||
-	    strcmp(nc->aggregator.tls_dir, s->conf->aggregator.tls_dir))
-		ig_warn("aggregator.listen, plaintext or tls_dir changed; restart the aggregator to "
-			"apply it",
-			"old=%s new=%s", s->conf->aggregator.listen, nc->aggregator.listen);
+	/* Settings read once at start keep their running values, by name. */
+	char pending[sizeof(s->restart_pending)] = "";
+	if (ig_conf_keep_restart_aggregator(nc, s->conf, pending, sizeof(pending)) < 0) {
+		ig_graph_free(ng);
+		ig_conf_free(nc);
+		ig_err_add(err, "out of memory");
+		return -ENOMEM;
+	}
+	memcpy(s->restart_pending, pending, sizeof(pending));
 	ig_agents_set_limits(s->agents, nc->aggregator.max_agents, nc->aggregator.max_seq_gap);
 	/* Unchanged pipelines keep their rollup windows; the rest flush. */
 	size_t kept = ig_graph_adopt(ng, s->graph);
@@ -318,8 +322,11 @@ static int reload(struct ig_server *s, const char *path, struct ig_err *err)
 	free(s->last_reload_errors);
 	s->last_reload_errors = NULL;
 	ig_log_set_level((enum ig_log_level)nc->aggregator.log_level);
-	ig_info("configuration reloaded", "file=%s sha256=%s pipelines_carried_over=%zu",
-		s->config_path ? s->config_path : "<default>", s->config_digest, kept);
+	ig_log_set_format((enum ig_log_format)nc->aggregator.log_format);
+	ig_info("configuration reloaded",
+		"file=%s sha256=%s pipelines_carried_over=%zu restart_pending=%s",
+		s->config_path ? s->config_path : "<default>", s->config_digest, kept,
+		s->restart_pending[0] ? s->restart_pending : "none");
 	return 0;
 }
 
@@ -613,6 +620,14 @@ static struct json_object *status_json(struct ig_server *s)
 	if (s->last_reload_errors)
 		json_object_object_add(cfg, "last_reload_errors",
 				       json_object_new_string(s->last_reload_errors));
+	/* The file changed these since start; the running values stay. */
+	struct json_object *rp = json_object_new_array();
+	for (const char *p = s->restart_pending; *p;) {
+		size_t l = strcspn(p, ",");
+		json_object_array_add(rp, json_object_new_string_len(p, (int)l));
+		p += l + (p[l] == ',');
+	}
+	json_object_object_add(cfg, "restart_pending", rp);
 	json_object_object_add(o, "config", cfg);
 	json_object_object_add(o, "envelopes", ju64(s->st.envelopes));
 	json_object_object_add(o, "records", ju64(s->st.records));

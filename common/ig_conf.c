@@ -45,45 +45,45 @@ static const struct ig_opt agent_opts[] = {
 	  "Name of this node in records (at most 253 bytes, a DNS name as Kubernetes node names "
 	  "are). Empty: $NODE_NAME (set it from the downward API), else the host name. With TLS "
 	  "it must be one of the names (DNS SAN or CN) of the agent's certificate.",
-	  .max = IG_NAME_MAX },
+	  .max = IG_NAME_MAX, .flags = IG_OPTF_RESTART },
 	{ "agent_id", IG_OPT_STR, "", A(agent_id),
 	  "Identity the aggregator tracks delivery under (at most 253 bytes). Empty: the node "
 	  "name. With TLS it must be one of the names of the agent's certificate.",
-	  .max = IG_NAME_MAX },
+	  .max = IG_NAME_MAX, .flags = IG_OPTF_RESTART },
 	{ "aggregator", IG_OPT_STR, "tls+tcp://127.0.0.1:7700", A(aggregator),
 	  "nng URL of the aggregator: tls+tcp://host:port (mutual TLS), or tcp://host:port / "
 	  "ipc:///path in plaintext, which needs plaintext: true.",
-	  .flags = 0 },
+	  .flags = IG_OPTF_RESTART },
 	{ "tls_dir", IG_OPT_STR, "/etc/ingrain/tls", A(tls_dir),
 	  "Directory with tls.crt, tls.key and ca.crt (the layout of a Kubernetes TLS Secret): "
 	  "this agent's certificate and key, and the CA that signed the aggregator's. Re-read "
 	  "when the files change.",
-	  .flags = 0 },
+	  .flags = IG_OPTF_RESTART },
 	{ "tls_server_name", IG_OPT_STR, "", A(tls_server_name),
 	  "Name (DNS SAN or IP) the aggregator's certificate must carry. Empty: the host of "
 	  "aggregator.",
-	  .flags = 0 },
+	  .flags = IG_OPTF_RESTART },
 	{ "tls_shared_identity", IG_OPT_BOOL, "false", A(tls_shared_identity),
 	  "The certificate in tls_dir is shared by many agents (the Helm chart's generated one) "
 	  "rather than issued for this node: skip the check that it carries node_name. The "
 	  "aggregator must list its name in aggregator.tls_shared_names.",
-	  .flags = 0 },
+	  .flags = IG_OPTF_RESTART },
 	{ "plaintext", IG_OPT_BOOL, "false", A(plaintext),
 	  "Send without TLS (tcp:// or ipc://). Anyone who reaches the aggregator can then forge "
 	  "this agent's events; see docs/security.md. Logged as a warning at start.",
-	  .flags = 0 },
+	  .flags = IG_OPTF_RESTART },
 	{ "aggregator_resolve", IG_OPT_DURATION, "30s", A(aggregator_resolve_ns),
 	  "How often agent.aggregator's name is resolved again. When it has several addresses "
 	  "(a headless Service: one per aggregator replica) the agent dials the one a stable "
 	  "hash of its agent_id picks, and moves when the set changes; with one address it is "
 	  "dialed by name as written, and so is a tls+tcp:// URL (its certificate names the "
 	  "name). 0: resolve once.",
-	  .min = 0, .max = (int64_t)(3600 * SEC) },
+	  .min = 0, .max = (int64_t)(3600 * SEC), .flags = IG_OPTF_RESTART },
 	{ "wire_version", IG_OPT_UINT, "2", A(wire_version),
 	  "Envelope format sent to the aggregator (docs/wire-format.md): 2, or 1 while "
 	  "aggregators older than this agent still run (they speak only 1). Aggregators of this "
 	  "version accept both.",
-	  .min = 1, .max = 2 },
+	  .min = 1, .max = 2, .flags = IG_OPTF_RESTART },
 	{ "batch_max_records", IG_OPT_UINT, "512", A(batch_max_records),
 	  "Records per envelope sent to the aggregator.", .min = 1, .max = 65536 },
 	{ "batch_max_age", IG_OPT_DURATION, "200ms", A(batch_max_age_ns),
@@ -91,17 +91,19 @@ static const struct ig_opt agent_opts[] = {
 	  .max = (int64_t)(60 * SEC) },
 	{ "queue_max_batches", IG_OPT_UINT, "4096", A(queue_max_batches),
 	  "Unacknowledged envelopes kept in memory; beyond it the oldest is dropped and counted.",
-	  .min = 1, .max = 1048576 },
+	  .min = 1, .max = 1048576, .flags = IG_OPTF_RESTART },
 	{ "queue_max_bytes", IG_OPT_SIZE, "256MiB", A(queue_max_bytes),
-	  "Memory bound of the unacknowledged queue.", .min = MIB, .max = 64 * GIB },
+	  "Memory bound of the unacknowledged queue.", .min = MIB, .max = 64 * GIB,
+	  .flags = IG_OPTF_RESTART },
 	{ "ack_timeout", IG_OPT_DURATION, "5s", A(ack_timeout_ns),
 	  "Resend an envelope the aggregator has not acknowledged within this time.",
-	  .min = (int64_t)(100 * MS), .max = (int64_t)(600 * SEC) },
+	  .min = (int64_t)(100 * MS), .max = (int64_t)(600 * SEC), .flags = IG_OPTF_RESTART },
 	{ "reconnect_min", IG_OPT_DURATION, "100ms", A(reconnect_min_ns),
 	  "First delay before redialling a lost aggregator.", .min = (int64_t)MS,
-	  .max = (int64_t)(600 * SEC) },
+	  .max = (int64_t)(600 * SEC), .flags = IG_OPTF_RESTART },
 	{ "reconnect_max", IG_OPT_DURATION, "5s", A(reconnect_max_ns),
-	  "Cap of the exponential redial delay.", .min = (int64_t)MS, .max = (int64_t)(600 * SEC) },
+	  "Cap of the exponential redial delay.", .min = (int64_t)MS, .max = (int64_t)(600 * SEC),
+	  .flags = IG_OPTF_RESTART },
 	{ "ringbuf_bytes", IG_OPT_SIZE, "8MiB", A(ringbuf_bytes),
 	  "Size of each probe's BPF ring buffer (a power of two).", .min = 64 * KIB, .max = GIB },
 	{ "wakeup_records", IG_OPT_UINT, "64", A(wakeup_records),
@@ -117,27 +119,29 @@ static const struct ig_opt agent_opts[] = {
 	  "queue_max_bytes plus one 8 MiB segment), replayed after a crash or restart; one agent "
 	  "per directory (a hostPath in Kubernetes). Empty: memory only. The default, when "
 	  "unusable, only warns; a directory set here must work.",
-	  .flags = 0 },
+	  .flags = IG_OPTF_RESTART },
 	{ "buffer_fsync", IG_OPT_BOOL, "true", A(buffer_fsync),
 	  "fdatasync each envelope written to buffer_dir (survives power loss); false: written "
 	  "only, survives a crash of the agent, not of the machine.",
-	  .flags = 0 },
+	  .flags = IG_OPTF_RESTART },
 	{ "drop_capabilities", IG_OPT_BOOL, "true", A(drop_capabilities),
 	  "Once the probes are attached, drop every capability (bounding and effective sets; "
 	  "the probes' load set stays permitted for reloads) and set no_new_privs.",
-	  .flags = 0 },
+	  .flags = IG_OPTF_RESTART },
 	{ "mount_tracefs", IG_OPT_BOOL, "true", A(mount_tracefs),
-	  "Mount tracefs at /sys/kernel/tracing if it is not mounted.", .flags = 0 },
+	  "Mount tracefs at /sys/kernel/tracing if it is not mounted.", .flags = IG_OPTF_RESTART },
 	{ "mount_bpffs", IG_OPT_BOOL, "true", A(mount_bpffs),
-	  "Mount bpffs at /sys/fs/bpf if it is not mounted.", .flags = 0 },
+	  "Mount bpffs at /sys/fs/bpf if it is not mounted.", .flags = IG_OPTF_RESTART },
 	{ "cgroup_root", IG_OPT_STR, "auto", A(cgroup_root),
-	  "Path of the cgroup v2 hierarchy, or auto to find it in /proc/self/mounts.", .flags = 0 },
+	  "Path of the cgroup v2 hierarchy, or auto to find it in /proc/self/mounts.",
+	  .flags = IG_OPTF_RESTART },
 	{ "log_level", IG_OPT_ENUM, "info", A(log_level), "Least severe log level written.",
 	  .choices = log_levels },
 	{ "log_format", IG_OPT_ENUM, "logfmt", A(log_format),
 	  "Log line format: logfmt (key=value) or json.", .choices = log_formats },
 	{ "metrics_listen", IG_OPT_STR, "", A(metrics_listen),
-	  "host:port serving Prometheus /metrics over HTTP. Empty: off.", .flags = 0 },
+	  "host:port serving Prometheus /metrics over HTTP. Empty: off.",
+	  .flags = IG_OPTF_RESTART },
 	{ 0 }
 };
 #undef A
@@ -148,17 +152,17 @@ static const struct ig_opt aggregator_opts[] = {
 	  "nng URL agents dial: tls+tcp://host:port (mutual TLS; each agent is known by its "
 	  "certificate), or tcp://host:port / ipc:///path in plaintext, which needs "
 	  "plaintext: true.",
-	  .flags = 0 },
+	  .flags = IG_OPTF_RESTART },
 	{ "tls_dir", IG_OPT_STR, "/etc/ingrain/tls", G(tls_dir),
 	  "Directory with tls.crt, tls.key and ca.crt (the layout of a Kubernetes TLS Secret): "
 	  "the aggregator's certificate and key, and the CA that signs agents' certificates. "
 	  "Re-read when the files change; new connections use the new files.",
-	  .flags = 0 },
+	  .flags = IG_OPTF_RESTART },
 	{ "plaintext", IG_OPT_BOOL, "false", G(plaintext),
 	  "Listen without TLS (tcp:// or ipc://). Agents are then known only by what their "
 	  "envelopes claim: anyone who reaches the port can inject events or forge loss "
 	  "counters (docs/security.md). Logged as a warning at start.",
-	  .flags = 0 },
+	  .flags = IG_OPTF_RESTART },
 	{ "tls_shared_names", IG_OPT_STRLIST, "[]", G(tls_shared_names),
 	  "Client certificate names (DNS SAN or CN) that many agents share, e.g. the Helm "
 	  "chart's generated ingrain-agent certificate. An agent presenting one is let in, but "
@@ -181,19 +185,21 @@ static const struct ig_opt aggregator_opts[] = {
 	  "100 envelopes/s, while a forged seq such as 2^64-1 is refused.",
 	  .min = 1, .max = INT64_MAX },
 	{ "control", IG_OPT_STR, "ipc:///run/ingrain/control.sock", G(control),
-	  "nng URL of the control socket ingrainctl uses. Empty: off.", .flags = 0 },
+	  "nng URL of the control socket ingrainctl uses. Empty: off.", .flags = IG_OPTF_RESTART },
 	{ "state_dir", IG_OPT_STR, "/var/lib/ingrain", G(state_dir),
 	  "Directory for durable state: per-agent delivery (dedup) records (absolute path). "
 	  "Empty: kept in memory only, lost on restart.",
-	  .flags = 0 },
+	  .flags = IG_OPTF_RESTART },
 	{ "max_msg_bytes", IG_OPT_SIZE, "16MiB", G(max_msg_bytes),
-	  "Largest envelope accepted from an agent.", .min = 64 * KIB, .max = GIB },
+	  "Largest envelope accepted from an agent.", .min = 64 * KIB, .max = GIB,
+	  .flags = IG_OPTF_RESTART },
 	{ "log_level", IG_OPT_ENUM, "info", G(log_level), "Least severe log level written.",
 	  .choices = log_levels },
 	{ "log_format", IG_OPT_ENUM, "logfmt", G(log_format),
 	  "Log line format: logfmt (key=value) or json.", .choices = log_formats },
 	{ "metrics_listen", IG_OPT_STR, "", G(metrics_listen),
-	  "host:port serving Prometheus /metrics over HTTP. Empty: off.", .flags = 0 },
+	  "host:port serving Prometheus /metrics over HTTP. Empty: off.",
+	  .flags = IG_OPTF_RESTART },
 	{ 0 }
 };
 #undef G
@@ -203,32 +209,34 @@ static const struct ig_opt kube_opts[] = {
 	{ "enabled", IG_OPT_ENUM, "auto", K(enabled),
 	  "Pod identity enrichment: auto (when running in a cluster or a kubeconfig is set), "
 	  "on, or off.",
-	  .choices = kube_modes },
+	  .choices = kube_modes, .flags = IG_OPTF_RESTART },
 	{ "api_server", IG_OPT_STR, "", K(api_server),
 	  "https://host:port of the API server. Empty: from KUBERNETES_SERVICE_HOST/PORT.",
-	  .flags = 0 },
+	  .flags = IG_OPTF_RESTART },
 	{ "token_file", IG_OPT_STR, "/var/run/secrets/kubernetes.io/serviceaccount/token",
-	  K(token_file), "Service-account bearer token (re-read when it rotates).", .flags = 0 },
+	  K(token_file), "Service-account bearer token (re-read when it rotates).",
+	  .flags = IG_OPTF_RESTART },
 	{ "ca_file", IG_OPT_STR, "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt", K(ca_file),
-	  "CA bundle that signs the API server's certificate.", .flags = 0 },
+	  "CA bundle that signs the API server's certificate.", .flags = IG_OPTF_RESTART },
 	{ "kubeconfig", IG_OPT_STR, "", K(kubeconfig),
-	  "Out-of-cluster: path to a kubeconfig. Empty: none.", .flags = 0 },
+	  "Out-of-cluster: path to a kubeconfig. Empty: none.", .flags = IG_OPTF_RESTART },
 	{ "label_allowlist", IG_OPT_STRLIST, "[]", K(label_allowlist),
 	  "Pod labels copied onto events (others are not kept). A record carries at most "
 	  "16 labels on the wire (IG_MAX_LABELS): a longer list would make the agent drop "
 	  "records as unencodable.",
-	  .max = IG_MAX_LABELS },
+	  .max = IG_MAX_LABELS, .flags = IG_OPTF_RESTART },
 	{ "watch_timeout", IG_OPT_DURATION, "5m", K(watch_timeout_ns),
 	  "Server-side timeout of each pod watch.", .min = (int64_t)SEC,
-	  .max = (int64_t)(3600 * SEC) },
+	  .max = (int64_t)(3600 * SEC), .flags = IG_OPTF_RESTART },
 	{ "relist_backoff_max", IG_OPT_DURATION, "30s", K(relist_backoff_max_ns),
 	  "Cap of the delay between failed list/watch attempts.", .min = (int64_t)SEC,
-	  .max = (int64_t)(3600 * SEC) },
+	  .max = (int64_t)(3600 * SEC), .flags = IG_OPTF_RESTART },
 	{ "cgroup_rescan", IG_OPT_DURATION, "30s", K(cgroup_rescan_ns),
 	  "Interval of the full cgroup rescan that catches missed container starts.",
-	  .min = (int64_t)SEC, .max = (int64_t)(3600 * SEC) },
+	  .min = (int64_t)SEC, .max = (int64_t)(3600 * SEC), .flags = IG_OPTF_RESTART },
 	{ "cache_max_entries", IG_OPT_UINT, "65536", K(cache_max_entries),
-	  "Entries of the cgroup id -> pod identity cache.", .min = 16, .max = 16777216 },
+	  "Entries of the cgroup id -> pod identity cache.", .min = 16, .max = 16777216,
+	  .flags = IG_OPTF_RESTART },
 	{ 0 }
 };
 #undef K
@@ -916,6 +924,25 @@ int ig_conf_load(const char *path, struct ig_conf **out, struct ig_err *err)
 	if (rc < 0)
 		return rc;
 	return conf_from_doc(doc, out, err);
+}
+
+int ig_conf_keep_restart_agent(struct ig_conf *nc, const struct ig_conf *running, char *pending,
+			       size_t pending_len)
+{
+	int a = ig_cfg_keep_restart(agent_opts, &nc->agent, &running->agent, "agent", pending,
+				    pending_len);
+	if (a < 0)
+		return a;
+	int k = ig_cfg_keep_restart(kube_opts, &nc->kubernetes, &running->kubernetes, "kubernetes",
+				    pending, pending_len);
+	return k < 0 ? k : a + k;
+}
+
+int ig_conf_keep_restart_aggregator(struct ig_conf *nc, const struct ig_conf *running,
+				    char *pending, size_t pending_len)
+{
+	return ig_cfg_keep_restart(aggregator_opts, &nc->aggregator, &running->aggregator,
+				   "aggregator", pending, pending_len);
 }
 
 void ig_conf_doc(FILE *out)

@@ -191,5 +191,13 @@ static inline struct ig_probe_common *ig_conf_probe_common(const struct ig_conf 
 }
 /* Markdown reference of agent, aggregator and probe options. */
 void ig_conf_doc(FILE *out);
+/* A reload of the agent (agent:, kubernetes:) or of the aggregator
+ * (aggregator:): the options marked restart-only keep their running values
+ * in nc, each change warned by name and listed in pending (may be NULL).
+ * ig_cfg_keep_restart's return. */
+int ig_conf_keep_restart_agent(struct ig_conf *nc, const struct ig_conf *running, char *pending,
+			       size_t pending_len);
+int ig_conf_keep_restart_aggregator(struct ig_conf *nc, const struct ig_conf *running,
+				    char *pending, size_t pending_len);
 
 #endif

@@ -22,6 +22,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "ig_log.h"
+
 struct unit {
 	const char *name;
 	uint64_t mult;
@@ -794,6 +796,144 @@ void ig_cfg_free(const struct ig_opt *table, void *dst)
 	}
 }
 
+static bool strlist_eq(const struct ig_strlist *a, const struct ig_strlist *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (size_t i = 0; i < a->n; i++)
+		if (strcmp(a->v[i], b->v[i]))
+			return false;
+	return true;
+}
+
+/* The value at p as text, for a log line. */
+static const char *value_text(const struct ig_opt *o, const void *p, char *buf, size_t len)
+{
+	switch (o->type) {
+	case IG_OPT_STR:
+		return *(char *const *)p ? *(char *const *)p : "";
+	case IG_OPT_BOOL:
+		return *(const bool *)p ? "true" : "false";
+	case IG_OPT_INT:
+		return fmt_value(o, *(const int64_t *)p, buf, len);
+	case IG_OPT_UINT:
+	case IG_OPT_DURATION:
+	case IG_OPT_SIZE:
+		return fmt_value(o, (int64_t) * (const uint64_t *)p, buf, len);
+	case IG_OPT_ENUM: {
+		int k = *(const int *)p;
+		return o->choices && k >= 0 ? o->choices[k] : "?";
+	}
+	case IG_OPT_STRLIST: {
+		const struct ig_strlist *l = p;
+		size_t used = 0;
+		buf[0] = 0;
+		for (size_t i = 0; i < l->n && used + 1 < len; i++)
+			used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? "," : "",
+						 l->v[i]);
+		return buf;
+	}
+	default:
+		return "";
+	}
+}
+
+int ig_cfg_keep_restart(const struct ig_opt *table, void *newc, const void *oldc, const char *where,
+			char *pending, size_t pending_len)
+{
+	int kept = 0;
+
+	for (; table && table->name; table++) {
+		const struct ig_opt *o = table;
+		char *np = (char *)newc + o->offset;
+		const char *op = (const char *)oldc + o->offset;
+		bool same = true;
+
+		if (!(o->flags & IG_OPTF_RESTART))
+			continue;
+		switch (o->type) {
+		case IG_OPT_STR: {
+			const char *a = *(char *const *)np, *b = *(char *const *)op;
+			same = (!a && !b) || (a && b && !strcmp(a, b));
+			break;
+		}
+		case IG_OPT_BOOL:
+			same = *(bool *)np == *(const bool *)op;
+			break;
+		case IG_OPT_INT:
+			same = *(int64_t *)np == *(const int64_t *)op;
+			break;
+		case IG_OPT_UINT:
+		case IG_OPT_DURATION:
+		case IG_OPT_SIZE:
+			same = *(uint64_t *)np == *(const uint64_t *)op;
+			break;
+		case IG_OPT_ENUM:
+			same = *(int *)np == *(const int *)op;
+			break;
+		case IG_OPT_STRLIST:
+			same = strlist_eq((struct ig_strlist *)np, (const struct ig_strlist *)op);
+			break;
+		default:
+			break;
+		}
+		if (same)
+			continue;
+		char nb[256], ob[256];
+		ig_warn("reload: this setting takes effect at restart only; the running value stays",
+			"setting=%s.%s file=\"%s\" running=\"%s\"", where, o->name,
+			value_text(o, np, nb, sizeof(nb)), value_text(o, op, ob, sizeof(ob)));
+		switch (o->type) {
+		case IG_OPT_STR: {
+			const char *b = *(char *const *)op;
+			char *c = b ? strdup(b) : NULL;
+			if (b && !c)
+				return -ENOMEM;
+			free(*(char **)np);
+			*(char **)np = c;
+			break;
+		}
+		case IG_OPT_STRLIST: {
+			const struct ig_strlist *b = (const struct ig_strlist *)op;
+			struct ig_strlist c = { 0, NULL };
+			if (b->n && !(c.v = calloc(b->n, sizeof(char *))))
+				return -ENOMEM;
+			for (; c.n < b->n; c.n++)
+				if (!(c.v[c.n] = strdup(b->v[c.n]))) {
+					ig_strlist_free(&c);
+					return -ENOMEM;
+				}
+			ig_strlist_free((struct ig_strlist *)np);
+			*(struct ig_strlist *)np = c;
+			break;
+		}
+		case IG_OPT_BOOL:
+			*(bool *)np = *(const bool *)op;
+			break;
+		case IG_OPT_INT:
+			*(int64_t *)np = *(const int64_t *)op;
+			break;
+		case IG_OPT_UINT:
+		case IG_OPT_DURATION:
+		case IG_OPT_SIZE:
+			*(uint64_t *)np = *(const uint64_t *)op;
+			break;
+		case IG_OPT_ENUM:
+			*(int *)np = *(const int *)op;
+			break;
+		default:
+			break;
+		}
+		kept++;
+		if (pending && pending_len) {
+			size_t l = strlen(pending);
+			snprintf(pending + l, pending_len - l, "%s%s.%s", l ? "," : "", where,
+				 o->name);
+		}
+	}
+	return kept;
+}
+
 /* Markdown: '|' would end a cell and a newline would end the row. */
 static void md_cell(FILE *out, const char *s)
 {
@@ -873,6 +1013,9 @@ void ig_cfg_doc(FILE *out, const char *title, const char *intro, const struct ig
 			fprintf(out, " At most %lld bytes.", (long long)o->max);
 		if (o->min < o->max && o->type == IG_OPT_STRLIST)
 			fprintf(out, " At most %lld entries.", (long long)o->max);
+		if (o->flags & IG_OPTF_RESTART)
+			fputs(" *Restart to change* (a reload keeps the running value and warns).",
+			      out);
 		fputs(" |\n", out);
 	}
 	fputc('\n', out);

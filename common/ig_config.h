@@ -43,6 +43,9 @@ enum ig_opt_type {
 };
 
 #define IG_OPTF_REQUIRED 0x1
+/* Read once at start: a reload keeps the running value and says so by name
+ * (ig_cfg_keep_restart); the reference marks it "restart to change". */
+#define IG_OPTF_RESTART 0x2
 
 struct ig_strlist {
 	size_t n;
@@ -71,6 +74,13 @@ int ig_cfg_apply(const struct ig_opt *table, const struct ig_ynode *map, void *d
 		 const char *where, const char *const *ignore, struct ig_err *err);
 /* Frees the strings and lists ig_cfg_apply allocated in dst. */
 void ig_cfg_free(const struct ig_opt *table, void *dst);
+/* For a reload: each IG_OPTF_RESTART option whose value in newc differs from
+ * the running oldc is set back to the running value in newc (so newc holds
+ * what is in force), logged as a warning naming "<where>.<name>" with both
+ * values, and its name appended to pending ("a.b,c.d"; may be NULL) when it
+ * fits. Returns how many were kept, or -ENOMEM (newc then still valid). */
+int ig_cfg_keep_restart(const struct ig_opt *table, void *newc, const void *oldc, const char *where,
+			char *pending, size_t pending_len);
 /* Markdown table of the options (name, type, default, description). */
 void ig_cfg_doc(FILE *out, const char *title, const char *intro, const struct ig_opt *table);
 

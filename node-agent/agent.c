@@ -46,6 +46,8 @@ struct ig_agent {
 	uint64_t records; /* records encoded */
 	uint64_t lost_encode; /* records that could not be encoded */
 	uint64_t ringbuf_full_closed, other_lost_closed; /* from probes closed by a reload */
+	char restart_pending[512]; /* restart-only settings the file changed, kept (reload) */
+	char *ov_aggregator, *ov_node_name, *ov_buffer_dir; /* command line: win on reload */
 	uint64_t last_stats_ns, last_publish_ns;
 	struct ig_httpd *httpd;
 	struct ig_ident *ident;
@@ -327,6 +329,30 @@ static void drain_probes(struct ig_agent *a)
 	}
 }
 
+static int set_str(char **dst, const char *v)
+{
+	char *c;
+
+	if (!v)
+		return 0;
+	if (!(c = strdup(v)))
+		return -ENOMEM;
+	free(*dst);
+	*dst = c;
+	return 0;
+}
+
+int ig_agent_overrides_apply(const struct ig_agent_overrides *o, struct ig_conf *c)
+{
+	if (!o)
+		return 0;
+	if (set_str(&c->agent.aggregator, o->aggregator) ||
+	    set_str(&c->agent.node_name, o->node_name) ||
+	    set_str(&c->agent.buffer_dir, o->buffer_dir))
+		return -ENOMEM;
+	return 0;
+}
+
 /* SIGHUP: load and validate the file again; on success restart the probes
  * with the new settings (a short gap in coverage while they reload); on
  * failure keep everything as it is. */
@@ -342,19 +368,18 @@ static void reload(struct ig_agent *a)
 			 ig_err_str(&err));
 		return;
 	}
-	if (strcmp(nc->agent.aggregator, a->conf->agent.aggregator) != 0)
-		ig_warn("agent.aggregator changed; restart the agent to apply it", "old=%s new=%s",
-			a->conf->agent.aggregator, nc->agent.aggregator);
-	if (strcmp(nc->agent.tls_dir, a->conf->agent.tls_dir) != 0 ||
-	    strcmp(nc->agent.tls_server_name, a->conf->agent.tls_server_name) != 0 ||
-	    nc->agent.plaintext != a->conf->agent.plaintext)
-		ig_warn("agent.tls_dir, tls_server_name or plaintext changed; restart the agent to "
-			"apply it (the files in tls_dir themselves are re-read when they change)",
-			"old_dir=%s new_dir=%s", a->conf->agent.tls_dir, nc->agent.tls_dir);
-	if (nc->agent.wire_version != a->conf->agent.wire_version)
-		ig_warn("agent.wire_version changed; restart the agent to apply it",
-			"old=%llu new=%llu", (unsigned long long)a->conf->agent.wire_version,
-			(unsigned long long)nc->agent.wire_version);
+	/* The command line wins as at start; then settings read once at start
+	 * keep their running values, by name (the files in tls_dir themselves
+	 * are re-read when they change). */
+	struct ig_agent_overrides ov = { a->ov_aggregator, a->ov_node_name, a->ov_buffer_dir };
+	a->restart_pending[0] = 0;
+	if (ig_agent_overrides_apply(&ov, nc) < 0 ||
+	    ig_conf_keep_restart_agent(nc, a->conf, a->restart_pending,
+				       sizeof(a->restart_pending)) < 0) {
+		ig_error("reload rejected: out of memory; keeping the running configuration", NULL);
+		ig_conf_free(nc);
+		return;
+	}
 	drain_probes(a);
 	seal_batch(a);
 	close_probes(a);
@@ -373,19 +398,13 @@ static void reload(struct ig_agent *a)
 		return;
 	}
 	ig_privs_lower();
-	/* Keep node identity and sender settings of the running instance. */
-	free(nc->agent.node_name);
-	nc->agent.node_name = strdup(a->conf->agent.node_name);
-	free(nc->agent.agent_id);
-	nc->agent.agent_id = strdup(a->conf->agent.agent_id);
-	free(nc->agent.buffer_dir);
-	nc->agent.buffer_dir = strdup(a->conf->agent.buffer_dir);
 	ig_log_set_level((enum ig_log_level)nc->agent.log_level);
 	ig_log_set_format((enum ig_log_format)nc->agent.log_format);
 	ig_conf_free(a->conf);
 	a->conf = nc;
-	ig_info("configuration reloaded", "file=%s probes=%d",
-		a->config_path ? a->config_path : "<default>", a->nprobes);
+	ig_info("configuration reloaded", "file=%s probes=%d restart_pending=%s",
+		a->config_path ? a->config_path : "<default>", a->nprobes,
+		a->restart_pending[0] ? a->restart_pending : "none");
 }
 
 /* With TLS the aggregator knows this agent by its certificate and refuses
@@ -430,7 +449,7 @@ static int check_tls_identity(const struct ig_agent_conf *ac, struct ig_err *err
 }
 
 int ig_agent_new(struct ig_agent **out, struct ig_conf *conf, const char *config_path,
-		 struct ig_err *err)
+		 const struct ig_agent_overrides *ov, struct ig_err *err)
 {
 	struct ig_agent *a = calloc(1, sizeof(*a));
 	sigset_t mask;
@@ -438,6 +457,15 @@ int ig_agent_new(struct ig_agent **out, struct ig_conf *conf, const char *config
 
 	if (!a)
 		return -ENOMEM;
+	if (ov && (set_str(&a->ov_aggregator, ov->aggregator) ||
+		   set_str(&a->ov_node_name, ov->node_name) ||
+		   set_str(&a->ov_buffer_dir, ov->buffer_dir))) {
+		free(a->ov_aggregator);
+		free(a->ov_node_name);
+		free(a->ov_buffer_dir);
+		free(a);
+		return -ENOMEM;
+	}
 	a->conf = conf;
 	a->config_path = config_path ? strdup(config_path) : NULL;
 	a->epfd = -1;
@@ -606,5 +634,8 @@ void ig_agent_free(struct ig_agent *a)
 		close(a->epfd);
 	ig_conf_free(a->conf);
 	free(a->config_path);
+	free(a->ov_aggregator);
+	free(a->ov_node_name);
+	free(a->ov_buffer_dir);
 	free(a);
 }

@@ -16,9 +16,18 @@
 
 struct ig_agent;
 
-/* Takes ownership of conf. config_path is re-read on SIGHUP (NULL = default). */
+/* Command-line settings that win over the file, at start and on every reload
+ * (NULL: the file's). */
+struct ig_agent_overrides {
+	const char *aggregator, *node_name, *buffer_dir;
+};
+/* Writes o's settings into c. 0 or -ENOMEM. */
+int ig_agent_overrides_apply(const struct ig_agent_overrides *o, struct ig_conf *c);
+
+/* Takes ownership of conf (overrides already applied). config_path is re-read
+ * on SIGHUP (NULL = default), and ov (copied; may be NULL) applied to it. */
 int ig_agent_new(struct ig_agent **out, struct ig_conf *conf, const char *config_path,
-		 struct ig_err *err);
+		 const struct ig_agent_overrides *ov, struct ig_err *err);
 /* Runs until SIGTERM/SIGINT. Returns 0 on a clean shutdown. */
 int ig_agent_run(struct ig_agent *a);
 void ig_agent_free(struct ig_agent *a);

@@ -100,17 +100,11 @@ int main(int argc, char **argv)
 	struct ig_conf *conf = ig_cli_load("ingrain-agent", config, NULL);
 	if (!conf)
 		return 1;
-	if (aggregator) {
-		free(conf->agent.aggregator);
-		conf->agent.aggregator = strdup(aggregator);
-	}
-	if (node) {
-		free(conf->agent.node_name);
-		conf->agent.node_name = strdup(node);
-	}
-	if (buffer_dir) {
-		free(conf->agent.buffer_dir);
-		conf->agent.buffer_dir = strdup(buffer_dir);
+	const struct ig_agent_overrides ov = { aggregator, node, buffer_dir };
+	if (ig_agent_overrides_apply(&ov, conf) < 0) {
+		fprintf(stderr, "ingrain-agent: out of memory\n");
+		ig_conf_free(conf);
+		return 1;
 	}
 	enum ig_log_level lvl = (enum ig_log_level)conf->agent.log_level;
 	if (level && ig_log_level_parse(level, &lvl) < 0) {
@@ -124,7 +118,7 @@ int main(int argc, char **argv)
 
 	struct ig_agent *a = NULL;
 	ig_err_init(&err);
-	if (ig_agent_new(&a, conf, config, &err) < 0) {
+	if (ig_agent_new(&a, conf, config, &ov, &err) < 0) {
 		ig_error("cannot start the agent", "errors=\"%s\"", ig_err_str(&err));
 		fprintf(stderr, "ingrain-agent: cannot start:\n%s", ig_err_str(&err));
 		ig_conf_free(conf);

@@ -1062,6 +1062,41 @@ static void test_probe_descs_match_the_enum(void **state)
 	assert_non_null(ig_probe_descs[IG_PROBE_FILES].summary);
 }
 
+/* A reload: restart-only settings keep their running values (strings, numbers,
+ * lists, enums), each named in pending; the others take the file's. */
+static void test_keep_restart(void **state)
+{
+	(void)state;
+	struct ig_conf *run = conf_ok("agent: {aggregator: tcp://a:1, queue_max_batches: 10,\n"
+				      "  batch_max_records: 5, plaintext: true}\n"
+				      "kubernetes: {enabled: \"off\", label_allowlist: [app]}\n"
+				      "aggregator: {max_msg_bytes: 1MiB, max_agents: 3}\n");
+	struct ig_conf *nc = conf_ok("agent: {aggregator: tcp://b:2, queue_max_batches: 20,\n"
+				     "  batch_max_records: 6, plaintext: true}\n"
+				     "kubernetes: {enabled: \"on\", label_allowlist: [app, tier]}\n"
+				     "aggregator: {max_msg_bytes: 2MiB, max_agents: 4}\n");
+	char pending[256] = "";
+
+	assert_int_equal(ig_conf_keep_restart_agent(nc, run, pending, sizeof(pending)), 4);
+	assert_string_equal(pending, "agent.aggregator,agent.queue_max_batches,"
+				     "kubernetes.enabled,kubernetes.label_allowlist");
+	assert_string_equal(nc->agent.aggregator, "tcp://a:1");
+	assert_int_equal(nc->agent.queue_max_batches, 10);
+	assert_int_equal(nc->agent.batch_max_records, 6); /* applied on reload */
+	assert_int_equal(nc->kubernetes.enabled, run->kubernetes.enabled);
+	assert_int_equal(nc->kubernetes.label_allowlist.n, 1);
+	assert_string_equal(nc->kubernetes.label_allowlist.v[0], "app");
+	pending[0] = 0;
+	assert_int_equal(ig_conf_keep_restart_aggregator(nc, run, pending, sizeof(pending)), 1);
+	assert_string_equal(pending, "aggregator.max_msg_bytes");
+	assert_int_equal(nc->aggregator.max_msg_bytes, 1024 * 1024);
+	assert_int_equal(nc->aggregator.max_agents, 4);
+	/* Nothing left to keep: the same again changes nothing. */
+	assert_int_equal(ig_conf_keep_restart_agent(nc, run, NULL, 0), 0);
+	ig_conf_free(nc);
+	ig_conf_free(run);
+}
+
 static void test_conf_free_accepts_null(void **state)
 {
 	ig_conf_free(NULL);
@@ -1126,6 +1161,7 @@ int main(void)
 		cmocka_unit_test(test_conf_doc_lists_every_section),
 		cmocka_unit_test(test_probe_descs_match_the_enum),
 		cmocka_unit_test(test_conf_free_accepts_null),
+		cmocka_unit_test(test_keep_restart),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
