@@ -205,7 +205,10 @@ for line in open(log):
     if not line.startswith("{"):
         continue
     t = json.loads(line).get("tags", {})
-    if t.get("path") != marker:
+    # The container's first opens may precede the agent learning its new
+    # cgroup (docs/kubernetes.md: counted as identity misses): judge the
+    # first event that carries its id.
+    if t.get("path") != marker or t.get("container_id") != cid:
         continue
     ok = (t.get("container_id") == cid and t.get("runtime") == "podman" and t.get("scope") == "container"
           and t.get("process") == "cat" and t.get("node") == "ig-img-node"
