@@ -67,6 +67,11 @@ static int needed(const struct ig_conf *c, struct need *out, int max)
 			out[n++] = (struct need){ CAP_NET_ADMIN, probe_name(k),
 						  "attaching cgroup_skb programs (method: "
 						  "cgroup_skb)" };
+		/* The payload capture layer: cgroup_skb and cgroup sock programs. */
+		if (k == IG_PROBE_DNS || k == IG_PROBE_TLS)
+			out[n++] = (struct need){ CAP_NET_ADMIN, probe_name(k),
+						  "attaching the capture layer's cgroup_skb and "
+						  "cgroup sock programs" };
 	}
 	return n;
 }

@@ -79,4 +79,27 @@ capsh --drop="$(drop_all_but "$DOC_SET")" -- \
 	>"$IG_TMP/no-net-admin.log" 2>&1 || rc=$?
 ig_check "traffic method cgroup_skb without cap_net_admin: refused, naming it" \
 	bash -c "[ $rc = 1 ] && grep -q 'probe traffic needs cap_net_admin' '$IG_TMP/no-net-admin.log'"
+
+# The payload probes (dns, tls: cgroup_skb and cgroup sock programs) need
+# cap_net_admin too: refused without it; with it they run, keep it permitted
+# after the drop, and reload (the capture layer attaches again).
+ig_files_config "$IG_TMP/dns.yaml" "$port" "$mon" "$out"
+sed -i "s|^probes:|probes:\n  dns:\n    pipelines: [archive]\n  tls:\n    pipelines: [archive]|" "$IG_TMP/dns.yaml"
+rc=0
+capsh --drop="$(drop_all_but "$DOC_SET")" -- \
+	-c "exec '$IG_AGENT' -c '$IG_TMP/dns.yaml' --buffer-dir '$IG_TMP/agent-buffer'" \
+	>"$IG_TMP/dns-no-net-admin.log" 2>&1 || rc=$?
+ig_check "dns and tls without cap_net_admin: refused, naming it" \
+	bash -c "[ $rc = 1 ] && grep -q 'probe dns needs cap_net_admin' '$IG_TMP/dns-no-net-admin.log'"
+NET_SET=cap_bpf,cap_perfmon,cap_net_admin
+ig_start_aggregator "$IG_TMP/dns.yaml"
+: >"$IG_TMP/agent.log"
+ig_start agent "$IG_TMP/agent.log" "agent running" capsh --drop="$(drop_all_but "$NET_SET")" -- \
+	-c "exec '$IG_AGENT' -c '$IG_TMP/dns.yaml' --buffer-dir '$IG_TMP/agent-buffer'"
+ig_check "dns and tls: cap_net_admin stays permitted for reloads" \
+	grep -q 'capabilities dropped.*permitted=cap_bpf,cap_perfmon,cap_net_admin' "$IG_TMP/agent.log"
+kill -HUP "$IG_PID_agent"
+ig_wait_for "the dns/tls reload" 15 grep -q "configuration reloaded" "$IG_TMP/agent.log"
+ig_check "dns and tls reloaded under the dropped capabilities" \
+	bash -c "! grep -q 'reload failed' '$IG_TMP/agent.log' && [ \$(grep -c 'payload capture attached' '$IG_TMP/agent.log') = 2 ]"
 ig_done
