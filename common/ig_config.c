@@ -838,6 +838,66 @@ static const char *value_text(const struct ig_opt *o, const void *p, char *buf, 
 	}
 }
 
+/* Bytes of a fixed-size option value (0 for strings, lists and nodes). */
+static size_t scalar_size(enum ig_opt_type t)
+{
+	switch (t) {
+	case IG_OPT_BOOL:
+		return sizeof(bool);
+	case IG_OPT_INT:
+		return sizeof(int64_t);
+	case IG_OPT_UINT:
+	case IG_OPT_DURATION:
+	case IG_OPT_SIZE:
+		return sizeof(uint64_t);
+	case IG_OPT_ENUM:
+		return sizeof(int);
+	default:
+		return 0;
+	}
+}
+
+/* Whether the values at a and b are equal. */
+static bool value_eq(const struct ig_opt *o, const void *a, const void *b)
+{
+	if (o->type == IG_OPT_STR) {
+		const char *x = *(char *const *)a, *y = *(char *const *)b;
+		return (!x && !y) || (x && y && !strcmp(x, y));
+	}
+	if (o->type == IG_OPT_STRLIST)
+		return strlist_eq(a, b);
+	size_t n = scalar_size(o->type);
+	return !n || !memcmp(a, b, n);
+}
+
+/* Replaces the value at dst with a copy of the one at src. 0 or -ENOMEM. */
+static int value_copy(const struct ig_opt *o, void *dst, const void *src)
+{
+	if (o->type == IG_OPT_STR) {
+		const char *b = *(char *const *)src;
+		char *c = b ? strdup(b) : NULL;
+		if (b && !c)
+			return -ENOMEM;
+		free(*(char **)dst);
+		*(char **)dst = c;
+	} else if (o->type == IG_OPT_STRLIST) {
+		const struct ig_strlist *b = src;
+		struct ig_strlist c = { 0, NULL };
+		if (b->n && !(c.v = calloc(b->n, sizeof(char *))))
+			return -ENOMEM;
+		for (; c.n < b->n; c.n++)
+			if (!(c.v[c.n] = strdup(b->v[c.n]))) {
+				ig_strlist_free(&c);
+				return -ENOMEM;
+			}
+		ig_strlist_free(dst);
+		*(struct ig_strlist *)dst = c;
+	} else {
+		memcpy(dst, src, scalar_size(o->type));
+	}
+	return 0;
+}
+
 int ig_cfg_keep_restart(const struct ig_opt *table, void *newc, const void *oldc, const char *where,
 			char *pending, size_t pending_len)
 {
@@ -847,83 +907,15 @@ int ig_cfg_keep_restart(const struct ig_opt *table, void *newc, const void *oldc
 		const struct ig_opt *o = table;
 		char *np = (char *)newc + o->offset;
 		const char *op = (const char *)oldc + o->offset;
-		bool same = true;
-
-		if (!(o->flags & IG_OPTF_RESTART))
-			continue;
-		switch (o->type) {
-		case IG_OPT_STR: {
-			const char *a = *(char *const *)np, *b = *(char *const *)op;
-			same = (!a && !b) || (a && b && !strcmp(a, b));
-			break;
-		}
-		case IG_OPT_BOOL:
-			same = *(bool *)np == *(const bool *)op;
-			break;
-		case IG_OPT_INT:
-			same = *(int64_t *)np == *(const int64_t *)op;
-			break;
-		case IG_OPT_UINT:
-		case IG_OPT_DURATION:
-		case IG_OPT_SIZE:
-			same = *(uint64_t *)np == *(const uint64_t *)op;
-			break;
-		case IG_OPT_ENUM:
-			same = *(int *)np == *(const int *)op;
-			break;
-		case IG_OPT_STRLIST:
-			same = strlist_eq((struct ig_strlist *)np, (const struct ig_strlist *)op);
-			break;
-		default:
-			break;
-		}
-		if (same)
-			continue;
 		char nb[256], ob[256];
+
+		if (!(o->flags & IG_OPTF_RESTART) || value_eq(o, np, op))
+			continue;
 		ig_warn("reload: this setting takes effect at restart only; the running value stays",
 			"setting=%s.%s file=\"%s\" running=\"%s\"", where, o->name,
 			value_text(o, np, nb, sizeof(nb)), value_text(o, op, ob, sizeof(ob)));
-		switch (o->type) {
-		case IG_OPT_STR: {
-			const char *b = *(char *const *)op;
-			char *c = b ? strdup(b) : NULL;
-			if (b && !c)
-				return -ENOMEM;
-			free(*(char **)np);
-			*(char **)np = c;
-			break;
-		}
-		case IG_OPT_STRLIST: {
-			const struct ig_strlist *b = (const struct ig_strlist *)op;
-			struct ig_strlist c = { 0, NULL };
-			if (b->n && !(c.v = calloc(b->n, sizeof(char *))))
-				return -ENOMEM;
-			for (; c.n < b->n; c.n++)
-				if (!(c.v[c.n] = strdup(b->v[c.n]))) {
-					ig_strlist_free(&c);
-					return -ENOMEM;
-				}
-			ig_strlist_free((struct ig_strlist *)np);
-			*(struct ig_strlist *)np = c;
-			break;
-		}
-		case IG_OPT_BOOL:
-			*(bool *)np = *(const bool *)op;
-			break;
-		case IG_OPT_INT:
-			*(int64_t *)np = *(const int64_t *)op;
-			break;
-		case IG_OPT_UINT:
-		case IG_OPT_DURATION:
-		case IG_OPT_SIZE:
-			*(uint64_t *)np = *(const uint64_t *)op;
-			break;
-		case IG_OPT_ENUM:
-			*(int *)np = *(const int *)op;
-			break;
-		default:
-			break;
-		}
+		if (value_copy(o, np, op) < 0)
+			return -ENOMEM;
 		kept++;
 		if (pending && pending_len) {
 			size_t l = strlen(pending);
