@@ -17,25 +17,7 @@ out=$T/out.jsonl
 port=7421
 rm -rf $T
 mkdir -p $T
-fail() {
-	echo "FAIL: $*"
-	echo "--- agent.log"
-	tail -n 40 $T/agent.log
-	echo "--- aggregator.log"
-	tail -n 20 $T/aggregator.log
-	echo "--- out.jsonl"
-	tail -n 20 $out
-	exit 1
-}
-wait_for() { # DESC SECONDS CMD...
-	d=$1 n=$(($2 * 10))
-	shift 2
-	while ! "$@" >/dev/null 2>&1; do
-		n=$((n - 1))
-		[ $n -gt 0 ] || fail "timed out waiting for $d"
-		sleep 0.1
-	done
-}
+. /ig/guest-lib.sh
 cat >$T/config.yaml <<YAML
 agent:
   aggregator: tcp://127.0.0.1:$port
@@ -63,12 +45,7 @@ backends:
     format: json
     output: $out
 YAML
-ingrain-aggregator -c $T/config.yaml >$T/aggregator.log 2>&1 &
-agg=$!
-wait_for "the aggregator to listen" 60 grep -q "aggregator listening" $T/aggregator.log
-ingrain-agent -c $T/config.yaml >$T/agent.log 2>&1 &
-agent=$!
-wait_for "the agent to run its probes" 120 grep -q "agent running" $T/agent.log
+start_ingrain
 grep -q 'probe started.*probe=dns' $T/agent.log || fail "the dns probe did not start"
 grep -q 'probe started.*probe=tls' $T/agent.log || fail "the tls probe did not start"
 grep "probe attached\|capture" $T/agent.log | head -n 5

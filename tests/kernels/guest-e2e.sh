@@ -13,23 +13,7 @@ port=7411
 mport=7412
 rm -rf $T
 mkdir -p $mon $T/outside
-fail() {
-	echo "FAIL: $*"
-	echo "--- agent.log"
-	tail -n 40 $T/agent.log
-	echo "--- aggregator.log"
-	tail -n 20 $T/aggregator.log
-	exit 1
-}
-wait_for() { # DESC SECONDS CMD...
-	d=$1 n=$(($2 * 10))
-	shift 2
-	while ! "$@" >/dev/null 2>&1; do
-		n=$((n - 1))
-		[ $n -gt 0 ] || fail "timed out waiting for $d"
-		sleep 0.1
-	done
-}
+. /ig/guest-lib.sh
 cat >$T/config.yaml <<YAML
 agent:
   aggregator: tcp://127.0.0.1:$port
@@ -64,12 +48,7 @@ backends:
     format: json
     output: $out
 YAML
-ingrain-aggregator -c $T/config.yaml >$T/aggregator.log 2>&1 &
-agg=$!
-wait_for "the aggregator to listen" 60 grep -q "aggregator listening" $T/aggregator.log
-ingrain-agent -c $T/config.yaml >$T/agent.log 2>&1 &
-agent=$!
-wait_for "the agent to run its probes" 120 grep -q "agent running" $T/agent.log
+start_ingrain
 grep "probe attached" $T/agent.log
 
 # Opens: 3 inside (read, create, ENOENT), 1 outside, 1 prefix sibling.

@@ -187,6 +187,7 @@ build_common_cpio() {
 	cp "$here/guest-init.sh" "$root/init"
 	cp "$here/guest-e2e.sh" "$root/ig/e2e_files"
 	cp "$here/guest-e2e-capture.sh" "$root/ig/e2e_capture"
+	cp "$here/guest-lib.sh" "$root/ig/guest-lib.sh"
 	# The capture test's ClientHello: the integration tests' 1.8 KB hello.
 	python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import tls_hello
 sys.stdout.buffer.write(tls_hello.client_hello("kernel-matrix.example"))' "$src/tests/integration" >"$root/ig/hello.bin"
