@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Acknowledged delivery: while a process opens thousands of distinct files in
 # the monitored directory, the aggregator is killed with SIGKILL and restarted.
-# Every open must reach the output exactly once (count and identity): the
-# agent keeps unacked envelopes and resends them; the restarted aggregator
-# recognises resends of what it had already written (state_dir) and skips them.
+# Every open must reach the output (count and identity), none lost: the agent
+# keeps unacked envelopes and resends them; the restarted aggregator
+# recognises resends of what it had already written (state_dir) and skips
+# them. The one duplicate docs/wire-format.md allows: the envelope the
+# aggregator was writing when it was killed (written, or partly written,
+# before its seq was persisted) is written again whole after the resend; so
+# duplicates, if any, are one run of consecutive opens, each twice, at most
+# one envelope (batch_max_records = 512) long.
 # Before the crash the aggregator is stalled (SIGSTOP) past the agent's
 # ack_timeout, so that resends and duplicate answers certainly occur; the
 # test asserts both from the agent's counters. Every step waits on state.
@@ -71,11 +76,21 @@ missing = want - set(c)
 dups = {p: k for p, k in c.items() if k > 1}
 extra = set(c) - want
 print("distinct=%d missing=%d duplicated=%d extra=%d" % (len(c), len(missing), len(dups), len(extra)))
-if missing or dups or extra:
+bad = bool(missing or extra)
+if dups:
+    idx = sorted(int(p.rsplit("/f", 1)[1]) for p in dups if p in want)
+    one_run = len(idx) == len(dups) and idx[-1] - idx[0] + 1 == len(idx)
+    twice = all(k == 2 for k in dups.values())
+    print("duplicates: f%d..f%d, %d opens, each twice: %s, one run: %s"
+          % (idx[0], idx[-1], len(idx), twice, one_run) if idx else "duplicates outside the set")
+    if not (one_run and twice and len(idx) <= 512):
+        print("more than the one envelope in flight at the crash was duplicated")
+        bad = True
+if bad:
     print("missing sample:", sorted(missing)[:5], "dups sample:", list(dups.items())[:5])
     sys.exit(1)
 PY
-ig_pass "all $N opens delivered exactly once across an aggregator SIGKILL + restart"
+ig_pass "all $N opens delivered across an aggregator SIGKILL + restart, none lost, at most the envelope in flight at the crash twice"
 stats=$(grep 'msg="stats"' "$IG_TMP/agent.log" | tail -n 1)
 ig_log "agent: $stats"
 ig_check "the agent resent envelopes (stall and crash)" grep -Eq ' resends=[1-9]' <<<"$stats"
